@@ -1,0 +1,82 @@
+"""Atomic file writes: temporary file in the same folder, fsync, ``os.replace``, fsync of the folder.
+
+A reader (or a crash at any moment) sees either the complete old file or the complete new one, never a torn
+file. Every file heartseg writes (masks, sidecars, journals, model versions, exports) goes through here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+from core.errors import HeartsegError
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success it replaces ``target`` atomically.
+
+    The caller writes the whole file to the yielded path (any writer that takes a file name: cv2.imwrite,
+    nibabel.save, model.save ...). On an exception the temporary file is removed and ``target`` is untouched.
+    Raises :class:`HeartsegError` naming ``target`` when the folder is missing, read-only or full.
+    """
+    target = Path(target)
+    folder = target.parent
+    if not folder.is_dir():
+        raise HeartsegError("cannot save: the folder does not exist", folder)
+    # keep the real extension last so writers that choose a format by suffix still work
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{''.join(target.suffixes)}",
+                                        dir=folder)
+    except OSError as exc:
+        raise HeartsegError(f"cannot save: {exc.strerror or exc}", target) from exc
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise HeartsegError(f"cannot save: {exc.strerror or exc}", target) from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(folder)
+
+
+def write_bytes_atomic(target: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+
+
+def write_text_atomic(target: str | Path, text: str) -> None:
+    """Write UTF-8 ``text`` to ``target`` atomically."""
+    write_bytes_atomic(target, text.encode("utf-8"))
+
+
+def write_with_atomic(target: str | Path, writer: Callable[[Path], None]) -> None:
+    """Call ``writer(tmp_path)`` and move the result over ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        writer(tmp)

@@ -1,0 +1,23 @@
+"""The project's one documented error type.
+
+Every problem a user can act on (a bad file, a missing folder, a model that does not fit) is raised as
+:class:`HeartsegError` with a one-line message that names the file and the problem. The CLI prints that line
+to stderr and exits non-zero; the window shows it in a dialog.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class HeartsegError(Exception):
+    """A user-facing error: ``str(err)`` is one line, ``<path>: <problem>`` when a file is involved."""
+
+    def __init__(self, message: str, path: str | Path | None = None):
+        self.path = None if path is None else Path(path)
+        text = " ".join(str(message).split())  # always one line
+        super().__init__(f"{self.path}: {text}" if self.path is not None else text)
+
+
+class Cancelled(Exception):
+    """Raised inside a core job when its :class:`~core.types.CancelToken` was set."""

@@ -1,0 +1,49 @@
+"""Where the bundled files are: found both from a source checkout and from an installed wheel.
+
+``resources/`` is installed as a package (``import resources``); its files are located with
+``importlib.resources`` so the same code works from a checkout, an editable install and a wheel.
+"""
+
+from __future__ import annotations
+
+from importlib import resources as _ir
+from pathlib import Path
+
+
+def resources_dir() -> Path:
+    """The folder holding the bundled files."""
+    return Path(str(_ir.files("resources")))
+
+
+def bundled_model_path() -> Path:
+    """The default U-Net (``.keras``), version 0 of every model registry."""
+    return resources_dir() / "model" / "heartseg_unet.keras"
+
+
+def model_card_path() -> Path:
+    return resources_dir() / "model" / "MODEL_CARD.md"
+
+
+def sample_dir() -> Path:
+    """The bundled sample scan (TotalSegmentator chest crop, Apache-2.0; attribution in ``SOURCE.md``)."""
+    return resources_dir() / "sample" / "ts_chest_crop"
+
+
+def sample_scan_path() -> Path:
+    """The sample CT as NIfTI (1.5 mm isotropic, Hounsfield units)."""
+    return sample_dir() / "ct.nii.gz"
+
+
+def sample_mask_path() -> Path:
+    """The sample's heart mask on the same grid (NIfTI, 0/1)."""
+    return sample_dir() / "heart.nii.gz"
+
+
+def sample_kaggle_patient() -> Path:
+    """The same sample in the Kaggle dataset layout (``image/`` and ``mask/`` PNGs): a one-patient dataset."""
+    return sample_dir() / "kaggle_layout" / "ts_pulm"
+
+
+def kaggle_manifest_path() -> Path:
+    """The Kaggle ``ct-heart-segmentation`` file manifest (path, size, sha256) for ``heartseg verify-dataset``."""
+    return resources_dir() / "kaggle_manifest.tsv"
