@@ -1,0 +1,172 @@
+"""The bodies of the ``heartseg`` CLI sub-commands (argument parsing lives in :mod:`core.cli`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import HeartsegError
+from core.types import CancelToken
+
+
+def _progress():
+    from core.cli import ProgressBar
+
+    return ProgressBar()
+
+
+def _model_path(path) -> Path:
+    from core.resources import bundled_model_path
+
+    return Path(path) if path is not None else bundled_model_path()
+
+
+def _postprocess(args):
+    from core.inference import DEFAULT_POSTPROCESS, NO_POSTPROCESS
+
+    return NO_POSTPROCESS if getattr(args, "no_postprocess", False) else DEFAULT_POSTPROCESS
+
+
+# ----------------------------------------------------------------------------------------------------- train
+def cmd_train(args) -> int:
+    from core.cli import sigint_cancels
+    from core.dataset import open_dataset, patient_split
+    from core.training import TrainConfig, load_slice_pairs, train
+
+    dataset = open_dataset(args.data)
+    labelled = [p.pid for p in dataset.patients if p.has_masks]
+    if not labelled:
+        raise HeartsegError("no patient with masks to train on", args.data)
+    val_list = [p.strip() for p in args.val_patients.split(",")] if args.val_patients else None
+    train_pids, val_pids = patient_split(labelled, args.val_fraction, args.seed, val_list)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, image_size=args.image_size,
+                         loss=args.loss, learning_rate=args.learning_rate, augment=not args.no_augment,
+                         geometric=args.geometric, seed=args.seed, steps_per_epoch=args.steps_per_epoch,
+                         early_stopping_patience=args.early_stopping_patience,
+                         corrected_weight=args.corrected_weight)
+
+    def pairs(pids):
+        out = []
+        for p in dataset.training_pairs(pids):
+            weight = config.corrected_weight if p.state == "corrected" else 1.0
+            out.append((p.image_path, p.mask_path, weight, f"{p.pid}/{p.image_path.stem}"))
+        return out
+
+    bar = _progress()
+    print(f"training on {len(train_pids)} patients ({', '.join(train_pids)}), "
+          f"validating on {len(val_pids)} ({', '.join(val_pids) or 'none'})", file=sys.stderr)
+    train_set = load_slice_pairs(pairs(train_pids), config.image_size, progress=bar)
+    val_set = load_slice_pairs(pairs(val_pids), config.image_size, progress=bar) if val_pids else None
+    init_model = args.init_model
+    registry = None
+    if args.registry is not None or args.from_version is not None:
+        from core.registry import ModelRegistry
+
+        if args.registry is None:
+            raise HeartsegError("--from-version needs --registry")
+        registry = ModelRegistry(args.registry)
+        if args.from_version is not None:
+            init_model = registry.model_path(args.from_version)
+    cancel = CancelToken()
+    sigint_cancels(cancel)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "split.json").write_text(json.dumps({"train": train_pids, "val": val_pids}, indent=2))
+    result = train(train_set, val_set, config, args.out, init_model=init_model, progress=bar, cancel=cancel)
+    state = "cancelled" if result.cancelled else "finished"
+    if result.best_model_path is None:
+        print(f"training {state} before the first epoch ended: no model written", file=sys.stderr)
+        return 130 if result.cancelled else 1
+    print(f"training {state}: best epoch {result.best_epoch} (val_loss {result.best_val_loss:.4f}), "
+          f"{result.images_per_second:.1f} images/s -> {result.best_model_path}", file=sys.stderr)
+    if registry is not None and not result.cancelled:
+        version = registry.add_version(result, config, parent=args.from_version, data_root=args.data,
+                                       train_pids=train_pids, val_pids=val_pids)
+        print(f"registered as version {version}", file=sys.stderr)
+    return 130 if result.cancelled else 0
+
+
+# --------------------------------------------------------------------------------------------------- predict
+def cmd_predict(args) -> int:
+    from core.inference import Predictor, probabilities_to_masks
+    from core.io import open_scan
+    from core.io.masks import write_mask_nifti, write_mask_pngs
+    from core.model import load_model
+    from core.preprocess import to_kaggle_scale
+
+    volume = open_scan(args.scan)  # reads and validates everything before anything is written
+    model_path = _model_path(args.model)
+    model = load_model(model_path)
+    predictor = Predictor(model, batch_size=args.batch_size, name=model_path.name)
+    probs = predictor.predict_volume(volume, progress=_progress())
+    masks = probabilities_to_masks(probs, postprocess=_postprocess(args))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if volume.kind in ("kaggle_patient", "png_folder"):
+        written = write_mask_pngs(out, masks, volume.slice_names)
+        print(f"{len(written)} masks -> {out}", file=sys.stderr)
+    else:
+        from core.atomic import write_with_atomic
+        import cv2
+
+        pid = volume.name
+        for sub in ("image", "mask"):
+            (out / pid / sub).mkdir(parents=True, exist_ok=True)
+        names = [f"1-{i + 1:03d}" for i in range(volume.n_slices)]
+        for name, img in zip(names, to_kaggle_scale(volume)):
+            ok, buf = cv2.imencode(".png", img)
+            write_with_atomic(out / pid / "image" / f"{name}.png", lambda p, b=buf: p.write_bytes(b.tobytes()))
+        write_mask_pngs(out / pid / "mask", masks, names)
+        nifti = out / f"{pid}_heart.nii.gz"
+        write_mask_nifti(nifti, masks, volume)
+        print(f"{len(names)} slices -> {out / pid} (Kaggle layout) and {nifti}", file=sys.stderr)
+    heart = int((masks.reshape(masks.shape[0], -1).max(axis=1) > 0).sum())
+    print(f"heart found on {heart} of {volume.n_slices} slices", file=sys.stderr)
+    return 0
+
+
+# -------------------------------------------------------------------------------------------------- evaluate
+def _labelled_volumes(args):
+    """Yield ``(patient_id, Volume)`` for every labelled scan of ``args.data``."""
+    from core.io import open_scan
+
+    data = Path(args.data)
+    if data.is_file() or args.mask is not None:
+        vol = open_scan(data, args.mask)
+        if vol.mask is None:
+            raise HeartsegError("this scan has no mask to evaluate against (give --mask)", data)
+        return [(vol.name, vol)]
+    from core.dataset import open_dataset
+
+    dataset = open_dataset(data)
+    pids = [p.strip() for p in args.patients.split(",")] if args.patients else \
+        [p.pid for p in dataset.patients if p.has_masks]
+    if not pids:
+        raise HeartsegError("no patient with masks to evaluate", data)
+    return [(pid, dataset.load(pid)) for pid in pids]
+
+
+def cmd_evaluate(args) -> int:
+    from core.evaluation import evaluate_volumes, write_report
+    from core.model import load_model
+
+    volumes = _labelled_volumes(args)
+    model_path = _model_path(args.model)
+    model = load_model(model_path)
+    report = evaluate_volumes(model, volumes, postprocess=_postprocess(args), progress=_progress(),
+                              panels_dir=Path(args.out) / "panels", panels_per_patient=args.panels)
+    text = write_report(report, Path(args.out), model_name=model_path.name)
+    print(text)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------- verify
+def cmd_verify(args) -> int:
+    from core.manifest import verify_dataset
+    from core.resources import kaggle_manifest_path
+
+    report = verify_dataset(args.root, args.manifest or kaggle_manifest_path(), progress=_progress())
+    print(report.summary())
+    return 0 if report.ok else 1

@@ -1,0 +1,178 @@
+"""Running the U-Net over a scan: batched, compiled once, current slice first, cancellable.
+
+:class:`Predictor` wraps a model in one ``tf.function`` with a fixed input signature ``(batch, s, s, 3)``; the
+last batch is padded, so the graph is traced once per predictor and there is no per-call ``model.predict``
+overhead. Slices are preprocessed (:mod:`core.preprocess`) in a background thread while the model runs on the
+previous batch.
+
+Output probabilities are ``(n_slices, rows, cols)`` float32 in 0..1 on the scan's own grid;
+:func:`probabilities_to_masks` thresholds them at 0.5 and applies the optional post-processing.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from core import preprocess
+from core.types import CancelToken, Progress, ProgressFn, Volume, check_cancel, report
+
+BatchFn = Callable[[list, np.ndarray], None]
+
+
+@dataclass(frozen=True)
+class PostprocessOptions:
+    """Clean-up of thresholded masks, as clinical tools do.
+
+    keep_largest_3d: keep only the largest 3-D connected region of the volume (the heart is one object).
+    min_region_px: drop 2-D regions smaller than this many pixels on each slice (0 = off).
+    min_slice_fraction: a slice keeps its mask only if the predicted area is at least this fraction of the
+        slice (0 = off) — suppresses specks on slices without heart.
+    """
+
+    keep_largest_3d: bool = False
+    min_region_px: int = 0
+    min_slice_fraction: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.keep_largest_3d or self.min_region_px > 0 or self.min_slice_fraction > 0
+
+
+#: Post-processing used by default (chosen on held-out data, see resources/model/MODEL_CARD.md).
+DEFAULT_POSTPROCESS = PostprocessOptions(keep_largest_3d=True)
+NO_POSTPROCESS = PostprocessOptions()
+
+
+def slice_order(n: int, first: Optional[int]) -> list[int]:
+    """All slice indices, starting at ``first`` and moving outward (first, first+1, first-1, first+2 ...)."""
+    if first is None or not 0 <= first < n:
+        return list(range(n))
+    order = [first]
+    for step in range(1, n):
+        for cand in (first + step, first - step):
+            if 0 <= cand < n:
+                order.append(cand)
+    return order
+
+
+class Predictor:
+    """A model compiled for inference. Thread-compatible: one call at a time per predictor."""
+
+    def __init__(self, model, *, batch_size: int = 8, name: Optional[str] = None, dtype: str = "float32"):
+        from core.model import check_model_io, load_model
+
+        if isinstance(model, (str, Path)):
+            self.name = name or Path(model).name
+            model = load_model(model)
+        else:
+            self.name = name or getattr(model, "name", "model")
+        self.model = model
+        self.image_size = check_model_io(model)
+        self.batch_size = int(batch_size)
+        self.dtype = dtype
+        self._fn = None
+
+    def _compiled(self):
+        if self._fn is None:
+            import tensorflow as tf
+
+            model = self.model
+            spec = tf.TensorSpec((self.batch_size, self.image_size, self.image_size, 3), tf.float32)
+
+            @tf.function(input_signature=[spec], reduce_retracing=True)
+            def run(x):
+                return model(x, training=False)
+
+            self._fn = run
+        return self._fn
+
+    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
+        """``(k, s, s, 3)`` float32 model input (k <= batch_size) -> ``(k, s, s)`` float32 probabilities."""
+        k = batch.shape[0]
+        if k > self.batch_size:
+            return np.concatenate([self.predict_batch(batch[i:i + self.batch_size])
+                                   for i in range(0, k, self.batch_size)])
+        if k < self.batch_size:
+            pad = np.zeros((self.batch_size - k,) + batch.shape[1:], np.float32)
+            batch = np.concatenate([batch, pad])
+        out = self._compiled()(np.ascontiguousarray(batch, np.float32))
+        return np.asarray(out)[:k, :, :, 0].astype(np.float32)
+
+    def predict_volume(self, volume: Volume, *, first: Optional[int] = None,
+                       indices: Optional[Sequence[int]] = None, progress: Optional[ProgressFn] = None,
+                       cancel: Optional[CancelToken] = None, on_batch: Optional[BatchFn] = None) -> np.ndarray:
+        """Heart probabilities for every slice: ``(n_slices, rows, cols)`` float32 0..1 (NaN-free).
+
+        ``first``: slice predicted first (the one on screen), then outward. ``indices``: only these slices
+        (others stay 0). ``on_batch(indices, probs (k, rows, cols))`` is called as each batch finishes.
+        Raises :class:`core.errors.Cancelled` when ``cancel`` is set (checked per batch).
+        """
+        order = list(indices) if indices is not None else slice_order(volume.n_slices, first)
+        if indices is not None and first in order:
+            order.remove(first)
+            order.insert(0, first)
+        rows, cols = volume.slice_shape
+        out = np.zeros((volume.n_slices, rows, cols), np.float32)
+        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        total = len(order)
+        done = 0
+        report(progress, Progress("predict", 0, total, "predicting"))
+
+        def prep(idx):
+            return preprocess.volume_to_model_input(volume, idx, self.image_size)
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(prep, batches[0]) if batches else None
+            for b, idx in enumerate(batches):
+                check_cancel(cancel)
+                x = pending.result()
+                if b + 1 < len(batches):
+                    pending = pool.submit(prep, batches[b + 1])
+                probs = self.predict_batch(x)
+                resized = np.stack([preprocess.probability_to_slice(p, (rows, cols)) for p in probs])
+                out[idx] = resized
+                done += len(idx)
+                if on_batch is not None:
+                    on_batch(list(idx), resized)
+                report(progress, Progress("predict", done, total, f"{done}/{total} slices"))
+        return out
+
+
+def predict_volume(model, volume: Volume, **kwargs) -> np.ndarray:
+    """One-shot convenience: ``Predictor(model).predict_volume(volume, **kwargs)``."""
+    return Predictor(model).predict_volume(volume, **kwargs)
+
+
+def probabilities_to_masks(probs: np.ndarray, threshold: float = preprocess.THRESHOLD,
+                           postprocess: Optional[PostprocessOptions] = None) -> np.ndarray:
+    """``(n, rows, cols)`` probabilities -> uint8 0/1 masks, thresholded (>= 0.5) then post-processed."""
+    masks = preprocess.threshold(probs, threshold)
+    if postprocess is None or not postprocess.active:
+        return masks
+    from scipy import ndimage
+
+    n, rows, cols = masks.shape
+    if postprocess.min_slice_fraction > 0:
+        area = masks.reshape(n, -1).sum(axis=1)
+        masks[area < postprocess.min_slice_fraction * rows * cols] = 0
+    if postprocess.min_region_px > 0:
+        for i in range(n):
+            if masks[i].any():
+                labels, count = ndimage.label(masks[i])
+                sizes = np.bincount(labels.ravel())
+                small = np.flatnonzero(sizes < postprocess.min_region_px)
+                small = small[small > 0]
+                if small.size:
+                    masks[i][np.isin(labels, small)] = 0
+    if postprocess.keep_largest_3d and masks.any():
+        labels, count = ndimage.label(masks)
+        if count > 1:
+            sizes = np.bincount(labels.ravel())
+            sizes[0] = 0
+            masks = (labels == int(np.argmax(sizes))).astype(np.uint8)
+    return masks

@@ -1,0 +1,137 @@
+"""NIfTI CT (``.nii`` / ``.nii.gz``) and NIfTI masks, reoriented to the display convention.
+
+The image is reoriented with nibabel so its data axes ``(x, y, z)`` point to ``('L', 'P', 'I')``; then
+``voxels = data.transpose(2, 1, 0)`` is ``(slice, row, col)`` with slice 0 most superior, rows anterior ->
+posterior, columns patient right -> left. The reoriented affine maps ``(col, row, slice)`` -> RAS mm and becomes
+``Volume.affine``. Header shape is checked against the size limits before any data is read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import nibabel as nib
+import numpy as np
+
+from core.errors import HeartsegError
+from core.io.common import binarize_mask, check_slice_size, check_total_voxels
+from core.types import CancelToken, Volume, check_cancel
+
+DISPLAY_AXCODES = ("L", "P", "I")
+
+
+def is_nifti_path(path: Path) -> bool:
+    name = path.name.lower()
+    return name.endswith(".nii") or name.endswith(".nii.gz")
+
+
+def _load(path: Path):
+    try:
+        img = nib.load(str(path))
+    except FileNotFoundError as exc:
+        raise HeartsegError("file not found", path) from exc
+    except OSError as exc:
+        raise HeartsegError(f"cannot read: {exc.strerror or exc}", path) from exc
+    except Exception as exc:  # noqa: BLE001 - nibabel raises ImageFileError, HeaderDataError, ValueError ...
+        raise HeartsegError(f"not a readable NIfTI file ({type(exc).__name__})", path) from exc
+    shape = tuple(int(s) for s in img.shape)
+    if len(shape) == 4 and shape[3] == 1:
+        img = img.slicer[..., 0]
+        shape = shape[:3]
+    if len(shape) == 2:
+        img = img.slicer[:, :, None]
+        shape = shape + (1,)
+    if len(shape) != 3:
+        raise HeartsegError(f"NIfTI image has shape {shape}; a 3-D CT volume is expected (4-D series are not "
+                            "supported)", path)
+    x, y, z = shape
+    check_slice_size(y, x, path)
+    check_total_voxels(z, y, x, path)
+    return img
+
+
+def _reorient(img, path: Path):
+    try:
+        current = nib.orientations.io_orientation(img.affine)
+        target = nib.orientations.axcodes2ornt(DISPLAY_AXCODES)
+        return img.as_reoriented(nib.orientations.ornt_transform(current, target))
+    except Exception as exc:  # noqa: BLE001
+        raise HeartsegError(f"cannot reorient NIfTI image ({exc})", path) from exc
+
+
+def _data(img, path: Path, dtype) -> np.ndarray:
+    try:
+        return np.asarray(img.dataobj, dtype=dtype) if dtype is not None else np.asanyarray(img.dataobj)
+    except Exception as exc:  # noqa: BLE001 - truncated gzip (EOFError), zlib errors ...
+        raise HeartsegError(f"damaged or truncated NIfTI data ({type(exc).__name__})", path) from exc
+
+
+def _hu_voxels(img, path: Path) -> np.ndarray:
+    """Reoriented data as ``(slice, row, col)`` int16 when the stored values are integral and fit, else float32."""
+    raw_dtype = img.get_data_dtype()
+    slope = float(getattr(img.dataobj, "slope", 1.0))
+    inter = float(getattr(img.dataobj, "inter", 0.0))
+    integral = (np.issubdtype(raw_dtype, np.integer) and np.isfinite(slope) and np.isfinite(inter)
+                and slope == round(slope) and inter == round(inter))
+    data = _data(img, path, None)
+    if integral and data.size and -32768 <= data.min() and data.max() <= 32767:
+        data = data.astype(np.int16, copy=False)
+    else:
+        data = data.astype(np.float32, copy=False)
+    return np.ascontiguousarray(data.transpose(2, 1, 0))
+
+
+def read_nifti(path: Path, mask_path: Optional[Path] = None, *,
+               cancel: Optional[CancelToken] = None) -> Volume:
+    """A NIfTI CT -> :class:`Volume` (``kind="nifti"``, ``intensity="hu"``).
+
+    ``voxels``: ``(n_slices, rows, cols)`` int16 (or float32 for scaled / float data) Hounsfield units in the
+    display convention; ``spacing``: ``(slice, row, col)`` mm from the zooms; ``affine``: reoriented affine,
+    ``(col, row, slice) -> RAS`` mm. ``mask_path``: optional NIfTI mask on the same grid (same shape and affine
+    within 1e-3 mm after reorientation, else :class:`HeartsegError`), stored as ``mask`` 0/1 uint8 with every
+    slice ``mask_present``.
+    """
+    img = _reorient(_load(path), path)
+    check_cancel(cancel)
+    voxels = _hu_voxels(img, path)
+    zooms = img.header.get_zooms()[:3]
+    vol = Volume(voxels=voxels, spacing=(float(zooms[2]), float(zooms[1]), float(zooms[0])),
+                 affine=np.asarray(img.affine, dtype=np.float64), source_files=[path] * voxels.shape[0],
+                 intensity="hu", kind="nifti", name=_stem(path))
+    if mask_path is not None:
+        check_cancel(cancel)
+        vol.mask = read_nifti_mask(mask_path, vol)
+        vol.mask_present = np.ones(vol.n_slices, dtype=bool)
+    return vol
+
+
+def read_nifti_mask(mask_path: Path, volume: Volume) -> np.ndarray:
+    """A NIfTI mask on ``volume``'s grid -> ``(n_slices, rows, cols)`` uint8 0/1 in the display convention.
+
+    The mask is reoriented like the image; its shape must equal ``volume.voxels.shape`` and, when ``volume`` has
+    an affine, its affine must match within 1e-3 mm. Values: ``> 0.5`` is foreground (0/1 masks; label maps
+    with several labels should be split first -- values other than 0/1 are refused).
+    """
+    img = _reorient(_load(mask_path), mask_path)
+    data = _data(img, mask_path, None).transpose(2, 1, 0)
+    if data.shape != volume.voxels.shape:
+        raise HeartsegError(f"mask has shape {data.shape} (slice, row, col) but the scan has "
+                            f"{volume.voxels.shape}; it must be on the same grid", mask_path)
+    if volume.affine is not None and not np.allclose(img.affine, volume.affine, atol=1e-3):
+        raise HeartsegError("mask is not on the scan's grid (its affine differs from the scan's)", mask_path)
+    if data.dtype.kind in "fc":
+        return (np.asarray(data) > 0.5).astype(np.uint8)
+    if data.dtype == np.uint8 and data.max(initial=0) > 1:
+        return binarize_mask(np.ascontiguousarray(data), mask_path)
+    if data.min(initial=0) < 0 or data.max(initial=0) > 1:
+        raise HeartsegError(f"mask values range {data.min()}..{data.max()}; a 0/1 mask is expected", mask_path)
+    return np.ascontiguousarray(data, dtype=np.uint8)
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem

@@ -1,0 +1,130 @@
+"""Every command of the window as a ``QAction`` with its shortcut, and the menus built from them.
+
+Help ▸ Shortcuts lists these same actions, so the list can never drift from what the keys do.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QMainWindow, QMenu
+
+from heartseg_gui.display import PRESETS
+
+
+def _keys(*specs) -> list[QKeySequence]:
+    out = []
+    for s in specs:
+        out.append(QKeySequence(s) if isinstance(s, (str, QKeySequence.StandardKey)) else QKeySequence(s))
+    return out
+
+
+class Actions:
+    """Creates the actions on ``window`` (added to it, so their shortcuts work anywhere in the window)."""
+
+    def __init__(self, window: QMainWindow):
+        self._window = window
+        self.all: list[tuple[str, QAction]] = []   # (group, action) in menu order, for Help ▸ Shortcuts
+        a = self._add
+        # File
+        self.open_scan = a("File", "&Open Scan…", "Ctrl+O", tip="Open a Kaggle patient folder, DICOM series "
+                                                              "folder, PNG folder or NIfTI file")
+        self.open_dataset = a("File", "Open &Dataset…", "Ctrl+Shift+O", tip="Open a dataset folder with a patient "
+                                                                         "list")
+        self.save = a("File", "&Save", QKeySequence.StandardKey.Save, tip="Write the working masks back into the "
+                                                                           "dataset")
+        self.export = a("File", "&Export Masks…", "Ctrl+E", tip="Export the working masks as PNGs or NIfTI")
+        self.quit = a("File", "&Quit", "Ctrl+Q")
+        # Edit
+        self.undo = a("Edit", "&Undo", ["Ctrl+Z"])
+        self.redo = a("Edit", "&Redo", ["Ctrl+Shift+Z", "Ctrl+Y"])
+        # View
+        self.prev_slice = a("View", "Previous slice", ["Up", "Left"])
+        self.next_slice = a("View", "Next slice", ["Down", "Right"])
+        self.prev_slice_10 = a("View", "Back 10 slices", "PgUp")
+        self.next_slice_10 = a("View", "Forward 10 slices", "PgDown")
+        self.first_slice = a("View", "First slice", "Home")
+        self.last_slice = a("View", "Last slice", "End")
+        self.toggle_ai = a("View", "Show AI prediction", "P", checkable=True)
+        self.toggle_working = a("View", "Show working mask", "M", checkable=True)
+        self.toggle_dataset = a("View", "Show dataset mask", "O", checkable=True)
+        self.toggle_outline = a("View", "Fill / outline", "F")
+        self.compare = a("View", "Compare mode (image | dataset | AI)", "C", checkable=True)
+        self.reset_zoom = a("View", "Reset zoom", "Ctrl+0")
+        self.presets: dict[str, QAction] = {}
+        for i, preset in enumerate(PRESETS, start=1):
+            self.presets[preset.key] = a("View", f"Window: {preset.label}", str(i))
+        # Tools
+        group = QActionGroup(window)
+        self.tool_navigate = a("Tools", "Navigate (pan)", "V", checkable=True, exclusive=group, text_short="Pan")
+        self.tool_brush = a("Tools", "Brush", "B", checkable=True, exclusive=group)
+        self.tool_eraser = a("Tools", "Eraser (or hold Shift with the brush)", "E", checkable=True, exclusive=group,
+                             text_short="Eraser")
+        self.tool_navigate.setChecked(True)
+        self.radius_down = a("Tools", "Smaller brush", "[")
+        self.radius_up = a("Tools", "Larger brush", "]")
+        # Slice tools
+        self.accept_ai_slice = a("Slice", "Accept AI mask for this slice", "I", text_short="AI → slice")
+        self.accept_ai_all = a("Slice", "Accept AI mask for all slices", "Shift+I", text_short="AI → all")
+        self.clear_slice = a("Slice", "Clear slice", ["Delete", "Backspace"], text_short="Clear")
+        self.fill_holes = a("Slice", "Fill holes", "H")
+        self.keep_largest = a("Slice", "Keep largest region", "L", text_short="Largest only")
+        self.copy_previous = a("Slice", "Copy mask from previous slice", "Alt+Up", text_short="Copy prev")
+        self.copy_next = a("Slice", "Copy mask from next slice", "Alt+Down", text_short="Copy next")
+        # Review
+        self.review_accept = a("Review", "Mark accepted, go to next not reviewed", "A", text_short="Accept")
+        self.review_flag = a("Review", "Flag slice", "X", text_short="Flag")
+        self.review_reset = a("Review", "Mark not reviewed", "U", text_short="Not reviewed")
+        self.next_unreviewed = a("Review", "Next slice not reviewed", "N", text_short="Next ▸")
+        self.prev_unreviewed = a("Review", "Previous slice not reviewed", "Shift+N")
+        # Model
+        self.load_model = a("Model", "&Load Model…", "Ctrl+M")
+        self.run_prediction = a("Model", "&Predict Again", "Ctrl+R")
+        self.cancel_job = a("Model", "&Cancel Running Job", "Esc")
+        # Help
+        self.shortcuts = a("Help", "&Shortcuts", "F1")
+        self.about = a("Help", "&About heartseg")
+        for act in (self.toggle_ai, self.toggle_working, self.toggle_dataset):
+            act.setChecked(True)
+
+    def _add(self, menu: str, text: str, keys=None, *, tip: str = "", checkable: bool = False,
+             exclusive: QActionGroup | None = None, text_short: str | None = None) -> QAction:
+        action = QAction(text, self._window)
+        action.setIconText(text_short or text.replace("&", "").rstrip("…"))
+        if keys is not None:
+            keys = keys if isinstance(keys, list) else [keys]
+            action.setShortcuts(_keys(*keys))
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        action.setCheckable(checkable)
+        if exclusive is not None:
+            exclusive.addAction(action)
+        self._window.addAction(action)
+        self.all.append((menu, action))
+        return action
+
+    def build_menus(self, window: QMainWindow, recent_menu: QMenu) -> dict[str, QMenu]:
+        bar = window.menuBar()
+        menus: dict[str, QMenu] = {}
+        for title in ("File", "Edit", "View", "Tools", "Slice", "Review", "Model", "Help"):
+            menus[title] = bar.addMenu(f"&{title}")
+        for group, action in self.all:
+            menu = menus[group]
+            if action is self.save:
+                menu.addMenu(recent_menu)
+                menu.addSeparator()
+            if action is self.quit:
+                menu.addSeparator()
+            if action in (self.toggle_ai, self.reset_zoom, self.radius_down, self.review_accept):
+                menu.addSeparator()
+            menu.addAction(action)
+        return menus
+
+    def shortcut_rows(self) -> list[tuple[str, str, str]]:
+        """``(group, command, keys)`` for Help ▸ Shortcuts."""
+        rows = []
+        for group, action in self.all:
+            keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts())
+            if keys:
+                rows.append((group, action.text().replace("&", ""), keys))
+        return rows

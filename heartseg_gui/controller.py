@@ -1,0 +1,358 @@
+"""The window's controller: owns the open scan (:class:`ScanSession`) and the background jobs; no widgets.
+
+Views send *intents* here (stroke started / moved / finished, slice tool, review key); the controller applies them
+through the session's :class:`core.editing.MaskEditor` and announces what changed with signals carrying the changed
+:class:`core.editing.Region` so views repaint only that. Jobs (open a scan, predict) run on worker threads;
+their results come back tagged with a generation number and results of superseded jobs are dropped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from core.types import Volume
+from heartseg_gui import jobs
+from heartseg_gui.session import SaveTarget, ScanSession
+from heartseg_gui.workers import Job, JobRunner
+
+LOAD = "load"
+PREDICT = "predict"
+
+
+class Controller(QObject):
+    sessionChanged = Signal()                  # a new scan is open (or none)
+    sliceChanged = Signal(int)
+    maskChanged = Signal(object)               # core.editing.Region, a list of them, or None (everything)
+    predictionChanged = Signal(object)         # list of slice indices whose prediction arrived
+    reviewChanged = Signal()
+    historyChanged = Signal()                  # undo/redo availability or labels, modified flag
+    modelChanged = Signal(str)                 # active model name ("" when none)
+    datasetChanged = Signal(object)            # core.dataset.Dataset or None
+    jobStarted = Signal(str, str)              # kind, message
+    jobProgress = Signal(str, int, int, str)   # kind, done, total, message
+    jobFinished = Signal(str, str, str)        # kind, outcome (returned/errored/cancelled), message
+    errorOccurred = Signal(str, str)           # title, one-line message
+    statusMessage = Signal(str)
+
+    def __init__(self, parent: Optional[QObject] = None):
+        super().__init__(parent)
+        self.runner = JobRunner(self)
+        self.session: Optional[ScanSession] = None
+        self.dataset = None
+        self.patient_id: Optional[str] = None
+        self.current_slice = 0
+        self.model_path: Optional[Path] = None
+        self.model_name = ""
+        self.auto_predict = True
+        self._predictors = jobs.PredictorCache()
+        self._generation = 0
+        self._jobs: dict[str, Job] = {}
+        self._pending_target: Optional[SaveTarget] = None
+        self._stroking = False
+
+    # --- generations and jobs -----------------------------------------------------------------------------------
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def _bump(self) -> int:
+        self._generation += 1
+        return self._generation
+
+    def is_busy(self, kind: Optional[str] = None) -> bool:
+        return (kind in self._jobs) if kind else bool(self._jobs)
+
+    def _start(self, kind: str, name: str, fn, message: str) -> Job:
+        old = self._jobs.pop(kind, None)
+        if old is not None:
+            old.cancel()
+        job = Job(name, fn, self._generation)
+        job.progress.connect(self._on_progress)
+        job.finished.connect(self._on_finished)
+        if kind == LOAD:
+            job.returned.connect(self._on_loaded)
+        else:
+            job.partial.connect(self._on_prediction_batch)
+            job.returned.connect(self._on_prediction_done)
+        job.errored.connect(self._on_errored)
+        job.cancelled.connect(self._on_cancelled)
+        job.setProperty("kind", kind)
+        self._jobs[kind] = job
+        self.runner.start(job)
+        self.jobStarted.emit(kind, message)
+        return job
+
+    def _kind_of(self, generation: int) -> Optional[str]:
+        sender = self.sender()
+        if isinstance(sender, Job):
+            kind = sender.property("kind")
+            if self._jobs.get(kind) is sender and generation == self._generation:
+                return kind
+        return None
+
+    @Slot(int, object)
+    def _on_progress(self, generation: int, item) -> None:
+        kind = self._kind_of(generation)
+        if kind:
+            self.jobProgress.emit(kind, int(item.done), int(item.total), item.message or "")
+
+    @Slot(int, str)
+    def _on_errored(self, generation: int, message: str) -> None:
+        kind = self._kind_of(generation)
+        if kind:
+            self._jobs.pop(kind, None)
+            self.jobFinished.emit(kind, "errored", message)
+            title = "Could not open the scan" if kind == LOAD else "Prediction failed"
+            self.errorOccurred.emit(title, message)
+
+    @Slot(int)
+    def _on_cancelled(self, generation: int) -> None:
+        kind = self._kind_of(generation)
+        if kind:
+            self._jobs.pop(kind, None)
+            self.jobFinished.emit(kind, "cancelled", "Cancelled")
+
+    @Slot(int)
+    def _on_finished(self, generation: int) -> None:
+        sender = self.sender()
+        if isinstance(sender, Job):
+            kind = sender.property("kind")
+            if self._jobs.get(kind) is sender and sender.outcome is None:
+                self._jobs.pop(kind, None)
+
+    def cancel_job(self, kind: Optional[str] = None) -> None:
+        """Cancel the running job of ``kind`` (all when None). Its results will be dropped."""
+        for k in ([kind] if kind else list(self._jobs)):
+            job = self._jobs.get(k)
+            if job is not None:
+                job.cancel()
+
+    def shutdown(self) -> None:
+        """Cancel every job and wait for the threads (window closing)."""
+        self._bump()
+        self._jobs.clear()
+        self.runner.shutdown()
+
+    # --- opening -------------------------------------------------------------------------------------------------
+    def open_scan(self, path: str | Path, mask_path: str | Path | None = None,
+                  save_target: Optional[SaveTarget] = None) -> None:
+        """Read a scan in the background (Kaggle patient folder, PNG folder, DICOM series folder, NIfTI file)."""
+        path = Path(path)
+        self._bump()
+        self.cancel_job(PREDICT)
+        self._pending_target = save_target
+        self._pending_origin = path
+        self.patient_id = None
+        self._start(LOAD, "open scan", jobs.open_scan_job(path, None if mask_path is None else Path(mask_path)),
+                    f"Opening {path.name}…")
+
+    def open_dataset(self, root: str | Path) -> None:
+        """Index a dataset (synchronous: reads only folder listings); raises HeartsegError."""
+        from core.dataset import open_dataset
+
+        dataset = open_dataset(Path(root))
+        self.dataset = dataset
+        self.datasetChanged.emit(dataset)
+
+    def open_patient(self, patient_id: str) -> None:
+        if self.dataset is None:
+            return
+        self._bump()
+        self.cancel_job(PREDICT)
+        self._pending_target = None  # a Kaggle patient's own folder is found from the volume
+        self._pending_origin = Path(self.dataset.patient_dir(str(patient_id)))
+        self.patient_id = str(patient_id)
+        self._start(LOAD, "open patient", jobs.load_patient_job(self.dataset, str(patient_id)),
+                    f"Opening patient {patient_id}…")
+
+    @Slot(int, object)
+    def _on_loaded(self, generation: int, volume: Volume) -> None:
+        if self._kind_of(generation) != LOAD:
+            return
+        self._jobs.pop(LOAD, None)
+        self.jobFinished.emit(LOAD, "returned", f"Opened {volume.name}")
+        self.set_volume(volume, getattr(self, "_pending_origin", None), self._pending_target)
+
+    def set_volume(self, volume: Volume, origin: Path | None = None,
+                   save_target: Optional[SaveTarget] = None) -> None:
+        """Show ``volume`` (main thread). Starts the prediction when a model is set."""
+        self._bump()
+        self.cancel_job(PREDICT)
+        self.session = ScanSession(volume, origin, save_target)
+        self.current_slice = volume.n_slices // 2
+        self.sessionChanged.emit()
+        self.sliceChanged.emit(self.current_slice)
+        self.historyChanged.emit()
+        self.reviewChanged.emit()
+        if self.auto_predict and self.model_path is not None:
+            self.start_prediction()
+
+    # --- model and prediction ------------------------------------------------------------------------------------
+    def set_model(self, path: str | Path | None) -> None:
+        """Use the ``.keras`` model at ``path``; a running prediction is superseded and restarted."""
+        self.model_path = None if path is None else Path(path)
+        self.model_name = "" if path is None else Path(path).name
+        self.modelChanged.emit(self.model_name)
+        if self.session is not None and self.model_path is not None:
+            self._bump()
+            self.session.reset_prediction()
+            self.predictionChanged.emit(list(range(self.session.n_slices)))
+            self.start_prediction()
+
+    def start_prediction(self) -> Optional[Job]:
+        if self.session is None:
+            return None
+        if self.model_path is None or not self.model_path.is_file():
+            where = self.model_path if self.model_path is not None else "(none chosen)"
+            self.errorOccurred.emit("No model", f"{where}: model file not found — choose one with "
+                                                f"Model ▸ Load Model…")
+            return None
+        volume = jobs.copy_volume(self.session.volume)
+        fn = jobs.predict_job(self._predictors, self.model_path, volume, self.current_slice)
+        return self._start(PREDICT, "prediction", fn, f"Predicting with {self.model_path.name}…")
+
+    @Slot(int, object)
+    def _on_prediction_batch(self, generation: int, payload) -> None:
+        if self._kind_of(generation) != PREDICT or self.session is None:
+            return
+        indices, probs, masks = payload
+        self.session.set_prediction(indices, probs, masks)
+        self.predictionChanged.emit(list(indices))
+
+    @Slot(int, object)
+    def _on_prediction_done(self, generation: int, result) -> None:
+        if self._kind_of(generation) != PREDICT or self.session is None:
+            return
+        self._jobs.pop(PREDICT, None)
+        name, probs, masks = result
+        self.session.set_prediction(range(self.session.n_slices), probs, masks)
+        if name:
+            self.model_name = str(name)
+            self.modelChanged.emit(self.model_name)
+        self.predictionChanged.emit(list(range(self.session.n_slices)))
+        self.jobFinished.emit(PREDICT, "returned", "Prediction ready")
+
+    # --- navigation ----------------------------------------------------------------------------------------------
+    def set_slice(self, index: int) -> None:
+        if self.session is None:
+            return
+        index = max(0, min(self.session.n_slices - 1, int(index)))
+        if index != self.current_slice:
+            if self._stroking:
+                self.end_stroke()
+            self.current_slice = index
+            self.sliceChanged.emit(index)
+
+    def step_slice(self, delta: int) -> None:
+        self.set_slice(self.current_slice + int(delta))
+
+    # --- editing intents ------------------------------------------------------------------------------------------
+    @property
+    def editor(self):
+        return None if self.session is None else self.session.editor
+
+    def begin_stroke(self, row: float, col: float, erase: bool, radius: float) -> None:
+        if self.session is None:
+            return
+        if self._stroking:
+            self.end_stroke()
+        self.session.editor.begin_stroke(self.current_slice, erase=erase, radius=radius)
+        self._stroking = True
+        self.continue_stroke(row, col)
+
+    def continue_stroke(self, row: float, col: float) -> None:
+        if self.session is None or not self._stroking:
+            return
+        region = self.session.editor.stroke_to(row, col)
+        if region is not None:
+            self.maskChanged.emit(region)
+
+    def end_stroke(self) -> None:
+        if self.session is None or not self._stroking:
+            return
+        self._stroking = False
+        self.session.editor.end_stroke()
+        self.historyChanged.emit()
+        self.reviewChanged.emit()
+
+    def _edited(self, regions) -> None:
+        self.maskChanged.emit(regions)
+        self.historyChanged.emit()
+        self.reviewChanged.emit()
+
+    def accept_ai_slice(self) -> None:
+        s = self.session
+        if s is None or not s.ai_done[self.current_slice]:
+            self.statusMessage.emit("No prediction for this slice yet")
+            return
+        i = self.current_slice
+        self._edited(s.editor.set_slices([i], s.ai_mask[i:i + 1], f"Accept AI mask (slice {i + 1})",
+                                         review_state="accepted"))
+
+    def accept_ai_all(self) -> None:
+        s = self.session
+        if s is None or not s.has_prediction:
+            self.statusMessage.emit("No prediction yet")
+            return
+        import numpy as np
+
+        idx = [int(i) for i in np.flatnonzero(s.ai_done)]
+        self._edited(s.editor.set_slices(idx, s.ai_mask[idx], f"Accept AI mask ({len(idx)} slices)"))
+
+    def clear_slice(self) -> None:
+        if self.session is not None:
+            self._edited(self.session.editor.clear_slice(self.current_slice))
+
+    def fill_holes(self) -> None:
+        if self.session is not None:
+            self._edited(self.session.editor.fill_holes(self.current_slice))
+
+    def keep_largest_region(self) -> None:
+        if self.session is not None:
+            self._edited(self.session.editor.keep_largest_region(self.current_slice))
+
+    def copy_from_neighbour(self, delta: int) -> None:
+        s = self.session
+        if s is None:
+            return
+        src = self.current_slice + int(delta)
+        if not 0 <= src < s.n_slices:
+            self.statusMessage.emit("No slice there to copy from")
+            return
+        self._edited(s.editor.copy_slice(src, self.current_slice))
+
+    def undo(self) -> None:
+        if self.session is not None and self.session.editor.can_undo:
+            self._after_history(self.session.editor.undo())
+
+    def redo(self) -> None:
+        if self.session is not None and self.session.editor.can_redo:
+            self._after_history(self.session.editor.redo())
+
+    def _after_history(self, regions) -> None:
+        regions = list(regions or [])
+        if regions and all(r.slice_index != self.current_slice for r in regions):
+            self.set_slice(regions[0].slice_index)  # show where the undone change happened
+        self._edited(regions)
+
+    # --- review --------------------------------------------------------------------------------------------------
+    def set_review_state(self, state: str, advance: bool = False) -> None:
+        if self.session is None:
+            return
+        self.session.editor.set_review_state(self.current_slice, state)
+        self.reviewChanged.emit()
+        self.historyChanged.emit()
+        if advance:
+            self.next_unreviewed(+1)
+
+    def next_unreviewed(self, direction: int = +1) -> None:
+        if self.session is None:
+            return
+        found = self.session.editor.next_unreviewed(self.current_slice, direction)
+        if found is None:
+            self.statusMessage.emit("Every slice has been reviewed")
+        else:
+            self.set_slice(found)

@@ -1,0 +1,242 @@
+"""File commands: open (scan, dataset, recent, dropped path), save back into the dataset, export, load a model,
+and the Save / Discard / Cancel question before unsaved edits would be lost.
+
+Every question goes through :class:`~heartseg_gui.widgets.prompts.Prompts` so tests can answer it; every
+computation and write is a call into ``core``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QApplication
+
+from core.errors import HeartsegError
+from heartseg_gui import settings as st
+from heartseg_gui.controller import Controller
+from heartseg_gui.session import SaveTarget
+from heartseg_gui.widgets.prompts import CANCEL, DISCARD, SAVE, Prompts
+
+SCAN_FILTER = "Scans (*.nii *.nii.gz *.png *.dcm);;All files (*)"
+MODEL_FILTER = "Keras models (*.keras)"
+
+
+def is_dataset_root(path: Path) -> bool:
+    """A folder holding several patients (not itself one patient's scan)."""
+    from core.io import looks_like_dataset_root
+    from core.io.kaggle import is_kaggle_patient
+
+    return path.is_dir() and not is_kaggle_patient(path) and looks_like_dataset_root(path)
+
+
+class FileFlows(QObject):
+    recentChanged = Signal(list)
+    saved = Signal(str)  # where
+
+    def __init__(self, controller: Controller, prompts: Prompts, settings, parent: Optional[QObject] = None):
+        super().__init__(parent)
+        self.c = controller
+        self.prompts = prompts
+        self.settings = settings
+
+    # --- unsaved edits ---------------------------------------------------------------------------------------
+    def has_unsaved(self) -> bool:
+        s = self.c.session
+        return s is not None and s.editor.modified
+
+    def maybe_keep_changes(self, why: str = "Open another scan") -> bool:
+        """True when it is fine to drop the open scan (no unsaved edits, saved, or discarded)."""
+        if not self.has_unsaved():
+            return True
+        name = self.c.session.volume.name
+        answer = self.prompts.save_discard_cancel(f"{name} has unsaved corrections. Save them before you "
+                                                  f"{why.lower()}?")
+        if answer == SAVE:
+            return self.save()
+        return answer == DISCARD
+
+    # --- opening -----------------------------------------------------------------------------------------------
+    def open_path(self, path: str | Path, mask_path: str | Path | None = None, *, ask: bool = True) -> bool:
+        """Open a scan or a dataset (a dataset shows its patient list and opens the first patient)."""
+        path = Path(path)
+        if ask and not self.maybe_keep_changes():
+            return False
+        if not path.exists():
+            self.prompts.error("Could not open", f"{path}: no such file or folder")
+            return False
+        try:
+            if is_dataset_root(path):
+                self.c.open_dataset(path)
+                pids = self.c.dataset.pids
+                if pids:
+                    self.c.open_patient(pids[0])
+            else:
+                self.c.dataset = None
+                self.c.datasetChanged.emit(None)
+                self.c.open_scan(path, mask_path)
+        except HeartsegError as exc:
+            self.prompts.error("Could not open", str(exc))
+            return False
+        st.set_last_folder(self.settings, path)
+        self.recentChanged.emit(st.add_recent_file(self.settings, path))
+        return True
+
+    def open_scan_dialog(self) -> None:
+        start = st.last_folder(self.settings)
+        # a scan is a file (NIfTI) or a folder (Kaggle patient, DICOM series, PNG folder): offer the folder first
+        path = self.prompts.choose_directory("Open scan folder (Kaggle patient, DICOM series, PNG slices) — "
+                                             "cancel to pick a NIfTI file", start)
+        if not path:
+            path = self.prompts.choose_open_file("Open scan file", start, SCAN_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_dataset_dialog(self) -> None:
+        path = self.prompts.choose_directory("Open dataset folder", st.last_folder(self.settings))
+        if not path:
+            return
+        if not self.maybe_keep_changes():
+            return
+        try:
+            self.c.open_dataset(path)
+        except HeartsegError as exc:
+            self.prompts.error("Could not open the dataset", str(exc))
+            return
+        st.set_last_folder(self.settings, path)
+        self.recentChanged.emit(st.add_recent_file(self.settings, path))
+        if self.c.dataset.pids:
+            self.c.open_patient(self.c.dataset.pids[0])
+
+    def open_patient(self, pid: str) -> None:
+        if pid == self.c.patient_id and self.c.session is not None:
+            return
+        if self.maybe_keep_changes("Open another patient"):
+            self.c.open_patient(pid)
+
+    # --- model -------------------------------------------------------------------------------------------------
+    def load_model_dialog(self) -> None:
+        path = self.prompts.choose_open_file("Load model", str(self.settings.value("last_model_folder", "")),
+                                             MODEL_FILTER)
+        if path:
+            self.settings.setValue("last_model_folder", str(Path(path).parent))
+            self.c.set_model(path)
+
+    # --- saving ------------------------------------------------------------------------------------------------
+    def _review_by_name(self, names: list[str]) -> dict:
+        states = self.c.session.editor.review_states
+        return {name: state for name, state in zip(names, states)}
+
+    def save(self) -> bool:
+        """Write the working masks back into the dataset; True when saved."""
+        s = self.c.session
+        if s is None:
+            return False
+        if self.c._stroking:
+            self.c.end_stroke()
+        masks = s.editor.copy_mask()
+        ai = s.ai_mask.copy() if s.prediction_complete else None
+        QApplication.setOverrideCursor(_wait_cursor())
+        try:
+            if s.save_target is None:
+                QApplication.restoreOverrideCursor()
+                target = self._add_to_dataset(masks)
+                QApplication.setOverrideCursor(_wait_cursor())
+                if target is None:
+                    return False
+                s.save_target = target
+                where = target.patient_dir
+            else:
+                from core.dataset import save_masks
+
+                t = s.save_target
+                save_masks(t.patient_dir, t.patient_id, masks, t.slice_names,
+                           review=self._review_by_name(t.slice_names), ai_masks=ai)
+                where = t.patient_dir / "mask"
+        except (HeartsegError, ValueError, OSError) as exc:
+            self.prompts.error("Could not save", f"{exc} — your corrections are still here; try Save again "
+                                                 f"or Export Masks… elsewhere")
+            return False
+        finally:
+            QApplication.restoreOverrideCursor()
+        s.editor.mark_saved()
+        self.c.historyChanged.emit()
+        self.c.statusMessage.emit(f"Saved to {where}")
+        self.saved.emit(str(where))
+        return True
+
+    def _add_to_dataset(self, masks) -> Optional[SaveTarget]:
+        """A scan without a dataset of its own: add it to a dataset the user picks, as a new patient."""
+        from core.dataset import add_patient, sanitize_pid
+        from core.io.common import kaggle_slice_names
+
+        s = self.c.session
+        root = self.prompts.choose_directory("Save: choose the dataset folder to add this scan to (Kaggle layout)",
+                                             st.last_folder(self.settings))
+        if not root:
+            return None
+        try:
+            default = sanitize_pid(s.volume.name)
+        except HeartsegError:
+            default = "patient"
+        pid = self.prompts.ask_text("Patient id", "Id of the new patient in this dataset:", default)
+        if not pid:
+            return None
+        names = kaggle_slice_names(s.n_slices)
+        folder = add_patient(root, pid, s.volume, masks, review=self._review_by_name(names))
+        st.set_last_folder(self.settings, root)
+        return SaveTarget(Path(folder), names)
+
+    # --- export ------------------------------------------------------------------------------------------------
+    def export_dialog(self) -> None:
+        if self.c.session is None:
+            return
+        kind = self.prompts.choose_export()
+        if kind == "png":
+            folder = self.prompts.choose_directory("Export masks into folder", st.last_folder(self.settings))
+            if folder:
+                self.export_pngs(folder)
+        elif kind == "nifti":
+            path = self.prompts.choose_save_file("Export masks as NIfTI", st.last_folder(self.settings),
+                                                 "NIfTI (*.nii.gz *.nii)")
+            if path:
+                self.export_nifti(path)
+
+    def export_pngs(self, folder: str | Path) -> bool:
+        from core.io import write_mask_pngs
+
+        s = self.c.session
+        folder = Path(folder)
+        image_dirs = {Path(p).parent.resolve() for p in s.volume.source_files}
+        if folder.exists() and folder.resolve() in image_dirs:
+            self.prompts.error("Export", f"{folder}: this is the scan's own image folder; choose another")
+            return False
+        try:
+            write_mask_pngs(folder, s.editor.copy_mask(), s.volume.slice_names)
+        except (HeartsegError, ValueError) as exc:
+            self.prompts.error("Could not export", str(exc))
+            return False
+        self.c.statusMessage.emit(f"Exported {s.n_slices} mask PNGs to {folder}")
+        return True
+
+    def export_nifti(self, path: str | Path) -> bool:
+        from core.io import write_mask_nifti
+
+        s = self.c.session
+        path = Path(path)
+        if not (path.name.endswith(".nii") or path.name.endswith(".nii.gz")):
+            path = path.with_name(path.name + ".nii.gz")
+        try:
+            write_mask_nifti(path, s.editor.copy_mask(), s.volume)
+        except (HeartsegError, ValueError) as exc:
+            self.prompts.error("Could not export", str(exc))
+            return False
+        self.c.statusMessage.emit(f"Exported the mask to {path}")
+        return True
+
+
+def _wait_cursor():
+    from PySide6.QtCore import Qt
+
+    return Qt.CursorShape.WaitCursor

@@ -1,0 +1,92 @@
+"""The job functions the window runs on worker threads (see :mod:`heartseg_gui.workers`).
+
+Each returns a plain function ``fn(*, progress, cancel, partial)`` that calls one core job with copies of the data
+it needs. TensorFlow is imported here only inside the running job (``core.inference``), never at import time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+from typing import Optional
+
+from core.types import Volume
+
+
+class PredictorCache:
+    """Keeps the last :class:`core.inference.Predictor` so a second job on the same model does not reload it.
+
+    Only touched from worker threads, one model job at a time; guarded by a lock anyway.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key = None
+        self._predictor = None
+
+    def get(self, model_path: Path):
+        from core.inference import Predictor  # imports TensorFlow: worker thread only
+
+        key = (str(model_path), _mtime(model_path))
+        with self._lock:
+            if self._key != key or self._predictor is None:
+                self._predictor = None
+                self._predictor = Predictor(str(model_path))
+                self._key = key
+            return self._predictor
+
+
+def _mtime(path: Path) -> Optional[float]:
+    try:
+        return Path(path).stat().st_mtime
+    except OSError:
+        return None
+
+
+def copy_volume(volume: Volume) -> Volume:
+    """A copy of ``volume`` whose arrays a job may read while the window keeps working on the original."""
+    return dataclasses.replace(volume, voxels=volume.voxels.copy(),
+                               mask=None if volume.mask is None else volume.mask.copy(),
+                               mask_present=None if volume.mask_present is None else volume.mask_present.copy(),
+                               metadata=dict(volume.metadata))
+
+
+def open_scan_job(path: Path, mask_path: Optional[Path] = None):
+    def run(*, progress, cancel, partial):
+        from core.io import open_scan
+
+        return open_scan(path, mask_path, progress=progress, cancel=cancel)
+
+    return run
+
+
+def load_patient_job(dataset, patient_id: str):
+    def run(*, progress, cancel, partial):
+        return dataset.load(patient_id, progress=progress, cancel=cancel)
+
+    return run
+
+
+def predict_job(cache: PredictorCache, model_path: Path, volume: Volume, first: int):
+    """Predict every slice of ``volume`` (slice ``first`` first). ``partial`` receives
+    ``(indices, probs (k, rows, cols) float32, masks (k, rows, cols) uint8)`` per batch; the job returns
+    ``(model_name, probs (n, rows, cols) float32, masks (n, rows, cols) uint8)``."""
+
+    def run(*, progress, cancel, partial):
+        from core.inference import DEFAULT_POSTPROCESS, probabilities_to_masks
+
+        predictor = cache.get(model_path)
+        if cancel.cancelled:
+            from core.errors import Cancelled
+
+            raise Cancelled()
+
+        def on_batch(indices, probs):
+            partial((list(indices), probs, probabilities_to_masks(probs)))
+
+        probs = predictor.predict_volume(volume, first=first, progress=progress, cancel=cancel, on_batch=on_batch)
+        masks = probabilities_to_masks(probs, postprocess=DEFAULT_POSTPROCESS)
+        return (getattr(predictor, "name", Path(model_path).name), probs, masks)
+
+    return run

@@ -1,0 +1,354 @@
+"""The annotator's main window: builds the widgets and wires actions and signals together. No logic lives here:
+data and edits are in :mod:`~heartseg_gui.controller`, display state in :mod:`~heartseg_gui.viewer`, file
+commands in :mod:`~heartseg_gui.file_flows`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMenu, QMessageBox, QSlider,
+                               QStackedWidget, QVBoxLayout, QWidget)
+
+from heartseg_gui import settings as st
+from heartseg_gui.actions import Actions
+from heartseg_gui.controller import LOAD, PREDICT, Controller
+from heartseg_gui.display import PRESETS
+from heartseg_gui.file_flows import FileFlows
+from heartseg_gui.viewer import Viewer
+from heartseg_gui.views.compare_view import CompareView
+from heartseg_gui.views.slice_view import BRUSH, ERASER, NAVIGATE, SliceView
+from heartseg_gui.widgets.job_bar import JobBar
+from heartseg_gui.widgets.layer_panel import LayerPanel
+from heartseg_gui.widgets.measurements import MeasurementsPanel
+from heartseg_gui.widgets.patient_list import PatientList
+from heartseg_gui.widgets.prompts import Prompts
+from heartseg_gui.widgets.shortcuts_dialog import ShortcutsDialog
+from heartseg_gui.widgets.tool_panel import ToolPanel
+
+TITLE = "heartseg — heart segmentation review"
+
+
+class MainWindow(QMainWindow):
+    predictionFinished = Signal(str)   # outcome: returned / errored / cancelled
+
+    def __init__(self, settings=None, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.setWindowTitle(TITLE)
+        self.setObjectName("heartsegMainWindow")
+        self.settings = settings if settings is not None else st.make_settings()
+        self.controller = Controller(self)
+        self.prompts = Prompts(self)
+        self.files = FileFlows(self.controller, self.prompts, self.settings, self)
+        self.actions = Actions(self)
+        self._build_central()
+        self._build_docks()
+        self._build_status_bar()
+        self.recent_menu = QMenu("Open &Recent", self)
+        self.actions.build_menus(self, self.recent_menu)
+        self.viewer = Viewer(self.controller, self.slice_view, self.compare_view, self.measurements,
+                             self.layer_panel, self)
+        self._wire()
+        self._restore_settings()
+        self.setAcceptDrops(True)
+        self._update_history_actions()
+        self._update_enabled()
+
+    # --- construction -------------------------------------------------------------------------------------------
+    def _build_central(self) -> None:
+        self.slice_view = SliceView()
+        self.compare_view = CompareView()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.slice_view)
+        self.stack.addWidget(self.compare_view)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, 0)
+        self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.slice_label = QLabel("No scan open — File ▸ Open Scan… or drop a folder here")
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.slider, 1)
+        bottom.addWidget(self.slice_label)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.stack, 1)
+        layout.addLayout(bottom)
+        self.setCentralWidget(central)
+
+    def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_docks(self) -> None:
+        left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
+        self.patient_list = PatientList()
+        self.patients_dock = self._dock("Patients", "patientsDock", self.patient_list, left)
+        self.patients_dock.setVisible(False)
+        presets = [(p.key, p.label) for p in PRESETS] + [("custom", "Custom (right-drag)")]
+        self.tool_panel = ToolPanel(self.actions, presets)
+        self._dock("Tools", "toolsDock", self.tool_panel, left)
+        self.layer_panel = LayerPanel()
+        self._dock("Layers", "layersDock", self.layer_panel, right)
+        self.measurements = MeasurementsPanel()
+        self._dock("Measurements", "measurementsDock", self.measurements, right)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.status_slice = QLabel("")
+        self.status_pixel = QLabel("")
+        self.status_model = QLabel("Model: none")
+        self.job_bar = JobBar()
+        bar.addPermanentWidget(self.status_slice)
+        bar.addPermanentWidget(self.status_pixel)
+        bar.addPermanentWidget(self.job_bar)
+        bar.addPermanentWidget(self.status_model)
+
+    # --- wiring ---------------------------------------------------------------------------------------------------
+    def _wire(self) -> None:
+        c, a, v, f = self.controller, self.actions, self.viewer, self.files
+        # file
+        a.open_scan.triggered.connect(f.open_scan_dialog)
+        a.open_dataset.triggered.connect(f.open_dataset_dialog)
+        a.save.triggered.connect(f.save)
+        a.export.triggered.connect(f.export_dialog)
+        a.quit.triggered.connect(self.close)
+        f.recentChanged.connect(self._fill_recent)
+        self._fill_recent(st.recent_files(self.settings))
+        # edit
+        a.undo.triggered.connect(c.undo)
+        a.redo.triggered.connect(c.redo)
+        # navigation
+        a.prev_slice.triggered.connect(lambda: c.step_slice(-1))
+        a.next_slice.triggered.connect(lambda: c.step_slice(+1))
+        a.prev_slice_10.triggered.connect(lambda: c.step_slice(-10))
+        a.next_slice_10.triggered.connect(lambda: c.step_slice(+10))
+        a.first_slice.triggered.connect(lambda: c.set_slice(0))
+        a.last_slice.triggered.connect(lambda: c.set_slice(10 ** 9))
+        self.slider.valueChanged.connect(c.set_slice)
+        self.slice_view.sliceStepRequested.connect(c.step_slice)
+        self.compare_view.sliceStepRequested.connect(c.step_slice)
+        # layers and display
+        for key, action in (("ai", a.toggle_ai), ("working", a.toggle_working), ("dataset", a.toggle_dataset)):
+            action.toggled.connect(lambda on, k=key: self.layer_panel.checks[k].setChecked(on))
+            self.layer_panel.checks[key].toggled.connect(action.setChecked)
+        self.layer_panel.visibilityChanged.connect(self.slice_view.set_layer_visible)
+        self.layer_panel.outlineChanged.connect(self.slice_view.set_layer_outline)
+        self.layer_panel.opacityChanged.connect(self._set_opacity)
+        self._set_opacity(self.layer_panel.opacity_value())
+        a.toggle_outline.triggered.connect(self.layer_panel.toggle_fill_outline)
+        a.compare.toggled.connect(self._set_compare)
+        a.reset_zoom.triggered.connect(self.slice_view.reset_zoom)
+        for key, action in a.presets.items():
+            action.triggered.connect(lambda _=False, k=key: v.apply_preset(k))
+        self.tool_panel.presetChosen.connect(v.apply_preset)
+        v.levelsChanged.connect(self._show_levels)
+        v.sliceText.connect(self.status_slice.setText)
+        v.sliceText.connect(self.slice_label.setText)
+        v.pixelText.connect(self.status_pixel.setText)
+        # tools and painting
+        a.tool_navigate.triggered.connect(lambda: self.set_tool(NAVIGATE))
+        a.tool_brush.triggered.connect(lambda: self.set_tool(BRUSH))
+        a.tool_eraser.triggered.connect(lambda: self.set_tool(ERASER))
+        a.radius_down.triggered.connect(lambda: self.tool_panel.set_radius(self.tool_panel.radius.value() - 1))
+        a.radius_up.triggered.connect(lambda: self.tool_panel.set_radius(self.tool_panel.radius.value() + 1))
+        self.tool_panel.radiusChanged.connect(self.slice_view.set_brush_radius)
+        self.slice_view.strokeStarted.connect(
+            lambda r, col, erase: c.begin_stroke(r, col, erase, self.slice_view.brush_radius))
+        self.slice_view.strokeMoved.connect(c.continue_stroke)
+        self.slice_view.strokeFinished.connect(c.end_stroke)
+        a.accept_ai_slice.triggered.connect(c.accept_ai_slice)
+        a.accept_ai_all.triggered.connect(c.accept_ai_all)
+        a.clear_slice.triggered.connect(c.clear_slice)
+        a.fill_holes.triggered.connect(c.fill_holes)
+        a.keep_largest.triggered.connect(c.keep_largest_region)
+        a.copy_previous.triggered.connect(lambda: c.copy_from_neighbour(-1))
+        a.copy_next.triggered.connect(lambda: c.copy_from_neighbour(+1))
+        # review
+        a.review_accept.triggered.connect(lambda: c.set_review_state("accepted", advance=True))
+        a.review_flag.triggered.connect(lambda: c.set_review_state("flagged"))
+        a.review_reset.triggered.connect(lambda: c.set_review_state("not_reviewed"))
+        a.next_unreviewed.triggered.connect(lambda: c.next_unreviewed(+1))
+        a.prev_unreviewed.triggered.connect(lambda: c.next_unreviewed(-1))
+        # model and jobs
+        a.load_model.triggered.connect(f.load_model_dialog)
+        a.run_prediction.triggered.connect(c.start_prediction)
+        a.cancel_job.triggered.connect(lambda: c.cancel_job())
+        self.job_bar.cancelRequested.connect(lambda: c.cancel_job())
+        # help
+        a.shortcuts.triggered.connect(self.show_shortcuts)
+        a.about.triggered.connect(self._about)
+        # controller -> window
+        c.sessionChanged.connect(self._on_session)
+        c.sliceChanged.connect(self._on_slice)
+        c.historyChanged.connect(self._update_history_actions)
+        c.modelChanged.connect(self._on_model)
+        c.datasetChanged.connect(self._on_dataset)
+        c.jobStarted.connect(self._on_job_started)
+        c.jobProgress.connect(self._on_job_progress)
+        c.jobFinished.connect(self._on_job_finished)
+        c.errorOccurred.connect(self.prompts.error)
+        c.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 6000))
+        self.patient_list.patientChosen.connect(f.open_patient)
+
+    # --- reactions ------------------------------------------------------------------------------------------------
+    def set_tool(self, tool: str) -> None:
+        self.slice_view.set_tool(tool)
+        {NAVIGATE: self.actions.tool_navigate, BRUSH: self.actions.tool_brush,
+         ERASER: self.actions.tool_eraser}[tool].setChecked(True)
+
+    def _set_opacity(self, value: float) -> None:
+        for key in self.slice_view.layers:
+            self.slice_view.set_layer_opacity(key, value if key == "working" else min(1.0, value + 0.35))
+        for view in self.compare_view.panels.values():
+            for key in view.layers:
+                view.set_layer_opacity(key, value)
+
+    def _set_compare(self, on: bool) -> None:
+        self.viewer.set_compare_mode(on)
+        self.stack.setCurrentWidget(self.compare_view if on else self.slice_view)
+
+    def _show_levels(self, low: float, high: float) -> None:
+        s = self.controller.session
+        unit = "HU" if s is not None and s.volume.intensity == "hu" else ""
+        self.tool_panel.show_levels((low, high), unit)
+        self.tool_panel.show_preset(self.viewer.preset_key)
+
+    def _on_session(self) -> None:
+        s = self.controller.session
+        self._update_enabled()
+        if s is None:
+            self.setWindowTitle(TITLE)
+            return
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, s.n_slices - 1)
+        self.slider.setValue(self.controller.current_slice)
+        self.slider.blockSignals(False)
+        for p in PRESETS:
+            self.tool_panel.set_preset_enabled(p.key, self.viewer.preset_applies(p))
+        self._update_title()
+
+    def _on_slice(self, index: int) -> None:
+        if self.slider.value() != index:
+            self.slider.blockSignals(True)
+            self.slider.setValue(index)
+            self.slider.blockSignals(False)
+
+    def _update_title(self) -> None:
+        s = self.controller.session
+        if s is None:
+            self.setWindowTitle(TITLE)
+            return
+        star = "*" if s.editor.modified else ""
+        self.setWindowTitle(f"{s.volume.name}{star} — heartseg")
+
+    def _update_history_actions(self) -> None:
+        e = self.controller.editor
+        a = self.actions
+        a.undo.setEnabled(bool(e and e.can_undo))
+        a.redo.setEnabled(bool(e and e.can_redo))
+        a.undo.setText(f"&Undo {e.undo_label}" if e and e.undo_label else "&Undo")
+        a.redo.setText(f"&Redo {e.redo_label}" if e and e.redo_label else "&Redo")
+        self._update_title()
+
+    def _update_enabled(self) -> None:
+        has = self.controller.session is not None
+        a = self.actions
+        for action in (a.save, a.export, a.accept_ai_slice, a.accept_ai_all, a.clear_slice, a.fill_holes,
+                       a.keep_largest, a.copy_previous, a.copy_next, a.review_accept, a.review_flag,
+                       a.review_reset, a.next_unreviewed, a.prev_unreviewed, a.run_prediction):
+            action.setEnabled(has)
+
+    def _on_model(self, name: str) -> None:
+        self.status_model.setText(f"Model: {name}" if name else "Model: none")
+
+    def _on_dataset(self, dataset) -> None:
+        if dataset is None:
+            self.patients_dock.setVisible(False)
+            return
+        self.patient_list.set_patients(dataset.patients)
+        self.patients_dock.setVisible(True)
+
+    def _on_job_started(self, kind: str, message: str) -> None:
+        self.job_bar.start(message)
+
+    def _on_job_progress(self, kind: str, done: int, total: int, message: str) -> None:
+        label = "Predicting" if kind == PREDICT else "Reading"
+        self.job_bar.progress(done, total, f"{label}: {done} / {total} slices")
+
+    def _on_job_finished(self, kind: str, outcome: str, message: str) -> None:
+        if not self.controller.is_busy():
+            self.job_bar.finish()
+        if outcome == "cancelled":
+            self.statusBar().showMessage(f"{'Prediction' if kind == PREDICT else 'Opening'} cancelled", 6000)
+        elif outcome == "returned" and kind == PREDICT:
+            s = self.controller.session
+            hint = "" if s is None or s.editor.mask.any() else " — press Shift+I to use it as the working mask"
+            self.statusBar().showMessage(f"Prediction ready{hint}", 10000)
+        if kind == PREDICT:
+            self.predictionFinished.emit(outcome)
+        elif kind == LOAD and outcome != "returned":
+            self.predictionFinished.emit(outcome)
+
+    def _fill_recent(self, paths: list) -> None:
+        self.recent_menu.clear()
+        for p in paths:
+            self.recent_menu.addAction(str(p), lambda path=p: self.files.open_path(path))
+        self.recent_menu.setEnabled(bool(paths))
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        dialog = ShortcutsDialog(self.actions.shortcut_rows(), self)
+        dialog.open()
+        return dialog
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About heartseg",
+                          "heartseg: review and correct AI heart segmentations on CT.\n"
+                          "Not a medical device: every mask must be checked by a qualified reader.")
+
+    # --- drag and drop -----------------------------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        urls = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if urls:
+            event.acceptProposedAction()
+            self.files.open_path(urls[0])
+
+    # --- settings and closing ------------------------------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        state = self.settings.value("window/state")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 900)
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        radius = self.settings.value("brush/radius")
+        if radius is not None:
+            self.tool_panel.set_radius(int(radius))
+        self.slice_view.set_brush_radius(self.tool_panel.radius.value())
+
+    def save_settings(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("brush/radius", self.tool_panel.radius.value())
+        self.settings.sync()
+
+    def closeEvent(self, event) -> None:
+        if not self.files.maybe_keep_changes("Quit"):
+            event.ignore()
+            return
+        self.controller.shutdown()
+        self.save_settings()
+        event.accept()
+
+    def open_path(self, path: str | Path, mask_path: str | Path | None = None) -> bool:
+        return self.files.open_path(path, mask_path)

@@ -1,0 +1,155 @@
+"""One open scan and everything the window knows about it (Qt-free).
+
+:class:`ScanSession` bundles the :class:`core.types.Volume`, the :class:`core.editing.MaskEditor` that owns the
+working mask and its undo history, the AI prediction as it arrives, and where Save writes to. Arrays are
+``(n_slices, rows, cols)``; masks uint8 0/1; probabilities float32 0..1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from core.editing import MaskEditor
+from core.metrics import dice
+from core.types import Volume
+from heartseg_gui.display import volume_value_range
+
+
+@dataclass
+class SaveTarget:
+    """Where File ▸ Save writes: the Kaggle-layout patient folder ``patient_dir`` (``image/`` + ``mask/``), whose
+    mask files are named ``slice_names`` (one stem per slice, in slice order)."""
+
+    patient_dir: Path
+    slice_names: list[str]
+
+    @property
+    def patient_id(self) -> str:
+        return self.patient_dir.name
+
+
+@dataclass
+class PixelInfo:
+    row: int
+    col: int
+    value: float
+    position_mm: Optional[tuple[float, float, float]]  # world (x, y, z) mm (RAS+), or None without geometry
+
+
+class ScanSession:
+    """The open scan, its working mask (through ``editor``) and the AI prediction."""
+
+    def __init__(self, volume: Volume, origin: Path | None = None, save_target: Optional[SaveTarget] = None):
+        self.volume = volume
+        self.origin = None if origin is None else Path(origin)
+        self.save_target = save_target if save_target is not None else kaggle_save_target(volume)
+        initial = volume.mask if volume.mask is not None else None
+        self.editor = MaskEditor(volume.voxels.shape, initial=initial)
+        shape = volume.voxels.shape
+        self.ai_probs = np.zeros(shape, dtype=np.float32)
+        self.ai_mask = np.zeros(shape, dtype=np.uint8)
+        self.ai_done = np.zeros(shape[0], dtype=bool)
+        self.value_range = volume_value_range(volume.voxels)
+
+    # --- geometry ---------------------------------------------------------------------------------------------
+    @property
+    def n_slices(self) -> int:
+        return self.volume.n_slices
+
+    @property
+    def has_dataset_mask(self) -> bool:
+        return self.volume.mask is not None
+
+    @property
+    def dataset_mask(self) -> Optional[np.ndarray]:
+        return self.volume.mask
+
+    def pixel_area_mm2(self) -> Optional[float]:
+        sp = self.volume.spacing
+        return None if sp is None else float(sp[1] * sp[2])
+
+    def pixel_aspect(self) -> float:
+        """Display width/height of one pixel (column spacing / row spacing); 1.0 without spacing."""
+        sp = self.volume.spacing
+        if sp is None or sp[1] <= 0:
+            return 1.0
+        return float(sp[2] / sp[1])
+
+    def pixel_info(self, slice_index: int, row: int, col: int) -> Optional[PixelInfo]:
+        """Value and world position of voxel ``(slice_index, row, col)``; None outside the image."""
+        n, rows, cols = self.volume.voxels.shape
+        if not (0 <= slice_index < n and 0 <= row < rows and 0 <= col < cols):
+            return None
+        value = float(self.volume.voxels[slice_index, row, col])
+        pos = None
+        if self.volume.affine is not None:
+            world = np.asarray(self.volume.affine, dtype=np.float64) @ np.array([col, row, slice_index, 1.0])
+            pos = (float(world[0]), float(world[1]), float(world[2]))
+        elif self.volume.spacing is not None:
+            s, r, c = self.volume.spacing
+            pos = (col * c, row * r, slice_index * s)
+        return PixelInfo(row, col, value, pos)
+
+    # --- AI prediction ---------------------------------------------------------------------------------------
+    def reset_prediction(self) -> None:
+        self.ai_probs[:] = 0
+        self.ai_mask[:] = 0
+        self.ai_done[:] = False
+
+    def set_prediction(self, indices, probs: np.ndarray, masks: np.ndarray) -> None:
+        """Store probabilities ``(k, rows, cols)`` float32 and masks ``(k, rows, cols)`` uint8 for ``indices``."""
+        idx = np.asarray(list(indices), dtype=np.intp)
+        self.ai_probs[idx] = probs
+        self.ai_mask[idx] = masks
+        self.ai_done[idx] = True
+
+    @property
+    def has_prediction(self) -> bool:
+        return bool(self.ai_done.any())
+
+    @property
+    def prediction_complete(self) -> bool:
+        return bool(self.ai_done.all())
+
+    # --- measurements ----------------------------------------------------------------------------------------
+    def slice_area(self, slice_index: int) -> tuple[float, str]:
+        """Working-mask area on one slice: ``(value, unit)`` in mm² where spacing is known, else pixels."""
+        px = int(self.editor.area_px(slice_index))
+        a = self.pixel_area_mm2()
+        return (px * a, "mm²") if a is not None else (float(px), "px")
+
+    def mask_volume_ml(self) -> Optional[float]:
+        """Working-mask volume in millilitres, or None without spacing."""
+        v = self.volume.voxel_volume_ml()
+        if v is None:
+            return None
+        return float(np.count_nonzero(self.editor.mask)) * v
+
+    def mask_voxels(self) -> int:
+        return int(np.count_nonzero(self.editor.mask))
+
+    def dice_slice(self, slice_index: int) -> Optional[float]:
+        """Dice of the AI mask and the working mask on one slice; None until that slice is predicted."""
+        if not self.ai_done[slice_index]:
+            return None
+        return dice(self.ai_mask[slice_index], self.editor.slice_mask(slice_index))
+
+    def dice_scan(self) -> Optional[float]:
+        """Pooled Dice of AI vs working mask over the predicted slices; None before any prediction."""
+        if not self.ai_done.any():
+            return None
+        if self.ai_done.all():
+            return dice(self.ai_mask, self.editor.mask)
+        idx = np.flatnonzero(self.ai_done)
+        return dice(self.ai_mask[idx], self.editor.mask[idx])
+
+
+def kaggle_save_target(volume: Volume) -> Optional[SaveTarget]:
+    """For a Kaggle patient (``<pid>/image/*.png``) its own folder; None for other scans (Save asks where)."""
+    if volume.kind != "kaggle_patient" or not volume.source_files:
+        return None
+    return SaveTarget(Path(volume.source_files[0]).parent.parent, list(volume.slice_names))

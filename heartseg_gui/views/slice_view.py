@@ -1,0 +1,249 @@
+"""The slice view: one CT slice with mask layers, a brush cursor, zoom / pan, and painting *intents*.
+
+The view never edits a mask. Mouse input becomes signals in image coordinates (``row``, ``col`` as floats, pixel
+centres at integers): ``strokeStarted(row, col, erase)``, ``strokeMoved(row, col)``, ``strokeFinished()``; the
+controller applies them through ``MaskEditor`` and tells the view which region changed.
+
+Mouse: left drag paints with the brush / eraser (pans with the navigate tool); Shift held erases temporarily;
+middle drag pans; right drag adjusts window (horizontal) and level (vertical); wheel changes slice; Ctrl+wheel
+zooms.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QPen, QColor
+from PySide6.QtWidgets import QGraphicsEllipseItem
+
+from heartseg_gui.display import LAYERS, as_display_image
+from heartseg_gui.views.mask_layer import MaskLayerItem
+
+NAVIGATE, BRUSH, ERASER = "navigate", "brush", "eraser"
+
+
+class SliceViewBox(pg.ViewBox):
+    """A ViewBox that turns mouse gestures into intents instead of panning with every button."""
+
+    def __init__(self, view: "SliceView"):
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+        self._view = view
+        self.setMouseMode(pg.ViewBox.PanMode)
+
+    def _image_pos(self, pos) -> tuple[float, float]:
+        p = self.mapToView(pos)
+        return float(p.y()) - 0.5, float(p.x()) - 0.5
+
+    def mouseDragEvent(self, ev, axis=None):
+        view = self._view
+        if ev.button() == Qt.MouseButton.LeftButton and view.painting_enabled():
+            ev.accept()
+            if ev.isStart():
+                row, col = self._image_pos(ev.buttonDownPos())
+                view._start_stroke(row, col, bool(ev.modifiers() & Qt.KeyboardModifier.ShiftModifier))
+            row, col = self._image_pos(ev.pos())
+            view._move_stroke(row, col)
+            if ev.isFinish():
+                view._finish_stroke()
+            return
+        if ev.button() == Qt.MouseButton.RightButton:
+            ev.accept()
+            delta = ev.screenPos() - ev.lastScreenPos()
+            view.windowLevelDragged.emit(float(delta.x()), float(-delta.y()))
+            return
+        if ev.button() in (Qt.MouseButton.LeftButton, Qt.MouseButton.MiddleButton):
+            # pan with left (navigate tool) or middle: pretend it is the left button in pan mode
+            super().mouseDragEvent(_AsLeftButton(ev), axis)
+            return
+        ev.ignore()
+
+    def mouseClickEvent(self, ev):
+        view = self._view
+        if ev.button() == Qt.MouseButton.LeftButton and view.painting_enabled():
+            ev.accept()
+            row, col = self._image_pos(ev.pos())
+            view._start_stroke(row, col, bool(ev.modifiers() & Qt.KeyboardModifier.ShiftModifier))
+            view._finish_stroke()
+            return
+        ev.accept()
+
+    def wheelEvent(self, ev, axis=None):
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(ev, axis)
+            return
+        delta = ev.delta() if hasattr(ev, "delta") else ev.angleDelta().y()
+        if delta:
+            self._view.sliceStepRequested.emit(-1 if delta > 0 else +1)
+        ev.accept()
+
+
+class _AsLeftButton:
+    """Wraps a pyqtgraph drag event so ViewBox pans for the middle button as it does for the left."""
+
+    def __init__(self, ev):
+        self._ev = ev
+
+    def button(self):
+        return Qt.MouseButton.LeftButton
+
+    def __getattr__(self, name):
+        return getattr(self._ev, name)
+
+
+class SliceView(pg.GraphicsView):
+    strokeStarted = Signal(float, float, bool)   # row, col, erase
+    strokeMoved = Signal(float, float)           # row, col
+    strokeFinished = Signal()
+    hovered = Signal(int, int)                   # row, col under the mouse (-1, -1 outside the image)
+    sliceStepRequested = Signal(int)
+    windowLevelDragged = Signal(float, float)    # screen pixels: right (+ wider), up (+ higher level)
+
+    def __init__(self, parent=None, *, interactive: bool = True):
+        super().__init__(parent)
+        self.setBackground("k")
+        self.viewbox = SliceViewBox(self)
+        self.setCentralItem(self.viewbox)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.image_item.setAutoDownsample(False)
+        self.viewbox.addItem(self.image_item)
+        self.layers: dict[str, MaskLayerItem] = {}
+        for style in LAYERS:
+            item = MaskLayerItem(style.rgb, outline_mode=style.key != "working")
+            item.setZValue({"dataset": 1, "ai": 2, "working": 3}[style.key])
+            self.viewbox.addItem(item)
+            self.layers[style.key] = item
+        self.cursor_item = QGraphicsEllipseItem()
+        pen = QPen(QColor(255, 255, 255, 220))
+        pen.setCosmetic(True)
+        pen.setWidthF(1.2)
+        self.cursor_item.setPen(pen)
+        self.cursor_item.setZValue(10)
+        self.cursor_item.setVisible(False)
+        self.viewbox.addItem(self.cursor_item, ignoreBounds=True)
+        self._interactive = interactive
+        self.tool = NAVIGATE
+        self.brush_radius = 5.0
+        self._stroking = False
+        self._shape: tuple[int, int] = (0, 0)
+        self._last_hover = (-1, -1)
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.setMouseTracking(True)
+
+    # --- image --------------------------------------------------------------------------------------------------
+    def set_image(self, pixels: np.ndarray, levels: tuple[float, float]) -> None:
+        """Show one slice ``(rows, cols)`` (any real dtype; drawn as float32) with explicit levels."""
+        data = as_display_image(pixels)
+        first = self._shape != data.shape
+        self._shape = data.shape
+        self.image_item.setImage(data, autoLevels=False, levels=levels)
+        if first:
+            self.reset_zoom()
+
+    def set_levels(self, levels: tuple[float, float]) -> None:
+        self.image_item.setLevels(levels)
+
+    def set_pixel_aspect(self, aspect: float) -> None:
+        """Width / height of one pixel on screen (column spacing / row spacing)."""
+        self.viewbox.setAspectLocked(True, ratio=aspect if aspect > 0 else 1.0)
+
+    def reset_zoom(self) -> None:
+        rows, cols = self._shape
+        if rows and cols:
+            self.viewbox.setRange(QRectF(0, 0, cols, rows), padding=0.02)
+
+    def clear(self) -> None:
+        self.image_item.clear()
+        for layer in self.layers.values():
+            layer.set_mask(None)
+        self._shape = (0, 0)
+
+    # --- layers ----------------------------------------------------------------------------------------------------
+    def set_layer_mask(self, key: str, mask: Optional[np.ndarray]) -> None:
+        self.layers[key].set_mask(mask)
+
+    def update_layer_region(self, key: str, mask: np.ndarray, row0: int, row1: int, col0: int, col1: int) -> None:
+        self.layers[key].update_region(mask, row0, row1, col0, col1)
+
+    def set_layer_visible(self, key: str, visible: bool) -> None:
+        self.layers[key].setVisible(bool(visible))
+
+    def set_layer_outline(self, key: str, outline: bool) -> None:
+        self.layers[key].set_outline(outline)
+
+    def set_layer_opacity(self, key: str, opacity: float) -> None:
+        self.layers[key].setOpacity(float(opacity))
+
+    # --- tools -------------------------------------------------------------------------------------------------------
+    def set_tool(self, tool: str) -> None:
+        self.tool = tool
+        self._update_cursor()
+
+    def set_brush_radius(self, radius: float) -> None:
+        self.brush_radius = float(radius)
+        self._update_cursor()
+
+    def painting_enabled(self) -> bool:
+        return self._interactive and self.tool in (BRUSH, ERASER) and self._shape != (0, 0)
+
+    def _start_stroke(self, row: float, col: float, shift: bool) -> None:
+        erase = (self.tool == ERASER) != bool(shift)
+        self._stroking = True
+        self.strokeStarted.emit(row, col, erase)
+
+    def _move_stroke(self, row: float, col: float) -> None:
+        if self._stroking:
+            self.strokeMoved.emit(row, col)
+            self._place_cursor(row, col)
+
+    def _finish_stroke(self) -> None:
+        if self._stroking:
+            self._stroking = False
+            self.strokeFinished.emit()
+
+    # --- hover and cursor ---------------------------------------------------------------------------------------
+    def _on_mouse_moved(self, scene_pos) -> None:
+        if self._shape == (0, 0):
+            return
+        p = self.viewbox.mapSceneToView(scene_pos)
+        row_f, col_f = float(p.y()) - 0.5, float(p.x()) - 0.5
+        self._place_cursor(row_f, col_f)
+        row, col = int(np.floor(p.y())), int(np.floor(p.x()))
+        rows, cols = self._shape
+        if not (0 <= row < rows and 0 <= col < cols):
+            row, col = -1, -1
+        if (row, col) != self._last_hover:
+            self._last_hover = (row, col)
+            self.hovered.emit(row, col)
+
+    def _place_cursor(self, row: float, col: float) -> None:
+        r = self.brush_radius
+        self.cursor_item.setRect(QRectF(col + 0.5 - r, row + 0.5 - r, 2 * r, 2 * r))
+        self._update_cursor()
+
+    def _update_cursor(self) -> None:
+        self.cursor_item.setVisible(self.painting_enabled() and self.underMouse())
+        rect = self.cursor_item.rect()
+        if rect.width() > 0:
+            c = rect.center()
+            r = self.brush_radius
+            self.cursor_item.setRect(QRectF(c.x() - r, c.y() - r, 2 * r, 2 * r))
+
+    def leaveEvent(self, ev):
+        self.cursor_item.setVisible(False)
+        if self._last_hover != (-1, -1):
+            self._last_hover = (-1, -1)
+            self.hovered.emit(-1, -1)
+        super().leaveEvent(ev)
+
+    def enterEvent(self, ev):
+        super().enterEvent(ev)
+        self._update_cursor()
+
+    # --- helpers for tests and the controller ---------------------------------------------------------------------
+    def image_to_widget(self, row: float, col: float) -> QPointF:
+        """Widget (viewport) coordinates of image position ``(row, col)`` (pixel centres at integers)."""
+        scene = self.viewbox.mapViewToScene(QPointF(col + 0.5, row + 0.5))
+        return QPointF(self.mapFromScene(scene))

@@ -1,0 +1,45 @@
+"""Measurements panel: working-mask area on this slice, heart volume, Dice AI vs working mask."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
+
+
+def _fmt_dice(value: Optional[float]) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+class MeasurementsPanel(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        form = QFormLayout(self)
+        form.setContentsMargins(6, 6, 6, 6)
+        self.area = QLabel("—")
+        self.volume = QLabel("—")
+        self.dice_slice = QLabel("—")
+        self.dice_scan = QLabel("—")
+        self.review = QLabel("—")
+        for w in (self.area, self.volume, self.dice_slice, self.dice_scan, self.review):
+            w.setMinimumWidth(120)
+        form.addRow("Area (this slice)", self.area)
+        form.addRow("Heart volume", self.volume)
+        form.addRow("Dice AI vs mask (slice)", self.dice_slice)
+        form.addRow("Dice AI vs mask (scan)", self.dice_scan)
+        form.addRow("Reviewed", self.review)
+        self.dice_slice.setToolTip("Dice between the AI prediction and the working mask; 1.000 where both are empty")
+
+    def show_values(self, *, area: tuple[float, str], volume_ml: Optional[float], voxels: int,
+                    dice_slice: Optional[float], dice_scan: Optional[float], reviewed: tuple[int, int]) -> None:
+        value, unit = area
+        self.area.setText(f"{value:,.1f} {unit}" if unit == "mm²" else f"{value:,.0f} {unit}")
+        self.volume.setText(f"{volume_ml:,.1f} mL" if volume_ml is not None else f"{voxels:,} voxels (no spacing)")
+        self.dice_slice.setText(_fmt_dice(dice_slice))
+        self.dice_scan.setText(_fmt_dice(dice_scan))
+        done, total = reviewed
+        self.review.setText(f"{done} / {total} slices")
+
+    def clear(self) -> None:
+        for w in (self.area, self.volume, self.dice_slice, self.dice_scan, self.review):
+            w.setText("—")
