@@ -41,7 +41,17 @@ def cmd_train(args) -> int:
     if not labelled:
         raise HeartsegError("no patient with masks to train on", args.data)
     val_list = [p.strip() for p in args.val_patients.split(",")] if args.val_patients else None
-    train_pids, val_pids = patient_split(labelled, args.val_fraction, args.seed, val_list)
+    registry = None
+    if args.registry is not None or args.from_version is not None:
+        from core.registry import ModelRegistry
+
+        if args.registry is None:
+            raise HeartsegError("--from-version needs --registry")
+        registry = ModelRegistry(args.registry)
+    if registry is not None:  # the registry's fixed split: every version validates on the same patients
+        train_pids, val_pids = registry.fixed_split(labelled, args.val_fraction, args.seed, val_list)
+    else:
+        train_pids, val_pids = patient_split(labelled, args.val_fraction, args.seed, val_list)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, image_size=args.image_size,
                          loss=args.loss, learning_rate=args.learning_rate, augment=not args.no_augment,
                          geometric=args.geometric, seed=args.seed, steps_per_epoch=args.steps_per_epoch,
@@ -61,15 +71,8 @@ def cmd_train(args) -> int:
     train_set = load_slice_pairs(pairs(train_pids), config.image_size, progress=bar)
     val_set = load_slice_pairs(pairs(val_pids), config.image_size, progress=bar) if val_pids else None
     init_model = args.init_model
-    registry = None
-    if args.registry is not None or args.from_version is not None:
-        from core.registry import ModelRegistry
-
-        if args.registry is None:
-            raise HeartsegError("--from-version needs --registry")
-        registry = ModelRegistry(args.registry)
-        if args.from_version is not None:
-            init_model = registry.model_path(args.from_version)
+    if registry is not None and args.from_version is not None:
+        init_model = registry.model_path(args.from_version)
     cancel = CancelToken()
     sigint_cancels(cancel)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -82,8 +85,17 @@ def cmd_train(args) -> int:
     print(f"training {state}: best epoch {result.best_epoch} (val_loss {result.best_val_loss:.4f}), "
           f"{result.images_per_second:.1f} images/s -> {result.best_model_path}", file=sys.stderr)
     if registry is not None and not result.cancelled:
+        from core.retraining import evaluate_model, validation_volumes
+
+        validation = None
+        if val_pids:
+            validation = evaluate_model(result.best_model_path, validation_volumes(dataset, val_pids),
+                                        label="validation", progress=bar)
+        counts = {"train_slices": len(train_set), "val_slices": len(val_set) if val_set is not None else 0,
+                  "corrected_slices": sum(p.state == "corrected" for p in dataset.training_pairs(train_pids))}
         version = registry.add_version(result, config, parent=args.from_version, data_root=args.data,
-                                       train_pids=train_pids, val_pids=val_pids)
+                                       train_pids=train_pids, val_pids=val_pids, data=counts,
+                                       validation=validation)
         print(f"registered as version {version}", file=sys.stderr)
     return 130 if result.cancelled else 0
 

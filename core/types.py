@@ -21,6 +21,9 @@ from core.errors import Cancelled
 #: scaled like the Kaggle PNGs (``stored / max * 255`` per slice); ``"raw"``: other 8/16-bit pixel values.
 Intensity = Literal["hu", "kaggle8bit", "raw"]
 
+#: File suffixes :attr:`Volume.slice_names` strips (anything else is part of the slice's name).
+_IMAGE_SUFFIXES = (".png", ".dcm", ".dicom", ".ima", ".tif", ".tiff", ".jpg", ".jpeg")
+
 #: Where a volume came from.
 SourceKind = Literal["kaggle_patient", "png_folder", "dicom", "nifti"]
 
@@ -33,7 +36,7 @@ class Volume:
     ----------
     voxels:
         ``(n_slices, rows, cols)`` array, C-contiguous. dtype ``uint8`` for PNG sources (``intensity`` is
-        ``"kaggle8bit"`` or ``"raw"``), ``int16``/``float32`` Hounsfield units for DICOM and NIfTI (``"hu"``).
+        ``"kaggle8bit"``; 16-bit PNGs stay ``uint16`` with ``"raw"``), ``int16``/``float32`` Hounsfield units for DICOM and NIfTI (``"hu"``).
     spacing:
         ``(slice, row, col)`` voxel size in millimetres, or ``None`` where the files do not say (PNG).
     affine:
@@ -76,10 +79,17 @@ class Volume:
 
     @property
     def slice_names(self) -> list[str]:
-        """File stem per slice (``1-001`` ...); for NIfTI the Kaggle-style ``1-NNN`` numbering."""
+        """File stem per slice (``1-001`` ...); for NIfTI the Kaggle-style ``1-NNN`` numbering.
+
+        Only image suffixes (``.png``, ``.dcm`` ...) are stripped, so DICOM files named by UID
+        (``CT.1.3.12.2...16573``) keep their whole name; if names would still repeat, ``1-NNN`` is used."""
         if self.kind == "nifti":
             return [f"1-{i + 1:03d}" for i in range(self.n_slices)]
-        return [Path(p).stem for p in self.source_files]
+        names = [Path(p).stem if Path(p).suffix.lower() in _IMAGE_SUFFIXES else Path(p).name
+                 for p in self.source_files]
+        if len(set(names)) != len(names):
+            return [f"1-{i + 1:03d}" for i in range(self.n_slices)]
+        return names
 
     def voxel_volume_ml(self) -> Optional[float]:
         """Volume of one voxel in millilitres, or ``None`` without spacing."""

@@ -52,6 +52,8 @@ def test_series_geometry_and_hu(abdomen, abdomen_dicom):
     assert np.diag(v.affine)[:3] == pytest.approx([-0.9765625, -0.9765625, -2.0])
     assert v.metadata["SeriesDescription"] == "CT Body 3.0"
     assert v.source_files[0].name.endswith("16573")  # SOURCE.md ignored, files ordered by position
+    # UID-style file names keep their whole name as slice name (no collisions when masks are written per slice)
+    assert len(set(v.slice_names)) == 20 and v.slice_names[0] == v.source_files[0].name
 
 
 def test_order_by_position_not_file_name(abdomen, abdomen_dicom, tmp_path):

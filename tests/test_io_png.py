@@ -225,3 +225,13 @@ def test_cancel_and_progress(tmp_path):
     token.cancel()
     with pytest.raises(Cancelled):
         open_scan(tmp_path, cancel=token)
+
+
+def test_png_mask_folder_by_name(tmp_path):
+    for k in (1, 2, 3):
+        _write(tmp_path / "scan" / f"1-{k}.png", np.full((5, 6), 9, np.uint8))
+    m = np.zeros((5, 6), np.uint8)
+    m[1:3, 2:4] = 255
+    _write(tmp_path / "masks" / "1-2.png", m)
+    vol = open_scan(tmp_path / "scan", tmp_path / "masks")
+    assert vol.mask_present.tolist() == [False, True, False] and vol.mask[1].sum() == 4

@@ -68,7 +68,8 @@ def open_scan(path: str | Path, mask_path: str | Path | None = None, *,
     except OSError as exc:
         raise HeartsegError(f"cannot open: {exc.strerror or exc}", path) from exc
     if not path.is_dir():
-        raise HeartsegError("not a scan: expected a .nii/.nii.gz file or a folder of PNG or DICOM slices", path)
+        raise HeartsegError("not a scan: expected a .nii/.nii.gz file or a folder of PNG or DICOM slices "
+                            "(to open one slice, open the folder that holds it)", path)
     require_dir(path)
     if is_kaggle_patient(path):
         vol = read_kaggle_patient(path, progress=progress, cancel=cancel)

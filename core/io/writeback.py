@@ -6,8 +6,8 @@ Layout inside a patient folder (``<patient>/image``, ``<patient>/mask`` are the 
     <patient>/.heartseg/original_masks/<name>.png   the dataset's own mask, copied the first time it is replaced
     <patient>/.heartseg/versions/<timestamp>/       the whole mask/ folder as it was before each save / restore
 
-``image/`` is never written. Mask PNGs are 0/255 8-bit greyscale, each replaced atomically. Version snapshots use
-hard links where the file system allows (a replaced mask keeps its old inode alive in the snapshot), else copies.
+``image/`` is never written. Mask PNGs are 0/255 8-bit greyscale, each replaced atomically. Version snapshots are
+plain copies (mask PNGs are a few KiB each; copies stay intact even if another tool edits ``mask/`` in place).
 
 Sidecar format (``review.json``)::
 
@@ -21,7 +21,6 @@ recorded only when ``ai_masks`` were given to :func:`save_masks`.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -100,13 +99,6 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
 def _new_version_dir(patient_dir: Path) -> Path:
     base = patient_dir / HEARTSEG_DIR / VERSIONS_DIR
     base.mkdir(parents=True, exist_ok=True)
@@ -130,7 +122,7 @@ def snapshot_masks(patient_dir: Path) -> Optional[MaskVersion]:
     dest = _new_version_dir(patient_dir)
     try:
         for f in files:
-            _link_or_copy(f, dest / f.name)
+            shutil.copy2(f, dest / f.name)
     except OSError as exc:
         raise HeartsegError(f"cannot keep the previous masks: {exc.strerror or exc}", dest) from exc
     return MaskVersion(dest.name, dest, len(files))

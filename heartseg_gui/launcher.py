@@ -1,0 +1,47 @@
+"""The ``heartseg`` console command.
+
+* ``heartseg`` — the annotator window on the bundled sample scan with the bundled model;
+* ``heartseg open PATH [--mask MASK] [--model MODEL] [--screenshot FILE]`` — the window on any scan or dataset;
+* any other sub-command (``train``, ``predict``, ``evaluate``, ``verify-dataset`` ...) runs
+  :func:`core.cli.main` without importing Qt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+GUI_COMMANDS = ("open", "gui")
+
+
+def _gui_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="heartseg open",
+                                description="Open the annotator window on a scan or dataset (default: the "
+                                            "bundled sample).")
+    p.add_argument("path", nargs="?", help="Kaggle patient folder, dataset folder, DICOM series folder, NIfTI "
+                                           "file or PNG folder")
+    p.add_argument("--mask", help="a mask for the scan (NIfTI, or a folder of PNG masks)")
+    p.add_argument("--model", help="a .keras model (default: the bundled model)")
+    p.add_argument("--screenshot", metavar="FILE",
+                   help="save the window as PNG once the prediction has finished, then exit")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] not in GUI_COMMANDS and not args[0].startswith("--screenshot") \
+            and not args[0].startswith("--model"):
+        from core.cli import main as cli_main  # no Qt for the command-line tools
+
+        return int(cli_main(args) or 0)
+    if args and args[0] in GUI_COMMANDS:
+        args = args[1:]
+    opts = _gui_parser().parse_args(args)
+    from heartseg_gui.app import run
+
+    return run(opts.path, opts.mask, opts.model, opts.screenshot)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
