@@ -27,7 +27,7 @@ class ProgressBar:
     def __init__(self, stream=None, min_interval: float = 0.5):
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
-        self.min_interval = min_interval
+        self.min_interval = min_interval if self.tty else max(min_interval, 10.0)
         self._last = 0.0
         self._t0 = time.monotonic()
         self._stage = None

@@ -79,12 +79,18 @@ def custom_objects() -> dict:
 
 
 def save_model(model, path: str | Path) -> Path:
-    """Save ``model`` as a ``.keras`` file atomically (temp file in the same folder, then rename)."""
+    """Save ``model`` (weights and architecture, no optimizer state) as a ``.keras`` file atomically."""
     from core.atomic import atomic_path
 
     path = Path(path)
     if path.suffix != ".keras":
         raise HeartsegError("model files must end in .keras", path)
+    if getattr(model, "optimizer", None) is not None:
+        # ship weights only: an uncompiled clone carries no optimizer state (a third of the size)
+        keras = _keras()
+        clone = keras.Model.from_config(model.get_config())
+        clone.set_weights(model.get_weights())
+        model = clone
     with atomic_path(path) as tmp:
         model.save(tmp)
     return path

@@ -153,6 +153,10 @@ def make_dataset(data: SliceSet, config: TrainConfig, *, training: bool):
     Training: shuffled per epoch (seeded), augmented on the fly in parallel (deterministic per sample: the sample
     seed is derived from the run seed, the slice index and its position in the epoch), batched, prefetched.
     """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return SlicePyDataset(data, config, training=training)
     import tensorflow as tf
 
     from core.augment import Augmenter
@@ -164,12 +168,8 @@ def make_dataset(data: SliceSet, config: TrainConfig, *, training: bool):
 
     def load(index, position):
         i = int(index)
-        img = np.repeat(data.images[i][:, :, None], 3, axis=2)
-        mask = data.masks[i]
-        if augmenter is not None:
-            img, mask = augmenter(img, mask, seed * 1_000_003 + int(position) * 7_919 + i)
-        return (img.astype(np.float32) * (1.0 / 255.0), mask.astype(np.float32)[:, :, None],
-                np.float32(data.weights[i]))
+        x, y = _sample(data, i, int(position), augmenter, seed)
+        return x, y, np.float32(data.weights[i])
 
     def tf_load(index, position):
         x, y, w = tf.numpy_function(load, [index, position], [tf.float32, tf.float32, tf.float32])
@@ -188,6 +188,64 @@ def make_dataset(data: SliceSet, config: TrainConfig, *, training: bool):
     if training and config.steps_per_epoch:
         ds = ds.repeat()
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _sample(data: SliceSet, i: int, position: int, augmenter, seed: int):
+    img = np.repeat(data.images[i][:, :, None], 3, axis=2)
+    mask = data.masks[i]
+    if augmenter is not None:
+        img, mask = augmenter(img, mask, seed * 1_000_003 + int(position) * 7_919 + i)
+    return img.astype(np.float32) * (1.0 / 255.0), mask.astype(np.float32)[:, :, None]
+
+
+def _py_dataset_class():
+    import keras
+
+    class _SlicePyDataset(keras.utils.PyDataset):
+        """The same pipeline as :func:`make_dataset` for Keras backends other than TensorFlow (JAX, torch):
+        seeded per-epoch shuffle, per-sample deterministic augmentation, batches built in worker threads."""
+
+        def __init__(self, data: SliceSet, config: TrainConfig, *, training: bool):
+            super().__init__(workers=8 if training else 2, use_multiprocessing=False, max_queue_size=16)
+            from core.augment import Augmenter
+
+            self.data, self.config, self.training = data, config, training
+            self.augmenter = Augmenter(config.geometric) if (training and config.augment) else None
+            self.use_weights = bool(np.any(data.weights != 1.0))
+            self.epoch = 0
+            self.order = np.arange(len(data))
+            self.on_epoch_end()
+
+        def __len__(self):
+            if self.training and self.config.steps_per_epoch:
+                return int(self.config.steps_per_epoch)
+            return math.ceil(len(self.data) / self.config.batch_size)
+
+        def on_epoch_end(self):
+            if self.training:
+                rng = np.random.default_rng(self.config.seed + self.epoch)
+                self.order = rng.permutation(len(self.data))
+                self.epoch += 1
+
+        def __getitem__(self, b):
+            bs = self.config.batch_size
+            n = len(self.data)
+            positions = [(b * bs + k) for k in range(bs)]
+            if not (self.training and self.config.steps_per_epoch):
+                positions = [p for p in positions if p < n]
+            idx = [int(self.order[p % n]) for p in positions]
+            pairs = [_sample(self.data, i, p, self.augmenter, self.config.seed) for i, p in zip(idx, positions)]
+            x = np.stack([p[0] for p in pairs])
+            y = np.stack([p[1] for p in pairs])
+            if self.use_weights:
+                return x, y, self.data.weights[idx]
+            return x, y
+
+    return _SlicePyDataset
+
+
+def SlicePyDataset(data: SliceSet, config: TrainConfig, *, training: bool):
+    return _py_dataset_class()(data, config, training=training)
 
 
 def _callbacks(config, out_dir, total_steps_per_epoch, progress, cancel, state):

@@ -1,0 +1,276 @@
+"""Runs one retraining at a time for the window and switches model versions through the controller.
+
+* Starting: when a prediction is running, the retraining waits for it; while the retraining runs, predictions
+  wait (the controller's ``block_model_jobs`` hook when it has one; otherwise ``auto_predict`` is held off and
+  Model ▸ Predict Again / Load Model are disabled with the reason as tooltip) and start afterwards.
+* Finished: the dock shows old vs new validation Dice on the same held-out patients and
+  :attr:`RetrainManager.ask_activate` asks whether to switch (tests replace it).
+* Versions: :meth:`activate` / :meth:`rollback` write the registry's ``active.json`` and call
+  ``controller.set_model``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtWidgets import QMessageBox
+
+from core.errors import HeartsegError
+from core.registry import ModelRegistry, default_registry_dir
+from heartseg_gui.retrain.dock import RetrainDock
+from heartseg_gui.retrain.worker import make_retrain_job
+
+BUSY_REASON = "A retraining is running (one model job at a time): predictions wait until it has finished."
+PREDICT = "predict"  # heartseg_gui.controller.PREDICT
+
+
+class RetrainManager(QObject):
+    runningChanged = Signal(bool)
+    finished = Signal(str, object)        # outcome ("returned" / "errored" / "cancelled"), RetrainOutcome or text
+    versionActivated = Signal(int, str)   # version, model path
+
+    def __init__(self, window, controller, *, base_model: Optional[Path] = None,
+                 guarded_actions: tuple = ()):
+        super().__init__(window)
+        self.window = window
+        self.controller = controller
+        self.base_model = base_model
+        self.guarded_actions = [a for a in guarded_actions if a is not None]
+        self.ask_activate: Callable = self._ask_activate_dialog
+        self.job = None
+        self.last_outcome = None
+        self.last_request = None
+        self._pending = None
+        self._generation = 0
+        self._saved_auto_predict: Optional[bool] = None
+        self._tooltips: dict = {}
+        self.dock = RetrainDock(window)
+        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+        self.dock.setVisible(False)
+        self.dock.panel.cancelRequested.connect(self.cancel)
+        controller.jobFinished.connect(self._on_controller_job_finished)
+        controller.sessionChanged.connect(self._reapply_block)
+        controller.datasetChanged.connect(self._on_dataset)
+
+    # --- state ----------------------------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.job is not None or self._pending is not None
+
+    def busy_reason(self) -> Optional[str]:
+        if self.running:
+            return BUSY_REASON
+        return None
+
+    def registry_for(self, dataset_root) -> ModelRegistry:
+        return ModelRegistry(default_registry_dir(dataset_root), base_model=self.base_model)
+
+    def current_registry(self) -> Optional[ModelRegistry]:
+        dataset = getattr(self.controller, "dataset", None)
+        return None if dataset is None else self.registry_for(dataset.root)
+
+    def _status(self, text: str, ms: int = 8000) -> None:
+        self.window.statusBar().showMessage(text, ms)
+
+    # --- starting and stopping ------------------------------------------------------------------------------------
+    def start(self, request) -> bool:
+        """Start ``request`` (:class:`core.retraining.RetrainRequest`); waits for a running prediction first."""
+        if self.running:
+            self._status("A retraining is already running")
+            return False
+        self.last_request = request
+        self.dock.setVisible(True)
+        self.dock.raise_()
+        self.dock.panel.start("Starting…", request.config.epochs)
+        self._block(True)
+        if self.controller.is_busy(PREDICT):
+            self._pending = request
+            self.dock.panel.stage_label.setText("Waiting for the running prediction to finish…")
+            self.runningChanged.emit(True)
+            return True
+        self._launch(request)
+        return True
+
+    def _launch(self, request) -> None:
+        self._pending = None
+        self._generation += 1
+        job = make_retrain_job(request, self._generation)
+        job.progress.connect(self._on_progress)
+        job.returned.connect(self._on_returned)
+        job.errored.connect(self._on_errored)
+        job.cancelled.connect(self._on_cancelled)
+        job.finished.connect(self._on_finished)
+        self.job = job
+        self.controller.runner.start(job)  # the controller's runner waits for it when the window closes
+        self.dock.panel.stage_label.setText("Loading TensorFlow and reading slices…")
+        self.runningChanged.emit(True)
+
+    @Slot()
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.dock.panel.stage_label.setText("Cancelling after this batch…")
+            self.dock.panel.cancel_button.setEnabled(False)
+        elif self._pending is not None:
+            self._pending = None
+            self._block(False)
+            self.runningChanged.emit(False)
+            self._done("cancelled", "Retraining cancelled before it started", None)
+
+    @Slot(str, str, str)
+    def _on_controller_job_finished(self, kind: str, outcome: str, message: str) -> None:
+        if kind == PREDICT and self._pending is not None and not self.controller.is_busy(PREDICT):
+            self._launch(self._pending)
+
+    # --- job signals ----------------------------------------------------------------------------------------------
+    def _mine(self, generation: int) -> bool:
+        return self.job is not None and generation == self._generation
+
+    @Slot(int, object)
+    def _on_progress(self, generation: int, item) -> None:
+        if self._mine(generation):
+            self.dock.panel.show_progress(item)
+
+    @Slot(int, object)
+    def _on_returned(self, generation: int, outcome) -> None:
+        if not self._mine(generation):
+            return
+        from core.retraining import compare_text
+
+        self.last_outcome = outcome
+        text = compare_text(outcome)
+        self.dock.panel.finish(f"Finished: registered v{outcome.version}", text)
+        self._finished_job()
+        self.finished.emit("returned", outcome)
+        if self.ask_activate(outcome):
+            try:
+                self.activate(outcome.version, ModelRegistry(outcome.registry_dir, base_model=self.base_model))
+            except HeartsegError as exc:
+                self.controller.errorOccurred.emit("Could not activate the new model", str(exc))
+        else:
+            self._status(f"v{outcome.version} registered; still using the previous model (Model ▸ Versions… "
+                         f"to switch)")
+
+    @Slot(int, str)
+    def _on_errored(self, generation: int, message: str) -> None:
+        if self._mine(generation):
+            self._finished_job()
+            self._done("errored", "Retraining failed", message)
+            self.controller.errorOccurred.emit("Retraining failed", message)
+
+    @Slot(int)
+    def _on_cancelled(self, generation: int) -> None:
+        if self._mine(generation):
+            self._finished_job()
+            self._done("cancelled", "Retraining cancelled — no version was registered", None)
+
+    @Slot(int)
+    def _on_finished(self, generation: int) -> None:
+        if self._mine(generation):  # a job that ended without a verdict
+            self._finished_job()
+
+    def _finished_job(self) -> None:
+        self.job = None
+        self._block(False)
+        self.runningChanged.emit(False)
+
+    def _done(self, outcome: str, text: str, detail) -> None:
+        self.dock.panel.finish(text, detail or "")
+        self.finished.emit(outcome, detail)
+        self._status(text)
+
+    def _ask_activate_dialog(self, outcome) -> bool:
+        from core.retraining import compare_text
+
+        box = QMessageBox(QMessageBox.Icon.Question, "Use the new model?",
+                          f"Retraining finished: v{outcome.version}.\n\n{compare_text(outcome)}\n\n"
+                          f"Switch to v{outcome.version} now? (Model ▸ Versions… can switch back at any time.)",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self.window)
+        box.setObjectName("activateNewModelBox")
+        return box.exec() == QMessageBox.StandardButton.Yes
+
+    # --- one model job at a time ----------------------------------------------------------------------------------
+    def _block(self, on: bool) -> None:
+        c = self.controller
+        hook = getattr(c, "block_model_jobs", None)
+        if callable(hook):
+            hook(BUSY_REASON if on else None)
+        elif on and self._saved_auto_predict is None:
+            self._saved_auto_predict = bool(c.auto_predict)
+            c.auto_predict = False
+        elif not on and self._saved_auto_predict is not None:
+            c.auto_predict = self._saved_auto_predict
+            self._saved_auto_predict = None
+            s = c.session
+            if (c.auto_predict and s is not None and not s.prediction_complete and c.model_path is not None
+                    and not c.is_busy()):
+                c.start_prediction()  # the prediction that waited for the retraining
+        for action in self.guarded_actions:
+            if on:
+                self._tooltips.setdefault(action, action.toolTip())
+                action.setEnabled(False)
+                action.setToolTip(BUSY_REASON)
+                action.setStatusTip(BUSY_REASON)
+            else:
+                action.setToolTip(self._tooltips.pop(action, ""))
+                action.setStatusTip("")
+                action.setEnabled(not (action.property("needsSession") and c.session is None))
+        if on:
+            self._status(BUSY_REASON, 0)
+        else:
+            self.window.statusBar().clearMessage()
+
+    @Slot()
+    def _reapply_block(self) -> None:
+        """The window re-enables its actions when a scan opens; keep them disabled while training runs."""
+        if self.running:
+            for action in self.guarded_actions:
+                action.setEnabled(False)
+
+    # --- versions -------------------------------------------------------------------------------------------------
+    def activate(self, version: int, registry: Optional[ModelRegistry] = None) -> Path:
+        """Make ``version`` active in ``registry`` (default: the open dataset's) and use it in the window."""
+        if self.running:
+            raise HeartsegError(BUSY_REASON)
+        registry = registry or self.current_registry()
+        if registry is None:
+            raise HeartsegError("open a dataset first: model versions live next to the dataset")
+        registry.activate(version)
+        return self._use(registry, version)
+
+    def rollback(self, registry: Optional[ModelRegistry] = None) -> Path:
+        if self.running:
+            raise HeartsegError(BUSY_REASON)
+        registry = registry or self.current_registry()
+        if registry is None:
+            raise HeartsegError("open a dataset first: model versions live next to the dataset")
+        entry = registry.rollback()
+        return self._use(registry, entry.version)
+
+    def _use(self, registry: ModelRegistry, version: int) -> Path:
+        path = registry.model_path(version)
+        self.controller.set_model(path)
+        self.versionActivated.emit(int(version), str(path))
+        self._status(f"Model v{version} active ({path.name})")
+        return path
+
+    @Slot(object)
+    def _on_dataset(self, dataset) -> None:
+        """Opening a dataset whose registry has an active version other than the bundled model uses it (when the
+        window runs the bundled model, i.e. the user did not load another one)."""
+        if dataset is None or self.running:
+            return
+        registry = self.registry_for(dataset.root)
+        try:
+            if not registry.has_active_pointer() or registry.active_version() == 0:
+                return
+            path = registry.active_model_path()
+        except HeartsegError as exc:
+            self._status(f"Model registry: {exc}")
+            return
+        current = getattr(self.controller, "model_path", None)
+        if current is None or Path(current) == registry.base_model:
+            self.controller.set_model(path)
+            self._status(f"Using the dataset's active model v{registry.active_version()}")
