@@ -189,6 +189,8 @@ def test_navigation_keys_wheel_slider_and_review(qtbot, make_window):
     assert boxes and "Load Model" in boxes[0].text()
     for box in boxes:  # the error box is window-modal: dismiss it like the user would
         box.accept()
+    w.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is w)
     n = c.session.n_slices
     key(qtbot, w, Qt.Key.Key_Home)
     assert c.current_slice == 0 and w.slider.value() == 0
