@@ -16,7 +16,7 @@ import logging
 import traceback
 from typing import Callable, Optional
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from core.errors import Cancelled, HeartsegError
 from core.types import CancelToken, Progress
@@ -117,7 +117,8 @@ class JobRunner(QObject):
         thread.setObjectName(f"heartseg-{job.name}")
         job.moveToThread(thread)
         thread.started.connect(job.run)
-        job.finished.connect(thread.quit)
+        # direct: QThread.quit is thread-safe, and the main thread may be blocked in wait() (closing)
+        job.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         watcher = _ThreadWatcher(self, job)
         thread.finished.connect(watcher.done)
         self._running[job] = thread

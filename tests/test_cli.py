@@ -122,3 +122,30 @@ def test_verify_dataset_reports_missing_and_altered(tmp_path):
     r = heartseg("verify-dataset", root, "--manifest", manifest)
     assert r.returncode == 1
     assert "1-002.png" in r.stdout and "1-001.png" in r.stdout
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_train_cli_ctrl_c_keeps_the_best_model(tmp_path, kaggle_patient):
+    import signal
+    import time
+
+    from tests.helpers import kaggle_root_from_patient
+
+    root = kaggle_root_from_patient(kaggle_patient, tmp_path / "ds", {"p1": slice(30, 50), "p2": slice(60, 68)})
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "heartseg_gui.launcher", "train", root, "--out", out,
+                             "--image-size", "64", "--epochs", "200", "--batch-size", "4",
+                             "--val-patients", "p2"], cwd=ROOT, env=ENV, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (out / "history.csv").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    assert (out / "history.csv").exists(), proc.stderr.read() if proc.poll() is not None else "no epoch finished"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "training cancelled" in err and "Traceback" not in err
+    from core.model import load_model
+
+    assert load_model(out / "best_model.keras").input_shape == (None, 64, 64, 3)
+    assert (out / "history.png").is_file() and (out / "split.json").is_file()
