@@ -28,6 +28,30 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _read_umask() -> int:
+    try:  # Linux: readable without changing it
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # once, at import time (before any worker thread exists)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+def _mode_for(target: Path) -> int:
+    """The mode a new file gets: the existing target's, else what a plain ``open()`` would create."""
+    try:
+        return os.stat(target).st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_UMASK
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it replaces ``target`` atomically.
@@ -46,8 +70,14 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
                                         dir=folder)
     except OSError as exc:
         raise HeartsegError(f"cannot save: {exc.strerror or exc}", target) from exc
-    os.close(fd)
     tmp = Path(tmp_name)
+    try:
+        # mkstemp creates the file 0600; give the result the target's mode, or what a plain open() would
+        os.fchmod(fd, _mode_for(target))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:

@@ -133,6 +133,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except HeartsegError as exc:
         print(f"heartseg {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as exc:  # a safety net: file-system errors the commands did not word themselves
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"heartseg {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except Cancelled:
         print(f"heartseg {args.command}: cancelled", file=sys.stderr)
         return EXIT_CANCELLED

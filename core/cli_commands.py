@@ -123,7 +123,12 @@ def cmd_predict(args) -> int:
         from core.atomic import write_with_atomic
         import cv2
 
-        pid = volume.name
+        from core.dataset import sanitize_pid
+
+        try:  # the name comes from a file or DICOM folder: never let it leave --out ("..", "/", ...)
+            pid = sanitize_pid(volume.name)
+        except HeartsegError:
+            pid = "scan"
         for sub in ("image", "mask"):
             (out / pid / sub).mkdir(parents=True, exist_ok=True)
         names = [f"1-{i + 1:03d}" for i in range(volume.n_slices)]

@@ -26,9 +26,50 @@ SEED_PARAMS = 1_959_873
 
 
 def _keras():
+    import sys
+
+    if "keras" not in sys.modules:
+        _import_keras_quietly()
     import keras  # lazy: importing TensorFlow costs seconds
 
     return keras
+
+
+def _is_native_noise(line: str) -> bool:
+    """TensorFlow / absl start-up chatter written straight to file descriptor 2 (ignores TF_CPP_MIN_LOG_LEVEL)."""
+    import re
+
+    return (line.startswith("WARNING: All log messages before absl::InitializeLog()")
+            or re.match(r"^[IWE]\d{4} [\d:. ]+\s*\d+ \S+:\d+\] ", line) is not None
+            or "TF_ENABLE_ONEDNN_OPTS" in line or "rebuild TensorFlow with the appropriate compiler" in line
+            or "cuda" in line.lower() and "unable to register" in line.lower())
+
+
+def _import_keras_quietly() -> None:
+    """Import Keras with the native libraries' start-up messages kept off stderr (a CLI error must stay one
+    line); anything else they print is passed on afterwards."""
+    import os
+    import sys
+    import tempfile
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        import keras  # noqa: F401  (no real fd 2: nothing to filter)
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode("utf-8", "replace")
+            kept = [line for line in text.splitlines() if line.strip() and not _is_native_noise(line)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
 
 
 def build_unet(image_size: int = 256, channels: int = 3, filters: Sequence[int] = SEED_FILTERS,

@@ -195,6 +195,9 @@ class Controller(QObject):
         """Use the ``.keras`` model at ``path``; a running prediction is superseded and restarted."""
         self.model_path = None if path is None else Path(path)
         self.model_name = "" if path is None else Path(path).name
+        if self.model_path is not None and not self.model_path.is_file():
+            self.model_name += " (file missing)"
+        self._missing_reported = False
         self.modelChanged.emit(self.model_name)
         if self.session is not None and self.model_path is not None:
             self._bump()
@@ -207,8 +210,12 @@ class Controller(QObject):
             return None
         if self.model_path is None or not self.model_path.is_file():
             where = self.model_path if self.model_path is not None else "(none chosen)"
-            self.errorOccurred.emit("No model", f"{where}: model file not found — choose one with "
-                                                f"Model ▸ Load Model…")
+            message = f"{where}: model file not found — choose one with Model ▸ Load Model…"
+            if not getattr(self, "_missing_reported", False):  # one dialog, then the status bar keeps saying it
+                self._missing_reported = True
+                self.errorOccurred.emit("No model", message)
+            else:
+                self.statusMessage.emit(message)
             return None
         volume = jobs.copy_volume(self.session.volume)
         fn = jobs.predict_job(self._predictors, self.model_path, volume, self.current_slice)
@@ -268,6 +275,7 @@ class Controller(QObject):
             return
         region = self.session.editor.stroke_to(row, col)
         if region is not None:
+            self.session.mark_changed([region.slice_index])
             self.maskChanged.emit(region)
 
     def end_stroke(self) -> None:
@@ -279,6 +287,8 @@ class Controller(QObject):
         self.reviewChanged.emit()
 
     def _edited(self, regions) -> None:
+        if self.session is not None:
+            self.session.mark_changed([r.slice_index for r in regions or []])
         self.maskChanged.emit(regions)
         self.historyChanged.emit()
         self.reviewChanged.emit()

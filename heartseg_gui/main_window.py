@@ -148,7 +148,6 @@ class MainWindow(QMainWindow):
         self.tool_panel.presetChosen.connect(v.apply_preset)
         v.levelsChanged.connect(self._show_levels)
         v.sliceText.connect(self.status_slice.setText)
-        v.sliceText.connect(self.slice_label.setText)
         v.pixelText.connect(self.status_pixel.setText)
         # tools and painting
         a.tool_navigate.triggered.connect(lambda: self.set_tool(NAVIGATE))
@@ -228,11 +227,15 @@ class MainWindow(QMainWindow):
         self.slider.setRange(0, s.n_slices - 1)
         self.slider.setValue(self.controller.current_slice)
         self.slider.blockSignals(False)
+        self._on_slice(self.controller.current_slice)
         for p in PRESETS:
             self.tool_panel.set_preset_enabled(p.key, self.viewer.preset_applies(p))
         self._update_title()
 
     def _on_slice(self, index: int) -> None:
+        s = self.controller.session
+        if s is not None:
+            self.slice_label.setText(f"{index + 1} / {s.n_slices}")
         if self.slider.value() != index:
             self.slider.blockSignals(True)
             self.slider.setValue(index)

@@ -14,7 +14,6 @@ from typing import Optional
 import numpy as np
 
 from core.editing import MaskEditor
-from core.metrics import dice
 from core.types import Volume
 from heartseg_gui.display import volume_value_range
 
@@ -54,6 +53,11 @@ class ScanSession:
         self.ai_mask = np.zeros(shape, dtype=np.uint8)
         self.ai_done = np.zeros(shape[0], dtype=bool)
         self.value_range = volume_value_range(volume.voxels)
+        # per-slice overlap statistics for the Dice read-outs, recomputed only for slices marked stale
+        n = shape[0]
+        self._inter = np.zeros(n, dtype=np.int64)
+        self._ai_area = np.zeros(n, dtype=np.int64)
+        self._stale = np.ones(n, dtype=bool)
 
     # --- geometry ---------------------------------------------------------------------------------------------
     @property
@@ -99,6 +103,7 @@ class ScanSession:
         self.ai_probs[:] = 0
         self.ai_mask[:] = 0
         self.ai_done[:] = False
+        self._stale[:] = True
 
     def set_prediction(self, indices, probs: np.ndarray, masks: np.ndarray) -> None:
         """Store probabilities ``(k, rows, cols)`` float32 and masks ``(k, rows, cols)`` uint8 for ``indices``."""
@@ -106,6 +111,22 @@ class ScanSession:
         self.ai_probs[idx] = probs
         self.ai_mask[idx] = masks
         self.ai_done[idx] = True
+        self._stale[idx] = True
+
+    def mark_changed(self, slices) -> None:
+        """The working mask of ``slices`` changed (None: all): their Dice statistics are recomputed when read."""
+        if slices is None:
+            self._stale[:] = True
+        else:
+            self._stale[list(slices)] = True
+
+    def _refresh_stats(self) -> None:
+        for i in np.flatnonzero(self._stale):
+            work = self.editor.slice_mask(int(i))
+            ai = self.ai_mask[i]
+            self._inter[i] = int(np.count_nonzero(ai & work))
+            self._ai_area[i] = int(np.count_nonzero(ai))
+        self._stale[:] = False
 
     @property
     def has_prediction(self) -> bool:
@@ -125,27 +146,29 @@ class ScanSession:
     def mask_volume_ml(self) -> Optional[float]:
         """Working-mask volume in millilitres, or None without spacing."""
         v = self.volume.voxel_volume_ml()
-        if v is None:
-            return None
-        return float(np.count_nonzero(self.editor.mask)) * v
+        return None if v is None else self.mask_voxels() * v
 
     def mask_voxels(self) -> int:
-        return int(np.count_nonzero(self.editor.mask))
+        return int(self.editor.total_voxels())
+
+    def _dice_of(self, idx: np.ndarray) -> float:
+        """Pooled Dice (AI vs working) over slices ``idx``; 1.0 where both are empty (:func:`core.metrics.dice`)."""
+        self._refresh_stats()
+        inter = int(self._inter[idx].sum())
+        total = int(self._ai_area[idx].sum()) + sum(self.editor.area_px(int(i)) for i in idx)
+        return 1.0 if total == 0 else 2.0 * inter / total
 
     def dice_slice(self, slice_index: int) -> Optional[float]:
         """Dice of the AI mask and the working mask on one slice; None until that slice is predicted."""
         if not self.ai_done[slice_index]:
             return None
-        return dice(self.ai_mask[slice_index], self.editor.slice_mask(slice_index))
+        return self._dice_of(np.array([slice_index]))
 
     def dice_scan(self) -> Optional[float]:
         """Pooled Dice of AI vs working mask over the predicted slices; None before any prediction."""
         if not self.ai_done.any():
             return None
-        if self.ai_done.all():
-            return dice(self.ai_mask, self.editor.mask)
-        idx = np.flatnonzero(self.ai_done)
-        return dice(self.ai_mask[idx], self.editor.mask[idx])
+        return self._dice_of(np.flatnonzero(self.ai_done))
 
 
 def kaggle_save_target(volume: Volume) -> Optional[SaveTarget]:

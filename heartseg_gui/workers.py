@@ -16,7 +16,7 @@ import logging
 import traceback
 from typing import Callable, Optional
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 from core.errors import Cancelled, HeartsegError
 from core.types import CancelToken, Progress
@@ -24,6 +24,7 @@ from core.types import CancelToken, Progress
 log = logging.getLogger(__name__)
 
 JobFn = Callable[..., object]
+RETIRED_KEPT = 8
 
 
 class Job(QObject):
@@ -88,6 +89,11 @@ class Job(QObject):
                 self.outcome = "returned"
                 self.returned.emit(gen, result)
         finally:
+            # hand the job back to the GUI thread before the worker thread ends, so it is deleted there
+            app = QCoreApplication.instance()
+            if app is not None:
+                self.moveToThread(app.thread())
+            self._fn = None  # drop the data the job held (volume copies ...)
             self.finished.emit(gen)
 
 
@@ -102,7 +108,6 @@ class _ThreadWatcher(QObject):
     @Slot()
     def done(self) -> None:
         self._runner._forget(self._job)
-        self.deleteLater()
 
 
 class JobRunner(QObject):
@@ -110,7 +115,8 @@ class JobRunner(QObject):
 
     def __init__(self, parent: Optional[QObject] = None):
         super().__init__(parent)
-        self._running: dict[Job, QThread] = {}
+        self._running: dict[Job, tuple[QThread, _ThreadWatcher]] = {}
+        self._retired: list[tuple] = []
 
     def start(self, job: Job) -> Job:
         thread = QThread()
@@ -121,17 +127,23 @@ class JobRunner(QObject):
         job.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         watcher = _ThreadWatcher(self, job)
         thread.finished.connect(watcher.done)
-        self._running[job] = thread
+        self._running[job] = (thread, watcher)
         thread.start()
         return job
 
     def _forget(self, job: Job) -> None:
-        thread = self._running.pop(job, None)
-        if thread is None:
+        entry = self._running.pop(job, None)
+        if entry is None:
             return
+        thread, watcher = entry
         thread.wait()
-        thread.deleteLater()
-        job.deleteLater()
+        # the watcher's queued call may still be pending: drop it before the thread it names is deleted
+        QCoreApplication.removePostedEvents(watcher)
+        watcher.setParent(None)
+        # keep the last few finished jobs a little longer: signals they queued (and that name them as sender)
+        # may still be waiting in the event queue; older ones are deleted here, in the GUI thread
+        self._retired.append((thread, job, watcher))
+        del self._retired[:-RETIRED_KEPT]
 
     @property
     def jobs(self) -> list[Job]:
@@ -147,7 +159,7 @@ class JobRunner(QObject):
     def wait_all(self, timeout_ms: Optional[int] = None) -> bool:
         """Block until every thread has finished (``timeout_ms`` None: forever). Returns True when none runs."""
         ok = True
-        for job, thread in list(self._running.items()):
+        for thread, _watcher in list(self._running.values()):
             done = thread.wait() if timeout_ms is None else thread.wait(int(timeout_ms))
             ok = ok and bool(done)
         return ok

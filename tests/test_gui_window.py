@@ -440,3 +440,19 @@ def test_shortcuts_dialog_and_settings(qtbot, make_window, settings_dir):
 
     assert int(make_settings().value("brush/radius")) == 9
     assert make_settings().value("recent_files")
+
+
+def test_drop_a_folder_opens_it(qtbot, make_window, tmp_path):
+    from PySide6.QtCore import QMimeData, QPoint, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    root = _kaggle_copy(tmp_path)
+    w = make_window(model=Path("/nonexistent/model.keras"), sample=False)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(root / "ts_pulm"))])
+    event = QDropEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    w.dropEvent(event)
+    qtbot.waitUntil(lambda: w.controller.session is not None, timeout=WAIT_MS)
+    assert w.controller.session.volume.name == "ts_pulm"
+    assert w.recent_menu.actions() and w.recent_menu.actions()[0].text().endswith("ts_pulm")

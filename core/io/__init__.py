@@ -17,6 +17,7 @@ slices by file stem (``Volume.slice_names``).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -58,6 +59,9 @@ def open_scan(path: str | Path, mask_path: str | Path | None = None, *,
     path = as_path(path)
     mask_path = None if mask_path is None else as_path(mask_path)
     if is_nifti_path(path) and not path.is_dir():
+        _require_regular_file(path)
+        if mask_path is not None and is_nifti_path(mask_path):
+            _require_regular_file(mask_path)
         vol = read_nifti(path, mask_path if mask_path is not None and is_nifti_path(mask_path) else None,
                          cancel=cancel)
         if mask_path is not None and not is_nifti_path(mask_path):
@@ -94,6 +98,18 @@ def open_scan(path: str | Path, mask_path: str | Path | None = None, *,
         else:
             _attach_png_masks(vol, mask_path)
     return vol
+
+
+def _require_regular_file(path: Path) -> None:
+    """Refuse a FIFO, device or socket named like a scan (opening a FIFO would block forever)."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise HeartsegError(f"cannot open: {exc.strerror or exc}", path) from exc
+    if not stat.S_ISREG(mode):
+        raise HeartsegError("is not a regular file (a pipe, device or socket cannot be read as a scan)", path)
 
 
 def _single_subfolder(folder: Path) -> Optional[Path]:

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
@@ -27,6 +28,9 @@ from pydicom.pixels import apply_modality_lut, get_decoder
 from core.errors import HeartsegError
 from core.io.common import check_slice_size, check_total_voxels, list_files
 from core.types import CancelToken, Progress, ProgressFn, Volume, check_cancel, report
+
+# pydicom warns (on stderr) about damaged files it still parses; heartseg reports its own one-line errors instead
+warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\..*)?")
 
 _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 BATCH = 16

@@ -6,6 +6,7 @@ same 0/1 array back.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -70,9 +71,11 @@ def write_mask_pngs(folder: str | Path, masks: np.ndarray, names: Sequence[str])
         stem = name[:-4] if name.lower().endswith(".png") else name
         if not stem or "/" in stem or "\\" in stem or stem in (".", ".."):
             raise HeartsegError(f"invalid slice name {name!r}", folder)
-        path = folder / f"{stem}.png"
-        write_mask_png(path, m[i])
-        paths.append(path)
+        paths.append(folder / f"{stem}.png")
+    # PNG encoding (cv2, releases the GIL) and the atomic writes run in a small thread pool; every name is
+    # validated above, before anything is written.
+    with ThreadPoolExecutor(max_workers=min(4, max(1, len(paths)))) as pool:
+        list(pool.map(lambda i: write_mask_png(paths[i], m[i]), range(len(paths))))
     return paths
 
 

@@ -20,8 +20,11 @@ recorded only when ``ai_masks`` were given to :func:`save_masks`.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,7 +32,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from core.atomic import write_bytes_atomic, write_text_atomic
+from core.atomic import _fsync_dir, write_bytes_atomic, write_text_atomic
 from core.errors import HeartsegError
 from core.io.common import list_dirs, list_files, read_bytes
 from core.io.kaggle import IMAGE_DIR, MASK_DIR
@@ -99,33 +102,54 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
 
 
-def _new_version_dir(patient_dir: Path) -> Path:
-    base = patient_dir / HEARTSEG_DIR / VERSIONS_DIR
-    base.mkdir(parents=True, exist_ok=True)
+def _new_version_name(base: Path) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S_%fZ")
     for k in range(1000):
-        cand = base / (stamp if k == 0 else f"{stamp}-{k}")
-        try:
-            cand.mkdir()
-            return cand
-        except FileExistsError:
-            continue
+        name = stamp if k == 0 else f"{stamp}-{k}"
+        if not (base / name).exists():
+            return name
     raise HeartsegError("cannot create a version folder", base)
 
 
 def snapshot_masks(patient_dir: Path) -> Optional[MaskVersion]:
-    """Keep the current ``mask/`` PNGs as a new version; ``None`` when there is no mask yet."""
+    """Keep the current ``mask/`` PNGs as a new version; ``None`` when there is no mask yet.
+
+    The copy is built in a hidden temporary folder (every file fsynced) and renamed into place, so a crash never
+    leaves a half-copied version behind (only, at worst, a hidden ``.tmp-*`` folder, which listings skip)."""
     mask_dir = patient_dir / MASK_DIR
     files = list_files(mask_dir, (".png",)) if mask_dir.is_dir() else []
     if not files:
         return None
-    dest = _new_version_dir(patient_dir)
+    base = patient_dir / HEARTSEG_DIR / VERSIONS_DIR
+    tmp = None
     try:
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=base))
         for f in files:
-            shutil.copy2(f, dest / f.name)
+            _copy_synced(f, tmp / f.name)
+        for k in range(1000):
+            dest = base / _new_version_name(base)
+            try:
+                os.rename(tmp, dest)  # fails when dest appeared meanwhile (a non-empty folder or a file)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or k == 999:
+                    raise
+        _fsync_dir(base)
     except OSError as exc:
-        raise HeartsegError(f"cannot keep the previous masks: {exc.strerror or exc}", dest) from exc
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise HeartsegError(f"cannot keep the previous masks: {exc.strerror or exc}", base) from exc
     return MaskVersion(dest.name, dest, len(files))
+
+
+def _copy_synced(src: Path, dst: Path) -> None:
+    """Copy bytes and fsync the copy (its folder is renamed into place afterwards)."""
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        shutil.copyfileobj(fin, fout)
+        fout.flush()
+        os.fsync(fout.fileno())
+    shutil.copystat(src, dst)
 
 
 def list_versions(patient_dir: str | Path) -> list[MaskVersion]:
@@ -185,7 +209,7 @@ def save_masks(patient_dir: str | Path, masks: np.ndarray, slice_names: Sequence
         for name in names:  # the dataset's own masks: kept once, before heartseg first replaces them
             current, kept = mask_dir / f"{name}.png", originals / f"{name}.png"
             if current.exists() and not kept.exists() and "saved_at" not in slices.get(name, {}):
-                shutil.copy2(current, kept)
+                write_bytes_atomic(kept, read_bytes(current))  # atomic: a kill never leaves a torn original
     except OSError as exc:
         raise HeartsegError(f"cannot keep the original masks: {exc.strerror or exc}", patient_dir) from exc
     version = snapshot_masks(patient_dir)
@@ -208,7 +232,10 @@ def save_masks(patient_dir: str | Path, masks: np.ndarray, slice_names: Sequence
 def write_review(patient_dir: Path, sidecar: dict) -> None:
     """Write the sidecar atomically (``updated_at`` refreshed)."""
     sidecar = dict(sidecar, format="heartseg-review", format_version=1, updated_at=now_iso())
-    (patient_dir / HEARTSEG_DIR).mkdir(exist_ok=True)
+    try:
+        (patient_dir / HEARTSEG_DIR).mkdir(exist_ok=True)
+    except OSError as exc:
+        raise HeartsegError(f"cannot save the review states: {exc.strerror or exc}", patient_dir) from exc
     write_text_atomic(patient_dir / HEARTSEG_DIR / REVIEW_FILE, json.dumps(sidecar, indent=1, sort_keys=True))
 
 
@@ -235,11 +262,14 @@ def restore_version(patient_dir: str | Path, version_id: str) -> Optional[MaskVe
         raise HeartsegError(f"no saved mask version {version_id!r}", patient_dir / HEARTSEG_DIR / VERSIONS_DIR)
     kept = snapshot_masks(patient_dir)
     mask_dir = patient_dir / MASK_DIR
-    mask_dir.mkdir(exist_ok=True)
     wanted = {f.name: f for f in list_files(source, (".png",))}
-    for name, f in wanted.items():
-        write_bytes_atomic(mask_dir / name, read_bytes(f))  # byte-exact
-    for f in list_files(mask_dir, (".png",)):
-        if f.name not in wanted:
-            f.unlink()
+    try:
+        mask_dir.mkdir(exist_ok=True)
+        for name, f in wanted.items():
+            write_bytes_atomic(mask_dir / name, read_bytes(f))  # byte-exact
+        for f in list_files(mask_dir, (".png",)):
+            if f.name not in wanted:
+                f.unlink()
+    except OSError as exc:
+        raise HeartsegError(f"cannot restore the masks: {exc.strerror or exc}", mask_dir) from exc
     return kept

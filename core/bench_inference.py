@@ -1,0 +1,261 @@
+"""Inference section of ``heartseg bench`` (see :mod:`core.bench`).
+
+* FLOPs per slice are counted from the model's convolutions (``2 * out_h * out_w * k_h * k_w * c_in * c_out`` for
+  ``Conv2D``; ``2 * in_h * in_w * k_h * k_w * c_in * c_out`` for ``Conv2DTranspose``); batch norm, activations,
+  pooling and concatenation are < 1 % and left out, so the floor is slightly optimistic.
+* The float32 floor is those FLOPs divided by the FLOP/s of a 2048 x 2048 float32 matmul timed in the same run.
+* A synthetic scan (``n`` slices of 512 x 512, 8-bit PNGs in the Kaggle scale) is written to a temporary folder;
+  the whole-scan figure goes from those files to mask PNGs on disk. The project's path is what
+  ``heartseg predict`` runs (:func:`core.io.open_scan`, :class:`core.inference.Predictor`,
+  :func:`core.inference.probabilities_to_masks`, :func:`core.io.write_mask_pngs`); the naive path reads, predicts
+  (``model.predict`` on one slice), thresholds and writes one slice at a time. The model is loaded once, before
+  either is timed; the predictor's one-time tracing is reported separately.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.bench import Report, Row, Stat, fmt_ms, fmt_s, timed
+
+
+def conv_flops_per_slice(model) -> float:
+    """Multiply-adds x 2 of every Conv2D / Conv2DTranspose of ``model`` for one input slice."""
+    total = 0.0
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind not in ("Conv2D", "Conv2DTranspose"):
+            continue
+        kernel = tuple(int(v) for v in layer.kernel.shape)  # (kh, kw, c_in, c_out) or (kh, kw, c_out, c_in)
+        grid = layer.output.shape if kind == "Conv2D" else layer.input.shape
+        total += 2.0 * int(grid[1]) * int(grid[2]) * float(np.prod(kernel))
+    return total
+
+
+def matmul_gflops(repeats: int, n: int = 2048, dtype: str = "float32") -> Stat:
+    """FLOP/s (in GFLOP/s) of an ``n x n`` matmul (TensorFlow, all threads) over ``repeats`` timed runs."""
+    import tensorflow as tf
+
+    a = tf.cast(tf.random.normal((n, n), seed=1), dtype)
+    b = tf.cast(tf.random.normal((n, n), seed=2), dtype)
+    fn = tf.function(lambda x, y: tf.matmul(x, y))
+    fn(a, b).numpy()
+    out = []
+    for _ in range(repeats):
+        t, _r = timed(lambda: fn(a, b).numpy())
+        out.append(2.0 * n ** 3 / t / 1e9)
+    return Stat.of(out)
+
+
+def synthetic_slice_hu(side: int, k: int, n: int, seed: int = 0) -> np.ndarray:
+    """A CT-like axial slice ``(side, side)`` int16 in HU: air, body, two lungs, spine and a heart that grows and
+    shrinks along the scan, plus noise (so PNGs compress like real ones)."""
+    rng = np.random.default_rng(seed * 100_003 + k)
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) / side
+    hu = np.full((side, side), -1000.0, np.float32)
+    body = ((xx - 0.5) / 0.42) ** 2 + ((yy - 0.52) / 0.33) ** 2 < 1
+    hu[body] = 20.0
+    for cx in (0.33, 0.67):
+        hu[((xx - cx) / 0.13) ** 2 + ((yy - 0.48) / 0.2) ** 2 < 1] = -820.0
+    phase = np.sin(np.pi * (k + 0.5) / n)
+    r = 0.02 + 0.1 * phase
+    hu[((xx - 0.53) / (r * 1.2)) ** 2 + ((yy - 0.5) / r) ** 2 < 1] = 45.0
+    hu[((xx - 0.5) / 0.04) ** 2 + ((yy - 0.76) / 0.04) ** 2 < 1] = 700.0
+    hu += rng.normal(0.0, 25.0, hu.shape).astype(np.float32)
+    return np.clip(hu, -1024, 3000).astype(np.int16)
+
+
+def write_synthetic_png_scan(folder: Path, n: int, side: int = 512) -> list[Path]:
+    """``n`` slices as Kaggle-scale 8-bit PNGs ``folder/1-001.png ...`` (what a Kaggle patient's image/ holds)."""
+    from core.io.common import kaggle_slice_names
+    from core.preprocess import hu_to_stored, kaggle_scale_slice
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, name in enumerate(kaggle_slice_names(n)):
+        img = kaggle_scale_slice(hu_to_stored(synthetic_slice_hu(side, k, n)))
+        path = folder / f"{name}.png"
+        cv2.imwrite(str(path), img)
+        paths.append(path)
+    return paths
+
+
+def project_scan(predictor, scan_dir: Path, out_dir: Path) -> int:
+    """The project's path (as ``heartseg predict`` on a PNG folder): files -> masks on disk."""
+    from core.inference import DEFAULT_POSTPROCESS, probabilities_to_masks
+    from core.io import open_scan, write_mask_pngs
+
+    volume = open_scan(scan_dir)
+    probs = predictor.predict_volume(volume)
+    masks = probabilities_to_masks(probs, postprocess=DEFAULT_POSTPROCESS)
+    return len(write_mask_pngs(out_dir, masks, volume.slice_names))
+
+
+def naive_scan(model, files: list[Path], out_dir: Path) -> int:
+    """The naive path: for each file, read, preprocess, ``model.predict`` one slice, resize, threshold, write."""
+    from core.preprocess import image_to_model_input, probability_to_slice, threshold
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path in files:
+        img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        x = image_to_model_input(img, 256)[None]
+        p = model.predict(x, verbose=0)[0, :, :, 0]
+        mask = threshold(probability_to_slice(p, img.shape))
+        cv2.imwrite(str(out_dir / path.name), mask * np.uint8(255))
+    return len(files)
+
+
+def sample_dice(model, dtype: str, batch_size: int) -> float:
+    """Dice of the (post-processed) prediction against the bundled sample's heart mask."""
+    from core.inference import DEFAULT_POSTPROCESS, Predictor, probabilities_to_masks
+    from core.io import open_scan
+    from core.metrics import dice
+    from core.resources import sample_mask_path, sample_scan_path
+
+    vol = open_scan(sample_scan_path(), sample_mask_path())
+    probs = Predictor(model, batch_size=batch_size, dtype=dtype).predict_volume(vol)
+    return float(dice(vol.mask, probabilities_to_masks(probs, postprocess=DEFAULT_POSTPROCESS)))
+
+
+def bench_inference(report: Report, quick: bool, log) -> None:
+    import tensorflow as tf
+
+    from core.inference import Predictor, bfloat16_supported
+    from core.model import load_model
+    from core.preprocess import volume_to_model_input
+    from core.resources import bundled_model_path
+
+    n_slices = 16 if quick else 128
+    per_slice_reps = 4 if quick else 12
+    batch = 8
+    model = load_model(bundled_model_path())
+    size = int(model.inputs[0].shape[1])
+    flops = conv_flops_per_slice(model)
+    report.put("inference.flops_per_slice_g", flops / 1e9)
+
+    # ---- per slice: predictor batch vs model.predict(1 slice), interleaved; matmul before and after
+    mm = [matmul_gflops(3 if quick else 6)]
+    rng = np.random.default_rng(0)
+    xb = rng.random((batch, size, size, 3), dtype=np.float32)
+    predictor = Predictor(model, batch_size=batch)
+    trace_s, _ = timed(predictor.predict_batch, xb)
+    model.predict(xb[:1], verbose=0)
+    naive_ms, proj_ms = [], []
+    for _ in range(per_slice_reps):
+        t, _r = timed(model.predict, xb[:1], verbose=0)
+        naive_ms.append(1000 * t)
+        t, _r = timed(predictor.predict_batch, xb)
+        proj_ms.append(1000 * t / batch)
+    mm.append(matmul_gflops(3 if quick else 6))
+    gflops = Stat(float(np.median([m.median for m in mm])), float(np.max([m.p95 for m in mm])),
+                  sum(m.n for m in mm))
+    floor_ms = flops / (gflops.median * 1e9) * 1000
+    s_naive, s_proj = Stat.of(naive_ms), Stat.of(proj_ms)
+    report.put("inference.matmul_gflops", asdict(gflops))
+    report.put("inference.floor_ms_per_slice", floor_ms)
+    report.put("inference.naive_ms_per_slice", asdict(s_naive))
+    report.put("inference.project_ms_per_slice", asdict(s_proj))
+    report.put("inference.trace_s", trace_s)
+    report.rows.append(Row("1 inference", f"model FLOPs / slice ({size}x{size} input, convolutions)",
+                           f"{flops / 1e9:.2f} GFLOP"))
+    report.rows.append(Row("1 inference", "float32 matmul 2048^2 (the floor's FLOP/s)",
+                           f"{gflops.median:.0f} GFLOP/s (p95 {gflops.p95:.0f}, n={gflops.n})"))
+    report.rows.append(Row("1 inference", f"per slice: Predictor (batch {batch}, tf.function, fixed signature)",
+                           fmt_ms(s_proj), baseline=f"model.predict 1 slice {fmt_ms(s_naive)}",
+                           ratio=f"{s_naive.median / s_proj.median:.1f}x faster; "
+                                 f"{s_proj.median / floor_ms:.2f}x floor ({floor_ms:.1f} ms)"))
+
+    # ---- options tried (informational): XLA, batch 16
+    if not quick:
+        xla = tf.function(lambda x: model(x, training=False), jit_compile=True)
+        xla(xb).numpy()
+        p16 = Predictor(model, batch_size=16)
+        x16 = np.concatenate([xb, xb])
+        p16.predict_batch(x16)
+        xla_ms, b16_ms, ref_ms = [], [], []
+        for _ in range(6):
+            t, _r = timed(lambda: xla(xb).numpy())
+            xla_ms.append(1000 * t / batch)
+            t, _r = timed(p16.predict_batch, x16)
+            b16_ms.append(1000 * t / 16)
+            t, _r = timed(predictor.predict_batch, xb)
+            ref_ms.append(1000 * t / batch)
+        s_xla, s_b16, s_ref = Stat.of(xla_ms), Stat.of(b16_ms), Stat.of(ref_ms)
+        report.put("inference.xla_ms_per_slice", asdict(s_xla))
+        report.put("inference.batch16_ms_per_slice", asdict(s_b16))
+        report.rows.append(Row("1 inference", "tried: XLA jit_compile=True, batch 8", fmt_ms(s_xla),
+                               baseline=f"default {fmt_ms(s_ref)}", ratio=f"{s_ref.median / s_xla.median:.2f}x"))
+        report.rows.append(Row("1 inference", "tried: batch 16", fmt_ms(s_b16),
+                               baseline=f"batch 8 {fmt_ms(s_ref)}", ratio=f"{s_ref.median / s_b16.median:.2f}x"))
+
+    # ---- bfloat16: speed (interleaved with float32) and Dice on the bundled sample
+    p_bf = Predictor(model, batch_size=batch, dtype="bfloat16")
+    p_bf.predict_batch(xb)
+    bf_ms, f32_ms = [], []
+    for _ in range(per_slice_reps):
+        t, _r = timed(p_bf.predict_batch, xb)
+        bf_ms.append(1000 * t / batch)
+        t, _r = timed(predictor.predict_batch, xb)
+        f32_ms.append(1000 * t / batch)
+    s_bf, s_f32 = Stat.of(bf_ms), Stat.of(f32_ms)
+    d32, dbf = sample_dice(model, "float32", batch), sample_dice(model, "bfloat16", batch)
+    report.put("inference.bf16_ms_per_slice", asdict(s_bf))
+    report.put("inference.bf16_speedup", s_f32.median / s_bf.median)
+    report.put("inference.dice_f32", d32)
+    report.put("inference.dice_bf16", dbf)
+    report.put("inference.dice_delta", abs(d32 - dbf))
+    report.put("inference.bf16_cpu_support", bfloat16_supported())
+    worth = s_bf.median < s_f32.median and abs(d32 - dbf) <= 0.005
+    report.put("inference.bf16_recommended", worth)
+    report.rows.append(Row("1 inference", "per slice: Predictor(dtype='bfloat16') (mixed precision)",
+                           fmt_ms(s_bf), baseline=f"float32 {fmt_ms(s_f32)}",
+                           ratio=f"{s_f32.median / s_bf.median:.2f}x",
+                           target="faster and |dDice| <= 0.005", met=worth))
+    report.rows.append(Row("1 inference", "Dice on the bundled sample (112 slices), bfloat16",
+                           f"{dbf:.4f}", baseline=f"float32 {d32:.4f}", ratio=f"|d| = {abs(d32 - dbf):.4f}",
+                           target="|d| <= 0.005", met=abs(d32 - dbf) <= 0.005))
+
+    # ---- whole scan, files on disk -> masks on disk; naive and project interleaved
+    with tempfile.TemporaryDirectory(prefix="heartseg-bench-scan-") as tmp:
+        tmp = Path(tmp)
+        files = write_synthetic_png_scan(tmp / "scan", n_slices)
+        log(f"bench: inference: {n_slices}-slice 512x512 scan written; timing whole-scan paths")
+        plan = ["project", "naive", "project"] if quick else ["project", "naive", "project", "naive", "project"]
+        t_proj, t_naive = [], []
+        for k, which in enumerate(plan):
+            out = tmp / f"out{k}"
+            if which == "project":
+                mm.append(matmul_gflops(2 if quick else 3))  # the floor is measured next to each project run
+                t, n = timed(project_scan, predictor, tmp / "scan", out)
+                t_proj.append(t)
+                mm.append(matmul_gflops(2 if quick else 3))
+            else:
+                t, n = timed(naive_scan, model, files, out)
+                t_naive.append(t)
+            assert n == n_slices
+    s_sp, s_sn = Stat.of(t_proj), Stat.of(t_naive)
+    gflops = Stat(float(np.median([m.median for m in mm])), float(np.max([m.p95 for m in mm])),
+                  sum(m.n for m in mm))
+    report.put("inference.matmul_gflops", asdict(gflops))
+    report.put("inference.floor_ms_per_slice", flops / (gflops.median * 1e9) * 1000)
+    scan_floor = n_slices * flops / (gflops.median * 1e9)
+    speedup = s_sn.median / s_sp.median
+    to_floor = s_sp.median / scan_floor
+    report.put("inference.scan_slices", n_slices)
+    report.put("inference.scan_project_s", asdict(s_sp))
+    report.put("inference.scan_naive_s", asdict(s_sn))
+    report.put("inference.scan_floor_s", scan_floor)
+    report.put("inference.speedup_vs_naive", speedup)
+    report.put("inference.ratio_to_floor", to_floor)
+    report.rows.append(Row("1 inference", f"whole scan {n_slices}x512x512: PNG files -> mask PNGs on disk",
+                           fmt_s(s_sp), baseline=f"naive predict loop {fmt_s(s_sn)}", ratio=f"{speedup:.1f}x faster",
+                           target=">= 3x faster", met=speedup >= 3.0))
+    report.rows.append(Row("1 inference", f"whole scan vs float32 compute floor ({n_slices} x FLOPs / matmul FLOP/s)",
+                           fmt_s(s_sp), baseline=f"floor {scan_floor:.2f} s", ratio=f"{to_floor:.2f}x floor",
+                           target="<= 1.5x floor", met=to_floor <= 1.5))

@@ -1,0 +1,142 @@
+"""Pieces of the window on their own: the mask layer's region repaint, display helpers, the job runner."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from core.errors import Cancelled, HeartsegError  # noqa: E402
+from heartseg_gui import display  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+
+def test_outline_marks_only_boundary_pixels():
+    m = np.zeros((7, 7), np.uint8)
+    m[1:6, 1:6] = 1
+    edge = display.outline(m)
+    assert edge[1, 1:6].all() and edge[5, 1:6].all() and edge[1:6, 1].all()
+    assert not edge[2:5, 2:5].any() and not edge[0].any()
+    full = np.ones((3, 3), np.uint8)
+    assert display.outline(full).sum() == 8  # the image edge counts as background
+
+
+def test_window_helpers():
+    assert display.MEDIASTINUM.levels == (-135.0, 215.0)
+    assert display.LUNG.levels == (-1350.0, 150.0)
+    assert display.BONE.levels == (-700.0, 1300.0)
+    assert display.kaggle_levels_for("kaggle8bit", (0, 200)) == (0.0, 255.0)
+    assert display.default_levels("kaggle8bit", (0, 255)) == (0.0, 255.0)
+    assert not display.preset_applies(display.LUNG, "kaggle8bit")
+    low, high = display.adjust_window((0.0, 100.0), -500.0, 10.0)
+    assert high - low == 1.0 and (low + high) / 2 == 60.0
+    lut = display.mask_lut((1, 2, 3), 200)
+    assert lut.shape == (256, 4) and lut.dtype == np.uint8 and tuple(lut[0]) == (0, 0, 0, 0)
+    assert tuple(lut[1]) == (1, 2, 3, 200)
+    table = display.mask_color_table((255, 0, 0))
+    assert len(table) == 256 and table[0] == 0 and table[1] == 0xFFFF0000
+
+
+@pytest.mark.parametrize("outline_mode", [False, True])
+def test_mask_layer_region_update_matches_full_redraw(qtbot, outline_mode):
+    from heartseg_gui.views.mask_layer import MaskLayerItem
+
+    rng = np.random.default_rng(0)
+    base = (rng.random((40, 37)) > 0.5).astype(np.uint8)
+    item = MaskLayerItem((0, 255, 0), outline_mode=outline_mode)
+    item.set_mask(base)
+    changed = base.copy()
+    changed[10:20, 5:15] = 1
+    changed[12:14, 7:9] = 0
+    item.update_region(changed, 10, 20, 5, 15)
+    reference = MaskLayerItem((0, 255, 0), outline_mode=outline_mode)
+    reference.set_mask(changed)
+    assert np.array_equal(item.mask, changed)
+    assert np.array_equal(item.drawn_pixels(), reference.drawn_pixels())
+    assert item.last_repaint.width() <= 12 and item.last_repaint.height() <= 12
+    # changing the mode redraws from the kept copy
+    item.set_outline(not outline_mode)
+    reference.set_outline(not outline_mode)
+    assert np.array_equal(item.drawn_pixels(), reference.drawn_pixels())
+
+
+def _run(qtbot, fn):
+    from heartseg_gui.workers import Job, JobRunner
+
+    runner = JobRunner()
+    job = Job("test", fn, generation=7)
+    seen = {}
+    job.returned.connect(lambda g, r: seen.setdefault("returned", (g, r)))
+    job.errored.connect(lambda g, m: seen.setdefault("errored", (g, m)))
+    job.cancelled.connect(lambda g: seen.setdefault("cancelled", g))
+    runner.start(job)
+    if getattr(fn, "cancel_now", False):
+        job.cancel()
+    # (the lambdas above run in the worker thread; the runner's own bookkeeping is queued to this thread)
+    qtbot.waitUntil(lambda: not runner.jobs, timeout=10_000)
+    return seen
+
+
+def test_job_runner_reports_result_error_and_cancel(qtbot):
+    def ok(*, progress, cancel, partial):
+        return 42
+
+    def bad_input(*, progress, cancel, partial):
+        raise HeartsegError("broken file", "/x/y.png")
+
+    def crash(*, progress, cancel, partial):
+        raise ZeroDivisionError("boom")
+
+    def slow(*, progress, cancel, partial):
+        for _ in range(200):
+            if cancel.cancelled:
+                raise Cancelled()
+            time.sleep(0.01)
+        return "finished"
+
+    slow.cancel_now = True
+    assert _run(qtbot, ok) == {"returned": (7, 42)}
+    assert _run(qtbot, bad_input) == {"errored": (7, "/x/y.png: broken file")}
+    seen = _run(qtbot, crash)
+    assert "ZeroDivisionError" in seen["errored"][1]
+    assert _run(qtbot, slow) == {"cancelled": 7}
+
+
+def test_controller_slots_run_in_the_main_thread(qtbot):
+    """Job signals are emitted in the worker thread; the controller's slots must still run in the GUI thread."""
+    from PySide6.QtCore import QThread
+
+    from heartseg_gui.controller import Controller
+
+    c = Controller()
+    threads = []
+    c.jobProgress.connect(lambda *a: threads.append(QThread.currentThread()))
+
+    def fn(*, progress, cancel, partial):
+        from core.types import Progress
+
+        progress(Progress("read", 1, 2))
+        return None
+
+    c._start("predict", "probe", fn, "probe")
+    qtbot.waitUntil(lambda: not c.runner.jobs, timeout=10_000)
+    assert threads and all(t is QThread.currentThread() for t in threads)
+
+
+def test_job_runner_shutdown_waits_for_threads(qtbot):
+    from heartseg_gui.workers import Job, JobRunner
+
+    def slow(*, progress, cancel, partial):
+        while not cancel.cancelled:
+            time.sleep(0.01)
+        raise Cancelled()
+
+    runner = JobRunner()
+    runner.start(Job("slow", slow))
+    qtbot.wait(50)
+    runner.shutdown()
+    assert not runner.jobs
