@@ -34,7 +34,9 @@ from core.io.dicom import is_dicom_folder
 from core.io.kaggle import IMAGE_DIR, MASK_DIR, is_kaggle_patient
 from core.io.writeback import (HEARTSEG_DIR, REVIEW_STATES, MaskVersion, list_versions, read_review,  # noqa: F401
                                restore_version, review_states, review_summary, set_review_states, write_review)
+from core.io.writeback import now_iso
 from core.io.writeback import save_masks as _save_masks_in
+from core.metrics import dice
 from core.io.masks import write_mask_pngs
 from core.preprocess import to_kaggle_scale
 from core.types import CancelToken, ProgressFn, Volume, as_path
@@ -233,13 +235,14 @@ def _patients_folder(root: Path) -> Path:
 
 
 def add_patient(dataset_root: str | Path, pid: str, volume: Volume, masks: Optional[np.ndarray] = None,
-                review: Optional[dict] = None) -> Path:
+                review: Optional[dict] = None, ai_masks: Optional[np.ndarray] = None) -> Path:
     """Add ``volume`` (DICOM, NIfTI, PNG folder ...) to the dataset as a new Kaggle-layout patient.
 
     Writes ``image/1-NNN.png`` (8-bit, Kaggle scale via :func:`core.preprocess.to_kaggle_scale`) and
     ``mask/1-NNN.png`` (0/255; ``masks`` ``(n, rows, cols)`` 0/1, default ``volume.mask`` or empty) into
     ``<root>/data/train/<pid>`` (or ``<root>/train/<pid>``, or ``<root>/<pid>``), plus ``.heartseg/source.json``
     (where the scan came from, its spacing and affine, which the PNGs cannot hold) and the review sidecar.
+    ``ai_masks`` ``(n, rows, cols)`` 0/1: the AI masks, whose Dice with the saved masks goes into the sidecar.
     The folder is built under a temporary name and renamed into place, so a half-written patient never appears.
     ``pid`` is sanitised (:func:`sanitize_pid`); an existing patient is never overwritten. Returns the folder.
     """
@@ -276,10 +279,18 @@ def add_patient(dataset_root: str | Path, pid: str, volume: Volume, masks: Optio
                   "metadata": {k: v for k, v in volume.metadata.items() if isinstance(v, (str, int, float, bool))}}
         write_text_atomic(tmp / HEARTSEG_DIR / "source.json", json.dumps(source, indent=1))
         states = {(names[k] if isinstance(k, (int, np.integer)) else str(k)): v for k, v in (review or {}).items()}
-        if states:
-            if not set(states.values()) <= set(REVIEW_STATES):
-                raise ValueError(f"review states must be among {REVIEW_STATES}")
-            write_review(tmp, {"patient": safe, "slices": {n: {"state": s} for n, s in states.items()}})
+        if not set(states.values()) <= set(REVIEW_STATES):
+            raise ValueError(f"review states must be among {REVIEW_STATES}")
+        if ai_masks is not None and np.shape(ai_masks) != masks.shape:
+            raise ValueError(f"ai_masks shape {np.shape(ai_masks)} differs from masks {masks.shape}")
+        stamp = now_iso()
+        slices = {}
+        for i, name in enumerate(names):
+            rec = {"state": states.get(name, "not_reviewed"), "saved_at": stamp}
+            if ai_masks is not None:
+                rec["dice_ai"] = round(dice(ai_masks[i], masks[i]), 6)
+            slices[name] = rec
+        write_review(tmp, {"patient": safe, "slices": slices})
         os.rename(tmp, target)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)

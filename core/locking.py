@@ -232,10 +232,14 @@ def acquire_lock(folder: str | Path, *, lock_path: str | Path | None = None, for
                                                 "host": me.host, "user": me.user, "created_at": me.created_at,
                                                 "process_start": me.process_start, "token": me.token,
                                                 "what": me.what}, indent=1))
-    except OSError as exc:
-        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    except LockedError:
+        raise
+    except (OSError, HeartsegError) as exc:
+        cause = exc if isinstance(exc, OSError) else exc.__cause__
+        if isinstance(cause, OSError) and cause.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise HeartsegError("cannot lock for editing: the folder is read-only", path.parent) from exc
-        raise HeartsegError(f"cannot lock for editing: {exc.strerror or exc}", path.parent) from exc
+        why = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(exc)
+        raise HeartsegError(f"cannot lock for editing: {why}", path.parent) from exc
     return EditLock(path, me, current)
 
 

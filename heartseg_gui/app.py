@@ -19,6 +19,9 @@ def _application():
 
     app = QApplication.instance()
     if app is None:
+        # worker threads (prediction post-processing) hold the GIL for at most 1 ms at a time instead of 5 ms,
+        # so a paint never waits long for it
+        sys.setswitchinterval(0.001)
         app = QApplication(sys.argv[:1])
         app.setOrganizationName("heartseg")
         app.setApplicationName("heartseg")

@@ -141,7 +141,7 @@ class FileFlows(QObject):
         try:
             if s.save_target is None:
                 QApplication.restoreOverrideCursor()
-                target = self._add_to_dataset(masks)
+                target = self._add_to_dataset(masks, ai)
                 QApplication.setOverrideCursor(_wait_cursor())
                 if target is None:
                     return False
@@ -166,7 +166,7 @@ class FileFlows(QObject):
         self.saved.emit(str(where))
         return True
 
-    def _add_to_dataset(self, masks) -> Optional[SaveTarget]:
+    def _add_to_dataset(self, masks, ai_masks=None) -> Optional[SaveTarget]:
         """A scan without a dataset of its own: add it to a dataset the user picks, as a new patient."""
         from core.dataset import add_patient, sanitize_pid
         from core.io.common import kaggle_slice_names
@@ -184,7 +184,7 @@ class FileFlows(QObject):
         if not pid:
             return None
         names = kaggle_slice_names(s.n_slices)
-        folder = add_patient(root, pid, s.volume, masks, review=self._review_by_name(names))
+        folder = add_patient(root, pid, s.volume, masks, review=self._review_by_name(names), ai_masks=ai_masks)
         st.set_last_folder(self.settings, root)
         return SaveTarget(Path(folder), names)
 

@@ -7,6 +7,7 @@ it needs. TensorFlow is imported here only inside the running job (``core.infere
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 from pathlib import Path
 from typing import Optional
@@ -44,6 +45,15 @@ def _mtime(path: Path) -> Optional[float]:
         return None
 
 
+def lower_thread_priority(niceness: int = 10) -> None:
+    """Lower the calling worker thread's CPU priority (Linux: per-thread nice; threads it starts, such as
+    TensorFlow's pools on first use, inherit it) so the window's thread wins the CPU while a model runs."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError):
+        pass
+
+
 def copy_volume(volume: Volume) -> Volume:
     """A copy of ``volume`` whose arrays a job may read while the window keeps working on the original."""
     return dataclasses.replace(volume, voxels=volume.voxels.copy(),
@@ -76,6 +86,7 @@ def predict_job(cache: PredictorCache, model_path: Path, volume: Volume, first: 
     def run(*, progress, cancel, partial):
         from core.inference import DEFAULT_POSTPROCESS, probabilities_to_masks
 
+        lower_thread_priority()  # before TensorFlow starts its thread pools: they inherit it
         predictor = cache.get(model_path)
         if cancel.cancelled:
             from core.errors import Cancelled

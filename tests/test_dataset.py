@@ -164,6 +164,17 @@ def test_add_patient_from_nifti(kaggle_root, chest_crop):
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]  # no half-written temp folder
 
 
+@pytest.mark.shared
+def test_add_patient_records_ai_dice_per_slice(kaggle_root, chest_crop):
+    vol = open_scan(chest_crop / "ct.nii.gz", chest_crop / "heart.nii.gz")
+    ai = vol.mask.copy()
+    ai[60] = 0  # the AI missed slice 61
+    target = add_patient(kaggle_root, "with_ai", vol, vol.mask, ai_masks=ai)
+    slices = json.loads((target / ".heartseg" / "review.json").read_text())["slices"]
+    assert slices["1-061"]["dice_ai"] == 0.0 and slices["1-060"]["dice_ai"] == 1.0
+    assert slices["1-001"]["state"] == "not_reviewed" and "saved_at" in slices["1-001"]
+
+
 def test_sanitize_pid():
     assert sanitize_pid("100051") == "100051"
     assert sanitize_pid("a/b\\c d") == "a_b_c_d"

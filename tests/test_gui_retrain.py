@@ -21,7 +21,7 @@ from core.retraining import RetrainRequest  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 from test_retraining import PIDS, TINY, make_kaggle_root, make_tiny_model  # noqa: E402
 
-pytestmark = [pytest.mark.gui, pytest.mark.shared]
+pytestmark = [pytest.mark.gui, pytest.mark.shared, pytest.mark.timeout(240)]
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_MS = 120_000
 
@@ -136,6 +136,7 @@ def test_worker_run_registers_asks_and_activates_then_rollback(window, qtbot, as
     dialog.activate_selected()
     assert reg.active_version() == 1 and w.controller.model_path == reg.folder / "v1.keras"
     dialog.accept()
+    qtbot.waitUntil(lambda: not c.is_busy() and c.session.prediction_complete, timeout=WAIT_MS)
 
 
 def test_cancel_through_the_worker_keeps_nothing(window, qtbot, assets):

@@ -19,7 +19,7 @@ from core.registry import ModelRegistry, default_registry_dir, file_sha256
 from core.retraining import RetrainRequest, compare_text, plan_retraining, run_retraining
 from core.training import TrainConfig
 
-pytestmark = pytest.mark.shared
+pytestmark = [pytest.mark.shared, pytest.mark.timeout(240)]
 
 PIDS = ("p01", "p02", "p03")
 N_SLICES = 12

@@ -34,6 +34,7 @@ import numpy as np
 
 from core.atomic import _fsync_dir, write_bytes_atomic, write_text_atomic
 from core.errors import HeartsegError
+from core.metrics import dice  # noqa: F401  (re-exported: the sidecar's dice_ai)
 from core.io.common import list_dirs, list_files, read_bytes
 from core.io.kaggle import IMAGE_DIR, MASK_DIR
 from core.io.masks import write_mask_png
@@ -93,13 +94,6 @@ def review_summary(patient_dir: str | Path, n_slices: int) -> dict[str, int]:
         counts[state if state in counts else "not_reviewed"] += 1
     counts["not_reviewed"] += max(0, n_slices - len(states))
     return counts
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice overlap of two 0/1 masks of one shape; 1.0 when both are empty."""
-    a, b = np.asarray(a) > 0, np.asarray(b) > 0
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
 
 
 def _new_version_name(base: Path) -> str:

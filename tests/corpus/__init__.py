@@ -236,7 +236,7 @@ def mask_few_levels_ok(tmp):
     p = kaggle_patient(tmp / "p1", 2)
     m = np.zeros((40, 48), np.uint8)
     m[10:20, 10:20] = 255
-    m[10:20, 20] = 128  # anti-aliased edge
+    m[10:20, 20] = 100  # anti-aliased edge
     write_png(p / "mask" / "1-001.png", m)
     return Built(p)
 
