@@ -110,3 +110,56 @@ def write_with_atomic(target: str | Path, writer: Callable[[Path], None]) -> Non
     """Call ``writer(tmp_path)`` and move the result over ``target`` atomically."""
     with atomic_path(target) as tmp:
         writer(tmp)
+
+
+def write_many_atomic(items) -> None:
+    """Write several files all-or-nothing as far as the file system allows.
+
+    ``items``: ``(target, bytes)`` pairs. Phase 1 writes and fsyncs every file to a temporary beside its target;
+    if any of that fails (full disk, read-only or missing folder) every temporary is removed and no target has
+    changed. Phase 2 renames them into place (renames need no space); a crash during phase 2 leaves each file
+    complete, old or new. Raises :class:`HeartsegError` naming the file that failed.
+    """
+    staged: list[tuple[Path, Path]] = []
+
+    def discard() -> None:
+        for tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    target = None
+    try:
+        for target, data in items:
+            target = Path(target)
+            if not target.parent.is_dir():
+                raise HeartsegError("cannot save: the folder does not exist", target.parent)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{''.join(target.suffixes)}",
+                                            dir=target.parent)
+            staged.append((Path(tmp_name), target))
+            try:
+                with contextlib.suppress(OSError):
+                    os.fchmod(fd, _mode_for(target))
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    except OSError as exc:
+        discard()
+        raise HeartsegError(f"cannot save: {exc.strerror or exc}", target) from exc
+    except BaseException:
+        discard()
+        raise
+    folders = set()
+    for k, (tmp, target) in enumerate(staged):
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            for later, _ in staged[k:]:
+                with contextlib.suppress(OSError):
+                    later.unlink()
+            raise HeartsegError(f"cannot save: {exc.strerror or exc}", target) from exc
+        folders.add(target.parent)
+    for folder in folders:
+        _fsync_dir(folder)

@@ -203,6 +203,8 @@ def _resolve_patient_dir(dataset_or_patient_dir, pid: str) -> Path:
     if isinstance(dataset_or_patient_dir, Dataset):
         return dataset_or_patient_dir.patient_dir(pid)
     path = as_path(dataset_or_patient_dir)
+    if not path.exists():
+        return path  # save_masks says the folder is gone (moved, renamed, drive disconnected)
     if is_kaggle_patient(path) and (path.name == pid or not (path / pid).is_dir()):
         return path
     return open_dataset(path).patient_dir(pid)

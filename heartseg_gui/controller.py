@@ -47,6 +47,8 @@ class Controller(QObject):
         self.model_path: Optional[Path] = None
         self.model_name = ""
         self.auto_predict = True
+        self.model_jobs_blocked: Optional[str] = None  # set while a retraining runs (one model job at a time)
+        self._prediction_waiting = False
         self._predictors = jobs.PredictorCache()
         self._generation = 0
         self._jobs: dict[str, Job] = {}
@@ -205,8 +207,19 @@ class Controller(QObject):
             self.predictionChanged.emit(list(range(self.session.n_slices)))
             self.start_prediction()
 
+    def block_model_jobs(self, reason: Optional[str]) -> None:
+        """While ``reason`` is set (a retraining runs) predictions wait; clearing it starts the waiting one."""
+        self.model_jobs_blocked = reason
+        if reason is None and self._prediction_waiting:
+            self._prediction_waiting = False
+            self.start_prediction()
+
     def start_prediction(self) -> Optional[Job]:
         if self.session is None:
+            return None
+        if self.model_jobs_blocked:
+            self._prediction_waiting = True
+            self.statusMessage.emit(f"Prediction waits: {self.model_jobs_blocked}")
             return None
         if self.model_path is None or not self.model_path.is_file():
             where = self.model_path if self.model_path is not None else "(none chosen)"

@@ -51,6 +51,9 @@ class MainWindow(QMainWindow):
         self.viewer = Viewer(self.controller, self.slice_view, self.compare_view, self.measurements,
                              self.layer_panel, self)
         self._wire()
+        from heartseg_gui.retrain import install_retraining  # Model ▸ Retrain… / Versions…, the training dock
+
+        self.retraining = install_retraining(self, self.controller)
         self._restore_settings()
         self.setAcceptDrops(True)
         self._update_history_actions()

@@ -164,7 +164,6 @@ def test_add_patient_from_nifti(kaggle_root, chest_crop):
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]  # no half-written temp folder
 
 
-@pytest.mark.shared
 def test_add_patient_records_ai_dice_per_slice(kaggle_root, chest_crop):
     vol = open_scan(chest_crop / "ct.nii.gz", chest_crop / "heart.nii.gz")
     ai = vol.mask.copy()

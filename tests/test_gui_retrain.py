@@ -157,3 +157,17 @@ def test_cancel_through_the_worker_keeps_nothing(window, qtbot, assets):
     assert not list(reg.folder.glob(".training-*")) and not list(reg.folder.glob("v*.keras"))
     assert "cancelled" in m.dock.panel.stage_label.text() and w.actions.load_model.isEnabled()
     assert w.controller.model_path == assets["base"]
+
+
+@pytest.mark.gui
+def test_main_window_has_retraining_menu_once(qtbot):
+    from heartseg_gui import settings as st
+    from heartseg_gui.main_window import MainWindow
+    from heartseg_gui.retrain import install_retraining
+
+    w = MainWindow(settings=st.make_settings())
+    qtbot.addWidget(w)
+    assert install_retraining(w) is w.retraining  # idempotent
+    names = [a.objectName() for a in w.findChildren(type(w.retraining.retrain_action))]
+    assert names.count("retrainAction") == 1 and names.count("versionsAction") == 1
+    w.close()

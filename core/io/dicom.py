@@ -41,16 +41,59 @@ def _read_header(path: Path):
     """Header dataset, or ``None`` for files that are not DICOM images (ignored)."""
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except (InvalidDicomError, EOFError, ValueError, TypeError, KeyError, AttributeError):
-        if path.suffix.lower() == ".dcm":
-            raise HeartsegError("not a readable DICOM file (damaged or truncated)", path) from None
-        return None
+        for _ in ds.iterall():  # convert every raw element now: pydicom parses lazily and raises later
+            pass
+        meta = getattr(ds, "file_meta", None)
+        if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == _DICOMDIR_CLASS:
+            return None
     except OSError as exc:
         raise HeartsegError(f"cannot read: {exc.strerror or exc}", path) from exc
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == _DICOMDIR_CLASS:
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types (NotImplementedError, struct.error ...)
+        if path.suffix.lower() == ".dcm" or _has_dicom_magic(path):
+            raise HeartsegError(f"not a readable DICOM file (damaged or truncated: {type(exc).__name__})",
+                                path) from None
         return None
     return ds
+
+
+def _has_dicom_magic(path: Path) -> bool:
+    """The 128-byte preamble followed by ``DICM``: the file claims to be DICOM."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+def _check_header(path: Path, ds) -> None:
+    """Convert every header value the reader uses, so a damaged one is reported naming its file."""
+    try:
+        str(ds.get("SeriesInstanceUID", "") or "")
+        if "Rows" not in ds or "Columns" not in ds:
+            raise HeartsegError("DICOM file has no image (no Rows/Columns, no pixel data)", path)
+        int(ds.Rows), int(ds.Columns)
+        int(ds.get("NumberOfFrames", 1) or 1)
+        for key in ("RescaleSlope", "RescaleIntercept", "SpacingBetweenSlices", "SliceThickness"):
+            value = ds.get(key)
+            if value not in (None, ""):
+                float(value)
+        for key in ("BitsStored", "PixelRepresentation"):
+            value = ds.get(key)
+            if value not in (None, ""):
+                int(value)
+        for key in ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing"):
+            value = ds.get(key)
+            if value is not None:
+                [float(v) for v in (value if isinstance(value, (list, tuple)) or hasattr(value, "__iter__")
+                                    and not isinstance(value, (str, bytes)) else [value])]
+        for key in ("PatientID", "SeriesDescription", "StudyInstanceUID", "Modality"):
+            str(ds.get(key))
+    except HeartsegError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise HeartsegError(f"damaged DICOM header ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:80] if str(exc) else 'bad value'})", path) from None
 
 
 def find_dicom_headers(folder: Path) -> list[tuple[Path, object]]:
@@ -117,6 +160,8 @@ def read_dicom_series(folder: Path, *, progress: Optional[ProgressFn] = None,
     items = find_dicom_headers(folder)
     if not items:
         raise HeartsegError("no DICOM files in this folder", folder)
+    for path, ds in items:
+        _check_header(path, ds)
     groups = _series_groups(items)
     if len(groups) > 1:
         desc = "; ".join(f"{uid or '(no SeriesInstanceUID)'}: {len(v)} files" for uid, v in groups.items())
@@ -125,8 +170,6 @@ def read_dicom_series(folder: Path, *, progress: Optional[ProgressFn] = None,
     check_cancel(cancel)
     first_path, first = items[0]
     for path, ds in items:
-        if "Rows" not in ds or "Columns" not in ds:
-            raise HeartsegError("DICOM file has no image (no Rows/Columns, no pixel data)", path)
         if int(ds.get("NumberOfFrames", 1) or 1) > 1:
             raise HeartsegError("multi-frame DICOM files are not supported (one slice per file expected)", path)
         _check_decodable(ds, path)
@@ -243,8 +286,12 @@ def _decode_all(items, rows: int, cols: int, *, progress, cancel) -> np.ndarray:
             raise HeartsegError(f"cannot decode pixels ({getattr(ts, 'name', ts)}): {msg}", path) from exc
         if raw.shape != (rows, cols):
             raise HeartsegError(f"pixel data has shape {raw.shape}, header says {rows} x {cols}", path)
-        hu = apply_modality_lut(raw, ds)
-        out[i] = np.rint(hu) if dtype == np.int16 else hu
+        try:
+            hu = apply_modality_lut(raw, ds)
+        except Exception as exc:  # noqa: BLE001 - a damaged LUT / rescale
+            raise HeartsegError(f"cannot apply the modality LUT ({type(exc).__name__})", path) from exc
+        with np.errstate(all="ignore"):
+            out[i] = np.clip(np.rint(hu), -32768, 32767) if dtype == np.int16 else hu
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         for start in range(0, n, BATCH):

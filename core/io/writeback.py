@@ -32,12 +32,12 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from core.atomic import _fsync_dir, write_bytes_atomic, write_text_atomic
+from core.atomic import _fsync_dir, write_bytes_atomic, write_many_atomic, write_text_atomic
 from core.errors import HeartsegError
 from core.metrics import dice  # noqa: F401  (re-exported: the sidecar's dice_ai)
 from core.io.common import list_dirs, list_files, read_bytes
 from core.io.kaggle import IMAGE_DIR, MASK_DIR
-from core.io.masks import write_mask_png
+from core.io.masks import encode_mask_png, write_mask_png  # noqa: F401  (write_mask_png re-exported)
 from core.io.png import read_png_header
 
 HEARTSEG_DIR = ".heartseg"
@@ -181,6 +181,9 @@ def save_masks(patient_dir: str | Path, masks: np.ndarray, slice_names: Sequence
     masks goes into the sidecar. Every saved slice gets ``saved_at``.
     """
     patient_dir = Path(patient_dir)
+    if not patient_dir.is_dir():
+        raise HeartsegError("cannot save: the patient folder does not exist any more (moved, renamed or on a "
+                            "disconnected drive?); save elsewhere with Export", patient_dir)
     masks = np.asarray(masks)
     if masks.size and (masks.min() < 0 or masks.max() > 1):
         raise ValueError("masks must hold 0/1 values")
@@ -208,8 +211,10 @@ def save_masks(patient_dir: str | Path, masks: np.ndarray, slice_names: Sequence
         raise HeartsegError(f"cannot keep the original masks: {exc.strerror or exc}", patient_dir) from exc
     version = snapshot_masks(patient_dir)
     stamp = now_iso()
+    # all new mask files are written and fsynced first, then renamed into place: a full disk or a read-only
+    # folder leaves every mask as it was; a crash leaves each mask complete (old or new)
+    write_many_atomic([(mask_dir / f"{name}.png", encode_mask_png(masks[i])) for i, name in enumerate(names)])
     for i, name in enumerate(names):
-        write_mask_png(mask_dir / f"{name}.png", masks[i])
         rec = dict(slices.get(name, {}))
         rec["state"] = states.get(name, rec.get("state", "not_reviewed"))
         rec["saved_at"] = stamp

@@ -129,6 +129,13 @@ def install_retraining(main_window, controller_or_context=None, *, base_model: O
     (default :class:`core.training.TrainConfig` with 5 epochs). Returns the :class:`RetrainingUi` (keep it on the
     window, e.g. ``window.retraining``).
     """
+    existing = getattr(main_window, "retraining", None)
+    if isinstance(existing, RetrainingUi):  # already installed (the main window does it): reconfigure only
+        if base_model is not None:
+            existing.manager.base_model = Path(base_model)
+        if base_config is not None:
+            existing.base_config = base_config
+        return existing
     controller = controller_or_context if controller_or_context is not None else main_window.controller
     ui = RetrainingUi(main_window, controller, base_model=base_model, base_config=base_config)
     main_window.retraining = ui
