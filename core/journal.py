@@ -5,7 +5,8 @@ Where (see :func:`state_dirs`):
 * a dataset patient (Kaggle layout): ``<patient>/.heartseg/journal.json`` -- next to the masks it belongs to;
 * any other scan (NIfTI, DICOM, PNG folder), or a patient folder that cannot be written: a per-user folder
   ``<state>/journals/scan-<sha256 of the scan's absolute path, 20 hex>/journal.json`` where ``<state>`` is
-  ``$HEARTSEG_STATE_DIR``, else ``$XDG_STATE_HOME/heartseg``, else ``~/.local/state/heartseg``.
+  ``$HEARTSEG_STATE_DIR``, else ``$HEARTSEG_SETTINGS_DIR/state``, else ``$XDG_STATE_HOME/heartseg``, else
+  ``~/.local/state/heartseg``.
 
 What: one JSON file, always replaced atomically (:mod:`core.atomic`), so a kill while journalling leaves the
 previous complete journal::
@@ -59,6 +60,9 @@ def user_state_dir() -> Path:
     env = os.environ.get("HEARTSEG_STATE_DIR")
     if env:
         return Path(env)
+    settings_dir = os.environ.get("HEARTSEG_SETTINGS_DIR")  # tests and portable installs: keep state beside it
+    if settings_dir:
+        return Path(settings_dir) / "state"
     xdg = os.environ.get("XDG_STATE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".local" / "state") / "heartseg"
 

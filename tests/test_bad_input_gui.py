@@ -36,13 +36,13 @@ def window(qapp, tmp_path_factory):
     good = png_folder(base / "good scan", 3, 64, 64)
     w.good_scan = good
     yield w
-    from PySide6.QtCore import QCoreApplication, QEvent
+    from PySide6.QtCore import QCoreApplication
 
     _close_boxes(w)
     w.controller.shutdown()
     w.close()
     w.deleteLater()  # delete it while the QApplication lives (else a crash at interpreter exit)
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
+    QCoreApplication.sendPostedEvents()
     qapp.processEvents()
     mp.undo()
 

@@ -341,3 +341,192 @@ def test_real_full_disk_on_a_tiny_tmpfs(pristine, tmp_path):
         assert failures >= 1, "the disk was never full"
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+# ------------------------------------------------------------------------------------ the window killed mid-edit
+GUI_CHILD = r'''
+import json, os, sys, time
+import numpy as np
+from pathlib import Path
+from PySide6.QtWidgets import QApplication
+from heartseg_gui.app import create_window
+
+patient, expected_out = Path(sys.argv[1]), Path(sys.argv[2])
+w = create_window(None, None, patient / "no-model.keras", sample_when_empty=False)
+w.controller.auto_predict = False
+w.files.open_path(patient, ask=False)
+app = QApplication.instance()
+
+def pump_until(cond, timeout=60):
+    end = time.monotonic() + timeout
+    while not cond():
+        app.processEvents()
+        time.sleep(0.01)
+        if time.monotonic() > end:
+            sys.exit("timeout")
+
+pump_until(lambda: w.controller.session is not None and not w.controller.is_busy())
+c, editor, journal = w.controller, w.controller.session.editor, w.safety.journal
+rng = np.random.default_rng(int(sys.argv[3]))
+for k in range(12):                                  # finished strokes on several slices
+    c.set_slice(int(rng.integers(0, editor.n_slices)))
+    c.begin_stroke(float(rng.uniform(10, 90)), float(rng.uniform(10, 110)), k % 4 == 3, float(rng.uniform(2, 6)))
+    for _ in range(int(rng.integers(1, 6))):
+        c.continue_stroke(float(rng.uniform(0, 102)), float(rng.uniform(0, 122)))
+        app.processEvents()
+    c.end_stroke()
+c.set_review_state("flagged")
+c.begin_stroke(50.0, 20.0, False, 4.0)              # a drag still in progress when the kill comes
+c.continue_stroke(50.0, 60.0)
+writes = journal.writes
+pump_until(lambda: journal.writes > writes + 1)    # let the journal timer tick (twice: the open drag included)
+np.save(expected_out.with_suffix(".npy"), editor.mask)
+expected_out.with_suffix(".json").write_text(json.dumps(editor.review_states))
+print("ready", flush=True)
+while True:
+    app.processEvents()
+    time.sleep(0.02)
+'''
+
+
+@pytest.mark.gui
+def test_gui_killed_mid_edit_recovers_strokes_exactly(pristine, tmp_path, qtbot, monkeypatch):
+    pytest.importorskip("pytestqt")
+    patient = fresh_copy(pristine, tmp_path / "ds")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HEARTSEG_SETTINGS_DIR": str(tmp_path / "settings"),
+           "HEARTSEG_STATE_DIR": str(tmp_path / "state"), "HEARTSEG_JOURNAL_INTERVAL_S": "0.3"}
+    expected = tmp_path / "expected"
+    child = subprocess.Popen([sys.executable, "-c", GUI_CHILD, str(patient), str(expected), "11"], cwd=ROOT,
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = child.stdout.readline().strip()
+        assert line == "ready", child.stderr.read() if child.poll() is not None else line
+        assert (patient / ".heartseg" / "lock.json").exists() and (patient / ".heartseg" / "journal.json").exists()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+    want = np.load(expected.with_suffix(".npy"))
+    want_states = json.loads(expected.with_suffix(".json").read_text())
+    assert want.any()
+
+    for key in ("HEARTSEG_SETTINGS_DIR", "HEARTSEG_STATE_DIR"):
+        monkeypatch.setenv(key, env[key])
+    from heartseg_gui.app import create_window
+
+    w = create_window(None, None, patient / "no-model.keras", sample_when_empty=False)
+    qtbot.addWidget(w)
+    w.prompts.save_discard_cancel = lambda question: "discard"
+    w.controller.auto_predict = False
+    asked = []
+    w.safety.ask_recover = lambda text: asked.append(text) or True
+    w.files.open_path(patient, ask=False)
+    qtbot.waitUntil(lambda: bool(asked) and w.controller.session is not None
+                    and w.controller.session.editor.modified, timeout=60_000)
+    editor = w.controller.session.editor
+    assert not w.safety.read_only_reason, "the dead window's lock must be taken over"
+    assert w.safety.lock is not None and w.safety.lock.took_over.pid == child.pid
+    np.testing.assert_array_equal(editor.mask, want)
+    assert editor.review_states == want_states
+    # the recovered work saves normally, and the journal is gone afterwards
+    assert w.files.save()
+    assert not (patient / ".heartseg" / "journal.json").exists()
+    from core.dataset import open_dataset
+
+    np.testing.assert_array_equal(open_dataset(patient.parents[2]).load("p1").mask, want)
+    w.controller.shutdown()
+
+
+@pytest.mark.gui
+def test_second_window_is_read_only_and_says_why(pristine, tmp_path, qtbot, monkeypatch):
+    pytest.importorskip("pytestqt")
+    monkeypatch.setenv("HEARTSEG_SETTINGS_DIR", str(tmp_path / "settings"))
+    patient = fresh_copy(pristine, tmp_path / "ds")
+    from heartseg_gui.app import create_window
+
+    windows = []
+    for _ in range(2):
+        w = create_window(None, None, patient / "no-model.keras", sample_when_empty=False)
+        qtbot.addWidget(w)
+        w.controller.auto_predict = False
+        w.prompts.save_discard_cancel = lambda question: "discard"
+        w.files.open_path(patient, ask=False)
+        qtbot.waitUntil(lambda: w.controller.session is not None and not w.controller.is_busy(), timeout=60_000)
+        windows.append(w)
+    first, second = windows
+    assert not first.safety.read_only_reason and first.actions.save.isEnabled()
+    reason = second.safety.read_only_reason
+    assert f"process {os.getpid()}" in reason and "since" in reason
+    assert second.safety.banner.isVisible() or not second.isVisible()
+    assert "Read-only" in second.safety.banner.text()
+    assert not second.actions.save.isEnabled() and not second.actions.tool_brush.isEnabled()
+    before = _tree(patient)
+    second.controller.begin_stroke(20.0, 20.0, False, 4.0)  # even a programmatic edit cannot be saved here
+    second.controller.end_stroke()
+    assert not second.files.save()
+    assert "read-only" in second.prompts.errors[-1][1].lower()
+    assert _tree(patient) == before
+    # the first window closes: its lock goes, and the scan opens editable again
+    first.close()
+    third = create_window(None, None, patient / "no-model.keras", sample_when_empty=False)
+    qtbot.addWidget(third)
+    third.controller.auto_predict = False
+    third.files.open_path(patient, ask=False)
+    qtbot.waitUntil(lambda: third.controller.session is not None and not third.controller.is_busy(),
+                    timeout=60_000)
+    assert third.safety.read_only_reason == ""
+    for w in windows + [third]:
+        w.controller.shutdown()
+
+
+@pytest.mark.gui
+@pytest.mark.parametrize("failure", ["read-only folder", "full disk", "missing folder"])
+def test_window_save_failure_keeps_edits_and_allows_saving_elsewhere(pristine, tmp_path, qtbot, monkeypatch,
+                                                                      failure):
+    pytest.importorskip("pytestqt")
+    monkeypatch.setenv("HEARTSEG_SETTINGS_DIR", str(tmp_path / "settings"))
+    patient = fresh_copy(pristine, tmp_path / "ds")
+    from heartseg_gui.app import create_window
+
+    w = create_window(None, None, patient / "no-model.keras", sample_when_empty=False)
+    qtbot.addWidget(w)
+    w.controller.auto_predict = False
+    w.prompts.save_discard_cancel = lambda question: "discard"
+    w.files.open_path(patient, ask=False)
+    qtbot.waitUntil(lambda: w.controller.session is not None and not w.controller.is_busy(), timeout=60_000)
+    c = w.controller
+    c.begin_stroke(20.0, 20.0, False, 5.0)
+    c.continue_stroke(20.0, 60.0)
+    c.end_stroke()
+    editor = c.session.editor
+    working = editor.copy_mask()
+    before = _tree(patient)
+    if failure == "read-only folder":
+        _fail_writes(monkeypatch, errno.EROFS, "Read-only file system")
+        words = "read-only"
+    elif failure == "full disk":
+        _fail_writes(monkeypatch, errno.ENOSPC, "No space left on device")
+        words = "no space left"
+    else:
+        shutil.move(str(patient), str(tmp_path / "moved"))
+        words = "does not exist"
+    n = len(w.prompts.errors)
+    assert not w.files.save()
+    assert len(w.prompts.errors) == n + 1
+    title, message = w.prompts.errors[-1]
+    assert words in message.lower() and "still here" in message, message
+    assert w.prompts.open_error_boxes(), "no dialog"
+    monkeypatch.undo()
+    monkeypatch.setenv("HEARTSEG_SETTINGS_DIR", str(tmp_path / "settings"))
+    assert editor.modified and np.array_equal(editor.mask, working), "in-memory edits lost"
+    after_root = tmp_path / "moved" if failure == "missing folder" else patient
+    after = _tree(after_root)
+    assert {k: v for k, v in after.items() if "lock.json" not in k and "journal.json" not in k} == \
+        {k: v for k, v in before.items() if "lock.json" not in k and "journal.json" not in k}
+    assert not [p for p in after_root.rglob(".*tmp*")]
+    out = tmp_path / "elsewhere"
+    assert w.files.export_pngs(out)
+    from core.io.masks import read_mask_png
+
+    for i, name in enumerate(c.session.volume.slice_names):
+        np.testing.assert_array_equal(read_mask_png(out / f"{name}.png"), working[i])
+    c.shutdown()

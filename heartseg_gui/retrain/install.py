@@ -40,8 +40,6 @@ class RetrainingUi:
                 act = getattr(actions, name, None)
                 if act is not None:
                     guarded.append(act)
-            if getattr(actions, "run_prediction", None) is not None:
-                actions.run_prediction.setProperty("needsSession", True)
         self.retrain_action = QAction("&Retrain…", window)
         self.retrain_action.setObjectName("retrainAction")
         self.retrain_action.setStatusTip("Fine-tune the model on the corrected masks of a dataset (in the background)")
@@ -53,7 +51,8 @@ class RetrainingUi:
         menu.addAction(self.retrain_action)
         menu.addAction(self.versions_action)
         self.manager = RetrainManager(window, controller, base_model=base_model,
-                                      guarded_actions=tuple(guarded) + (self.retrain_action,))
+                                      guarded_actions=tuple(guarded) + (self.retrain_action,),
+                                      needs_session=(getattr(actions, "run_prediction", None),))
         self.retrain_action.triggered.connect(self.open_retrain_dialog)
         self.versions_action.triggered.connect(self.open_versions_dialog)
         self.dialog = None

@@ -32,12 +32,15 @@ class RetrainManager(QObject):
     versionActivated = Signal(int, str)   # version, model path
 
     def __init__(self, window, controller, *, base_model: Optional[Path] = None,
-                 guarded_actions: tuple = ()):
+                 guarded_actions: tuple = (), needs_session: tuple = ()):
         super().__init__(window)
         self.window = window
         self.controller = controller
         self.base_model = base_model
         self.guarded_actions = [a for a in guarded_actions if a is not None]
+        # actions that stay disabled without an open scan (kept here, not as a Qt dynamic property: reading a
+        # bool property back through PySide6 6.12 corrupts the refcount of True and crashes at exit)
+        self.needs_session = [a for a in needs_session if a is not None]
         self.ask_activate: Callable = self._ask_activate_dialog
         self.job = None
         self.last_outcome = None
@@ -46,13 +49,20 @@ class RetrainManager(QObject):
         self._generation = 0
         self._saved_auto_predict: Optional[bool] = None
         self._tooltips: dict = {}
-        self.dock = RetrainDock(window)
-        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
-        self.dock.setVisible(False)
-        self.dock.panel.cancelRequested.connect(self.cancel)
+        self._dock: Optional[RetrainDock] = None  # built on first use: keeps start-up lean
         controller.jobFinished.connect(self._on_controller_job_finished)
         controller.sessionChanged.connect(self._reapply_block)
         controller.datasetChanged.connect(self._on_dataset)
+
+    @property
+    def dock(self) -> RetrainDock:
+        """The Retraining dock (progress, ETA, live loss / Dice curves, Cancel), created when first needed."""
+        if self._dock is None:
+            self._dock = RetrainDock(self.window)
+            self.window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self._dock)
+            self._dock.setVisible(False)
+            self._dock.panel.cancelRequested.connect(self.cancel)
+        return self._dock
 
     # --- state ----------------------------------------------------------------------------------------------------
     @property
@@ -216,7 +226,7 @@ class RetrainManager(QObject):
             else:
                 action.setToolTip(self._tooltips.pop(action, ""))
                 action.setStatusTip("")
-                action.setEnabled(not (action.property("needsSession") and c.session is None))
+                action.setEnabled(not (action in self.needs_session and c.session is None))
         if on:
             self._status(BUSY_REASON, 0)
         else:
