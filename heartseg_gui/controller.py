@@ -374,7 +374,7 @@ class Controller(QObject):
     def next_unreviewed(self, direction: int = +1) -> None:
         if self.session is None:
             return
-        found = self.session.editor.next_unreviewed(self.current_slice, direction)
+        found = self.session.editor.next_unreviewed(self.current_slice, direction, wrap=True)
         if found is None:
             self.statusMessage.emit("Every slice has been reviewed")
         else:

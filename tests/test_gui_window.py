@@ -213,6 +213,11 @@ def test_navigation_keys_wheel_slider_and_review(qtbot, make_window):
     c.set_slice(3)
     key(qtbot, w, Qt.Key.Key_N)
     assert c.current_slice == 6
+    for i in range(6, n):  # everything after slice 4 reviewed: N wraps round to the first slice not reviewed
+        c.session.editor.set_review_state(i, "accepted")
+    c.set_slice(n - 1)
+    key(qtbot, w, Qt.Key.Key_N)
+    assert c.current_slice == 0
 
 
 def test_layers_compare_and_window_level(qtbot, make_window):
