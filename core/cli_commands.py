@@ -102,7 +102,7 @@ def cmd_train(args) -> int:
 
 # --------------------------------------------------------------------------------------------------- predict
 def cmd_predict(args) -> int:
-    from core.inference import Predictor, probabilities_to_masks
+    from core.inference import Predictor
     from core.io import open_scan
     from core.io.masks import write_mask_nifti, write_mask_pngs
     from core.model import load_model
@@ -112,8 +112,7 @@ def cmd_predict(args) -> int:
     model_path = _model_path(args.model)
     model = load_model(model_path)
     predictor = Predictor(model, batch_size=args.batch_size, name=model_path.name)
-    probs = predictor.predict_volume(volume, progress=_progress())
-    masks = probabilities_to_masks(probs, postprocess=_postprocess(args))
+    masks = predictor.predict_masks(volume, progress=_progress(), postprocess=_postprocess(args))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if volume.kind in ("kaggle_patient", "png_folder"):

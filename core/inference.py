@@ -141,21 +141,19 @@ class Predictor:
         out = self._compiled()(np.ascontiguousarray(batch, np.float32))
         return np.asarray(out)[:k, :, :, 0].astype(np.float32)
 
-    def predict_volume(self, volume: Volume, *, first: Optional[int] = None,
-                       indices: Optional[Sequence[int]] = None, progress: Optional[ProgressFn] = None,
-                       cancel: Optional[CancelToken] = None, on_batch: Optional[BatchFn] = None) -> np.ndarray:
-        """Heart probabilities for every slice: ``(n_slices, rows, cols)`` float32 0..1 (NaN-free).
+    def iter_batches(self, volume: Volume, *, first: Optional[int] = None,
+                     indices: Optional[Sequence[int]] = None, progress: Optional[ProgressFn] = None,
+                     cancel: Optional[CancelToken] = None):
+        """Yield ``(indices, probs (k, rows, cols) float32)`` batch by batch, slice ``first`` first.
 
-        ``first``: slice predicted first (the one on screen), then outward. ``indices``: only these slices
-        (others stay 0). ``on_batch(indices, probs (k, rows, cols))`` is called as each batch finishes.
-        Raises :class:`core.errors.Cancelled` when ``cancel`` is set (checked per batch).
+        The next batch is preprocessed in a background thread while the model runs; cancellation is checked
+        before every batch (:class:`core.errors.Cancelled`).
         """
         order = list(indices) if indices is not None else slice_order(volume.n_slices, first)
         if indices is not None and first in order:
             order.remove(first)
             order.insert(0, first)
         rows, cols = volume.slice_shape
-        out = np.zeros((volume.n_slices, rows, cols), np.float32)
         batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         total = len(order)
         done = 0
@@ -172,13 +170,44 @@ class Predictor:
                 if b + 1 < len(batches):
                     pending = pool.submit(prep, batches[b + 1])
                 probs = self.predict_batch(x)
-                resized = np.stack([preprocess.probability_to_slice(p, (rows, cols)) for p in probs])
-                out[idx] = resized
+                yield list(idx), np.stack([preprocess.probability_to_slice(p, (rows, cols)) for p in probs])
                 done += len(idx)
-                if on_batch is not None:
-                    on_batch(list(idx), resized)
                 report(progress, Progress("predict", done, total, f"{done}/{total} slices"))
+
+    def predict_volume(self, volume: Volume, *, first: Optional[int] = None,
+                       indices: Optional[Sequence[int]] = None, progress: Optional[ProgressFn] = None,
+                       cancel: Optional[CancelToken] = None, on_batch: Optional[BatchFn] = None) -> np.ndarray:
+        """Heart probabilities for every slice: ``(n_slices, rows, cols)`` float32 0..1 (NaN-free).
+
+        ``first``: slice predicted first (the one on screen), then outward. ``indices``: only these slices
+        (others stay 0). ``on_batch(indices, probs (k, rows, cols))`` is called as each batch finishes.
+        Raises :class:`core.errors.Cancelled` when ``cancel`` is set (checked per batch).
+        """
+        out = np.zeros((volume.n_slices,) + volume.slice_shape, np.float32)
+        for idx, probs in self.iter_batches(volume, first=first, indices=indices, progress=progress,
+                                            cancel=cancel):
+            out[idx] = probs
+            if on_batch is not None:
+                on_batch(idx, probs)
         return out
+
+    def predict_masks(self, volume: Volume, *, first: Optional[int] = None, progress: Optional[ProgressFn] = None,
+                      cancel: Optional[CancelToken] = None, on_batch: Optional[BatchFn] = None,
+                      threshold: float = preprocess.THRESHOLD,
+                      postprocess: Optional[PostprocessOptions] = None) -> np.ndarray:
+        """Heart masks ``(n_slices, rows, cols)`` uint8 0/1, thresholded batch by batch (a quarter of the memory
+        of :meth:`predict_volume` on large scans), then post-processed over the whole volume.
+
+        ``on_batch(indices, masks (k, rows, cols) uint8)`` gets each batch's thresholded masks (before the
+        whole-volume post-processing). Same as ``probabilities_to_masks(predict_volume(...), ...)``.
+        """
+        out = np.zeros((volume.n_slices,) + volume.slice_shape, np.uint8)
+        for idx, probs in self.iter_batches(volume, first=first, progress=progress, cancel=cancel):
+            masks = preprocess.threshold(probs, threshold)
+            out[idx] = masks
+            if on_batch is not None:
+                on_batch(idx, masks)
+        return postprocess_masks(out, postprocess)
 
 
 def predict_volume(model, volume: Volume, **kwargs) -> np.ndarray:
@@ -189,7 +218,12 @@ def predict_volume(model, volume: Volume, **kwargs) -> np.ndarray:
 def probabilities_to_masks(probs: np.ndarray, threshold: float = preprocess.THRESHOLD,
                            postprocess: Optional[PostprocessOptions] = None) -> np.ndarray:
     """``(n, rows, cols)`` probabilities -> uint8 0/1 masks, thresholded (>= 0.5) then post-processed."""
-    masks = preprocess.threshold(probs, threshold)
+    return postprocess_masks(preprocess.threshold(probs, threshold), postprocess)
+
+
+def postprocess_masks(masks: np.ndarray, postprocess: Optional[PostprocessOptions] = None) -> np.ndarray:
+    """Apply :class:`PostprocessOptions` to binary masks ``(n, rows, cols)`` uint8 0/1 (modified in place where
+    possible; the result is returned)."""
     if postprocess is None or not postprocess.active:
         return masks
     from scipy import ndimage

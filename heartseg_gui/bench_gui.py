@@ -185,7 +185,7 @@ def memory(quick: bool, scan: Path) -> dict:
         raise RuntimeError("the scan did not open")
     s = c.session
     n, rows, cols = s.volume.voxels.shape
-    # an AI prediction arriving batch by batch, as the prediction job delivers it (probabilities + masks)
+    # an AI prediction arriving batch by batch, as the prediction job delivers it (thresholded masks)
     yy, xx = np.mgrid[0:rows, 0:cols]
     for start in range(0, n, 8):
         idx = list(range(start, min(n, start + 8)))
@@ -193,7 +193,7 @@ def memory(quick: bool, scan: Path) -> dict:
         for j, i in enumerate(idx):
             r = 20 + 60 * np.sin(np.pi * (i + 0.5) / n)
             probs[j] = np.clip(1.0 - (((yy - rows / 2) ** 2 + (xx - cols / 2) ** 2) / r ** 2) / 2, 0, 1)
-        s.set_prediction(idx, probs, (probs >= 0.5).astype(np.uint8))
+        s.set_prediction(idx, (probs >= 0.5).astype(np.uint8))
         c.predictionChanged.emit(idx)
         app.processEvents()
     c.accept_ai_all()
@@ -216,7 +216,7 @@ def memory(quick: bool, scan: Path) -> dict:
         current = None
     detail = {"voxels": int(s.volume.voxels.nbytes), "editor_mask": int(s.editor.mask.nbytes),
               "undo_bytes": int(s.editor.undo_bytes)}
-    for name in ("ai_probs", "ai_mask"):
+    for name in ("ai_mask",):
         arr = getattr(s, name, None)
         if arr is not None and hasattr(arr, "nbytes"):
             detail[name] = int(arr.nbytes)

@@ -238,8 +238,8 @@ class Controller(QObject):
     def _on_prediction_batch(self, generation: int, payload) -> None:
         if self._kind_of(generation) != PREDICT or self.session is None:
             return
-        indices, probs, masks = payload
-        self.session.set_prediction(indices, probs, masks)
+        indices, masks = payload
+        self.session.set_prediction(indices, masks)
         self.predictionChanged.emit(list(indices))
 
     @Slot(int, object)
@@ -247,8 +247,8 @@ class Controller(QObject):
         if self._kind_of(generation) != PREDICT or self.session is None:
             return
         self._jobs.pop(PREDICT, None)
-        name, probs, masks = result
-        self.session.set_prediction(range(self.session.n_slices), probs, masks)
+        name, masks = result
+        self.session.set_prediction(range(self.session.n_slices), masks)
         if name:
             self.model_name = str(name)
             self.modelChanged.emit(self.model_name)

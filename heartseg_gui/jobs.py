@@ -54,12 +54,19 @@ def lower_thread_priority(niceness: int = 10) -> None:
         pass
 
 
+def _read_only(array):
+    if array is None:
+        return None
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 def copy_volume(volume: Volume) -> Volume:
-    """A copy of ``volume`` whose arrays a job may read while the window keeps working on the original."""
-    return dataclasses.replace(volume, voxels=volume.voxels.copy(),
-                               mask=None if volume.mask is None else volume.mask.copy(),
-                               mask_present=None if volume.mask_present is None else volume.mask_present.copy(),
-                               metadata=dict(volume.metadata))
+    """``volume`` for a job: the same voxels and dataset mask as read-only views (nothing in the window writes
+    them: edits live in the MaskEditor), so a 512^3 scan is not duplicated while a prediction runs."""
+    return dataclasses.replace(volume, voxels=_read_only(volume.voxels), mask=_read_only(volume.mask),
+                               mask_present=_read_only(volume.mask_present), metadata=dict(volume.metadata))
 
 
 def open_scan_job(path: Path, mask_path: Optional[Path] = None):
@@ -84,7 +91,7 @@ def predict_job(cache: PredictorCache, model_path: Path, volume: Volume, first: 
     ``(model_name, probs (n, rows, cols) float32, masks (n, rows, cols) uint8)``."""
 
     def run(*, progress, cancel, partial):
-        from core.inference import DEFAULT_POSTPROCESS, probabilities_to_masks
+        from core.inference import DEFAULT_POSTPROCESS
 
         lower_thread_priority()  # before TensorFlow starts its thread pools: they inherit it
         predictor = cache.get(model_path)
@@ -93,11 +100,11 @@ def predict_job(cache: PredictorCache, model_path: Path, volume: Volume, first: 
 
             raise Cancelled()
 
-        def on_batch(indices, probs):
-            partial((list(indices), probs, probabilities_to_masks(probs)))
+        def on_batch(indices, masks):
+            partial((list(indices), masks))
 
-        probs = predictor.predict_volume(volume, first=first, progress=progress, cancel=cancel, on_batch=on_batch)
-        masks = probabilities_to_masks(probs, postprocess=DEFAULT_POSTPROCESS)
-        return (getattr(predictor, "name", Path(model_path).name), probs, masks)
+        masks = predictor.predict_masks(volume, first=first, progress=progress, cancel=cancel, on_batch=on_batch,
+                                        postprocess=DEFAULT_POSTPROCESS)
+        return (getattr(predictor, "name", Path(model_path).name), masks)
 
     return run

@@ -49,7 +49,6 @@ class ScanSession:
         initial = volume.mask if volume.mask is not None else None
         self.editor = MaskEditor(volume.voxels.shape, initial=initial)
         shape = volume.voxels.shape
-        self.ai_probs = np.zeros(shape, dtype=np.float32)
         self.ai_mask = np.zeros(shape, dtype=np.uint8)
         self.ai_done = np.zeros(shape[0], dtype=bool)
         self.value_range = volume_value_range(volume.voxels)
@@ -100,15 +99,13 @@ class ScanSession:
 
     # --- AI prediction ---------------------------------------------------------------------------------------
     def reset_prediction(self) -> None:
-        self.ai_probs[:] = 0
         self.ai_mask[:] = 0
         self.ai_done[:] = False
         self._stale[:] = True
 
-    def set_prediction(self, indices, probs: np.ndarray, masks: np.ndarray) -> None:
-        """Store probabilities ``(k, rows, cols)`` float32 and masks ``(k, rows, cols)`` uint8 for ``indices``."""
+    def set_prediction(self, indices, masks: np.ndarray) -> None:
+        """Store the AI masks ``(k, rows, cols)`` uint8 0/1 of slices ``indices`` (probabilities are not kept)."""
         idx = np.asarray(list(indices), dtype=np.intp)
-        self.ai_probs[idx] = probs
         self.ai_mask[idx] = masks
         self.ai_done[idx] = True
         self._stale[idx] = True

@@ -61,3 +61,16 @@ def test_postprocessing_options():
     assert small.sum() == 200
     frac = probabilities_to_masks(probs, postprocess=PostprocessOptions(min_slice_fraction=0.05))
     assert frac[0].sum() == 0 and frac[1].sum() == 100
+
+
+def test_predict_masks_equals_thresholded_probabilities():
+    from core.inference import DEFAULT_POSTPROCESS
+
+    pred = Predictor(tiny_model(), batch_size=4)
+    vol = _volume()
+    seen = []
+    masks = pred.predict_masks(vol, first=3, postprocess=DEFAULT_POSTPROCESS,
+                               on_batch=lambda idx, m: seen.append((idx, m.dtype)))
+    expected = probabilities_to_masks(pred.predict_volume(vol), postprocess=DEFAULT_POSTPROCESS)
+    np.testing.assert_array_equal(masks, expected)
+    assert masks.dtype == np.uint8 and seen[0][0][0] == 3 and seen[0][1] == np.uint8

@@ -51,35 +51,54 @@ def _load(path: Path):
     return img
 
 
-def _reorient(img, path: Path):
+def _reorientation(img, path: Path):
+    """The orientation transform to the display axes and the reoriented affine, without reading any data."""
     try:
         current = nib.orientations.io_orientation(img.affine)
         target = nib.orientations.axcodes2ornt(DISPLAY_AXCODES)
-        return img.as_reoriented(nib.orientations.ornt_transform(current, target))
+        transform = nib.orientations.ornt_transform(current, target)
+        affine = img.affine @ nib.orientations.inv_ornt_aff(transform, img.shape[:3])
     except Exception as exc:  # noqa: BLE001
         raise HeartsegError(f"cannot reorient NIfTI image ({exc})", path) from exc
+    return transform, np.asarray(affine, dtype=np.float64)
 
 
-def _data(img, path: Path, dtype) -> np.ndarray:
+def _display_view(img, path: Path, transform, *, scaled: bool) -> np.ndarray:
+    """The data as a ``(slice, row, col)`` view in the display convention (flips and transposes are views).
+
+    ``scaled=False`` reads the stored values as they are (no float64 copy of the whole volume: for a 512^3 int16
+    scan that copy alone would be 1 GiB); ``scaled=True`` applies the header's slope / intercept (nibabel).
+    """
     try:
-        return np.asarray(img.dataobj, dtype=dtype) if dtype is not None else np.asanyarray(img.dataobj)
+        raw = img.dataobj.get_unscaled() if not scaled and hasattr(img.dataobj, "get_unscaled") \
+            else np.asanyarray(img.dataobj)
+        raw = np.asarray(raw)
     except Exception as exc:  # noqa: BLE001 - truncated gzip (EOFError), zlib errors ...
         raise HeartsegError(f"damaged or truncated NIfTI data ({type(exc).__name__})", path) from exc
+    return nib.orientations.apply_orientation(raw, transform).transpose(2, 1, 0)
 
 
-def _hu_voxels(img, path: Path) -> np.ndarray:
-    """Reoriented data as ``(slice, row, col)`` int16 when the stored values are integral and fit, else float32."""
+def _hu_voxels(img, path: Path, transform) -> np.ndarray:
+    """Reoriented data as ``(slice, row, col)`` int16 when the stored values are integral and fit, else float32.
+
+    Integral data is scaled slice by slice in int32, so memory stays at the stored array plus the int16 result.
+    """
     raw_dtype = img.get_data_dtype()
-    slope = float(getattr(img.dataobj, "slope", 1.0))
-    inter = float(getattr(img.dataobj, "inter", 0.0))
-    integral = (np.issubdtype(raw_dtype, np.integer) and np.isfinite(slope) and np.isfinite(inter)
-                and slope == round(slope) and inter == round(inter))
-    data = _data(img, path, None)
-    if integral and data.size and -32768 <= data.min() and data.max() <= 32767:
-        data = data.astype(np.int16, copy=False)
-    else:
-        data = data.astype(np.float32, copy=False)
-    return np.ascontiguousarray(data.transpose(2, 1, 0))
+    slope = getattr(img.dataobj, "slope", 1.0)
+    inter = getattr(img.dataobj, "inter", 0.0)
+    slope = 1.0 if slope is None or not np.isfinite(slope) else float(slope)
+    inter = 0.0 if inter is None or not np.isfinite(inter) else float(inter)
+    if np.issubdtype(raw_dtype, np.integer) and slope == round(slope) and inter == round(inter):
+        view = _display_view(img, path, transform, scaled=False)
+        lo, hi = (view.min(), view.max()) if view.size else (0, 0)
+        ends = sorted((int(lo) * int(slope) + int(inter), int(hi) * int(slope) + int(inter)))
+        if -32768 <= ends[0] and ends[1] <= 32767:
+            out = np.empty(view.shape, dtype=np.int16)
+            for k in range(view.shape[0]):
+                out[k] = view[k].astype(np.int32) * int(slope) + int(inter)
+            return out
+    view = _display_view(img, path, transform, scaled=True)
+    return np.ascontiguousarray(view, dtype=np.float32)
 
 
 def read_nifti(path: Path, mask_path: Optional[Path] = None, *,
@@ -92,12 +111,13 @@ def read_nifti(path: Path, mask_path: Optional[Path] = None, *,
     within 1e-3 mm after reorientation, else :class:`HeartsegError`), stored as ``mask`` 0/1 uint8 with every
     slice ``mask_present``.
     """
-    img = _reorient(_load(path), path)
+    img = _load(path)
+    transform, affine = _reorientation(img, path)
     check_cancel(cancel)
-    voxels = _hu_voxels(img, path)
-    zooms = img.header.get_zooms()[:3]
+    voxels = _hu_voxels(img, path, transform)
+    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))  # (x, y, z) = (col, row, slice) voxel sizes in mm
     vol = Volume(voxels=voxels, spacing=(float(zooms[2]), float(zooms[1]), float(zooms[0])),
-                 affine=np.asarray(img.affine, dtype=np.float64), source_files=[path] * voxels.shape[0],
+                 affine=affine, source_files=[path] * voxels.shape[0],
                  intensity="hu", kind="nifti", name=_stem(path))
     if mask_path is not None:
         check_cancel(cancel)
@@ -113,12 +133,13 @@ def read_nifti_mask(mask_path: Path, volume: Volume) -> np.ndarray:
     an affine, its affine must match within 1e-3 mm. Values: ``> 0.5`` is foreground (0/1 masks; label maps
     with several labels should be split first -- values other than 0/1 are refused).
     """
-    img = _reorient(_load(mask_path), mask_path)
-    data = _data(img, mask_path, None).transpose(2, 1, 0)
+    img = _load(mask_path)
+    transform, affine = _reorientation(img, mask_path)
+    data = _display_view(img, mask_path, transform, scaled=True)
     if data.shape != volume.voxels.shape:
         raise HeartsegError(f"mask has shape {data.shape} (slice, row, col) but the scan has "
                             f"{volume.voxels.shape}; it must be on the same grid", mask_path)
-    if volume.affine is not None and not np.allclose(img.affine, volume.affine, atol=1e-3):
+    if volume.affine is not None and not np.allclose(affine, volume.affine, atol=1e-3):
         raise HeartsegError("mask is not on the scan's grid (its affine differs from the scan's)", mask_path)
     if data.dtype.kind in "fc":
         return (np.asarray(data) > 0.5).astype(np.uint8)
