@@ -95,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", type=Path, default=None, help="a .keras model (default: the bundled one)")
     pr.add_argument("--batch-size", type=int, default=8)
     pr.add_argument("--no-postprocess", action="store_true", help="plain 0.5 threshold, no clean-up")
+    pr.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+                    help="bfloat16: mixed precision, faster on CPUs with AVX512-BF16 / AMX (Dice on the sample "
+                         "within 0.005 of float32, see `heartseg bench`)")
 
     ev = sub.add_parser("evaluate", help="evaluate a model on labelled scans")
     ev.add_argument("data", type=Path, help="a dataset root, a Kaggle patient folder or a NIfTI scan")

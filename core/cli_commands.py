@@ -111,7 +111,7 @@ def cmd_predict(args) -> int:
     volume = open_scan(args.scan)  # reads and validates everything before anything is written
     model_path = _model_path(args.model)
     model = load_model(model_path)
-    predictor = Predictor(model, batch_size=args.batch_size, name=model_path.name)
+    predictor = Predictor(model, batch_size=args.batch_size, name=model_path.name, dtype=args.precision)
     masks = predictor.predict_masks(volume, progress=_progress(), postprocess=_postprocess(args))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

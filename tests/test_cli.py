@@ -52,6 +52,17 @@ def test_predict_nifti_writes_kaggle_layout_and_nifti_with_geometry(tmp_path):
 
 
 @pytest.mark.slow
+def test_predict_bfloat16_agrees_with_float32(tmp_path):
+    for precision in ("float32", "bfloat16"):
+        r = heartseg("predict", sample_kaggle_patient(), "--out", tmp_path / precision, "--precision", precision)
+        assert r.returncode == 0, r.stderr
+    a = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted((tmp_path / "float32").glob("*.png"))])
+    b = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted((tmp_path / "bfloat16").glob("*.png"))])
+    dice = 2 * ((a > 0) & (b > 0)).sum() / ((a > 0).sum() + (b > 0).sum())
+    assert dice > 0.99
+
+
+@pytest.mark.slow
 def test_predict_png_patient_keeps_names_and_sizes(tmp_path):
     r = heartseg("predict", sample_kaggle_patient(), "--out", tmp_path, "--model", bundled_model_path())
     assert r.returncode == 0, r.stderr
