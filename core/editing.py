@@ -27,7 +27,7 @@ Not thread-safe: use from the GUI thread only; hand jobs a :meth:`~MaskEditor.co
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -36,13 +36,14 @@ from core.editing_history import PackedBits, Region, SliceDiff, UndoEntry, UndoH
 from core.editing_journal import build_payload, parse_payload
 from core.editing_review import REVIEW_STATES, check_state, next_with_state
 from core.editing_stroke import Stroke
-from core.editing_tools import as_binary, filled_holes, largest_region, slice_batch
+from core.editing_slice_tools import SliceToolsMixin
+from core.editing_tools import as_binary
 from core.errors import HeartsegError
 
 __all__ = ["REVIEW_STATES", "Region", "MaskEditor", "stamp_disc", "line_points"]
 
 
-class MaskEditor:
+class MaskEditor(SliceToolsMixin):
     """Owns a ``(n_slices, rows, cols)`` uint8 0/1 mask, its undo history, review states and saved-state tracking.
 
     ``initial`` (same shape; any dtype, nonzero means 1) is copied; without it the mask starts empty. The undo
@@ -169,70 +170,6 @@ class MaskEditor:
             return None
         self._record(s.label, [diff], auto_correct=True)
         return diff.region
-
-    # ------------------------------------------------------------------------------------------ slice tools
-    def set_slices(self, indices: Union[int, Iterable[int], None], masks: np.ndarray, label: str, *,
-                   review_state: Optional[str] = None) -> list[Region]:
-        """Replace whole slices in one undo step labelled ``label`` (e.g. "Accept AI mask (slice 12)").
-
-        ``indices``: one slice, a sequence of distinct slices, or ``None`` for all. ``masks``: ``(k, rows, cols)``
-        for ``k`` indices (``(rows, cols)`` for a single int); any dtype, nonzero means 1 (threshold
-        probabilities before calling). ``review_state``, if given, is set on every listed slice as part of the
-        step. Returns the changed region of each changed slice; no entry when nothing changed.
-        """
-        idx, masks = slice_batch(indices, masks, self.n_slices)
-        idx = [self._check_index(i) for i in idx]
-        if len(set(idx)) != len(idx):
-            raise ValueError("set_slices: slice indices must be distinct")
-        if masks.shape != (len(idx),) + self._shape[1:]:
-            raise ValueError(f"set_slices: masks shape {masks.shape} does not match "
-                             f"{(len(idx),) + self._shape[1:]} ({len(idx)} slices)")
-        if review_state is not None:
-            check_state(review_state)
-        self._finish_stroke()
-        diffs = []
-        for j, i in enumerate(idx):
-            diff = self._make_diff(i, self._mask[i], masks[j], 0, 0)
-            if diff is not None:
-                diffs.append(diff)
-        review = {i: review_state for i in idx} if review_state is not None else None
-        return self._apply_new(label, diffs, auto_correct=False, review=review)
-
-    def clear_slice(self, i: int) -> list[Region]:
-        """Erase all of slice ``i`` (undo step "Clear slice N")."""
-        i = self._check_index(i)
-        return self._replace_one(i, np.zeros(self._shape[1:], dtype=np.uint8), f"Clear slice {i + 1}")
-
-    def fill_holes(self, i: int) -> list[Region]:
-        """Fill background areas of slice ``i`` enclosed by mask (4-connected background; "Fill holes (slice N)")."""
-        i = self._check_index(i)
-        self._finish_stroke()
-        return self._replace_one(i, filled_holes(self._mask[i]), f"Fill holes (slice {i + 1})")
-
-    def keep_largest_region(self, i: int) -> list[Region]:
-        """Keep only the largest 8-connected region of slice ``i`` ("Keep largest region (slice N)").
-
-        Ties go to the region met first in row-major order. A slice with fewer than two regions is left alone.
-        """
-        i = self._check_index(i)
-        self._finish_stroke()
-        largest = largest_region(self._mask[i])
-        if largest is None:
-            return []
-        return self._replace_one(i, largest, f"Keep largest region (slice {i + 1})")
-
-    def copy_slice(self, src: int, dst: int) -> list[Region]:
-        """Make slice ``dst`` a copy of slice ``src`` ("Copy slice S to slice D")."""
-        src, dst = self._check_index(src), self._check_index(dst)
-        self._finish_stroke()
-        if src == dst:
-            return []
-        return self._replace_one(dst, self._mask[src].copy(), f"Copy slice {src + 1} to slice {dst + 1}")
-
-    def _replace_one(self, i: int, new: np.ndarray, label: str) -> list[Region]:
-        self._finish_stroke()
-        diff = self._make_diff(i, self._mask[i], new, 0, 0)
-        return self._apply_new(label, [diff] if diff is not None else [], auto_correct=True)
 
     # ---------------------------------------------------------------------------------------------- history
     def undo(self) -> list[Region]:
