@@ -122,12 +122,7 @@ def cmd_predict(args) -> int:
         from core.atomic import write_with_atomic
         import cv2
 
-        from core.dataset import sanitize_pid
-
-        try:  # the name comes from a file or DICOM folder: never let it leave --out ("..", "/", ...)
-            pid = sanitize_pid(volume.name)
-        except HeartsegError:
-            pid = "scan"
+        pid = output_name(volume.name)
         for sub in ("image", "mask"):
             (out / pid / sub).mkdir(parents=True, exist_ok=True)
         names = [f"1-{i + 1:03d}" for i in range(volume.n_slices)]
@@ -141,6 +136,17 @@ def cmd_predict(args) -> int:
     heart = int((masks.reshape(masks.shape[0], -1).max(axis=1) > 0).sum())
     print(f"heart found on {heart} of {volume.n_slices} slices", file=sys.stderr)
     return 0
+
+
+def output_name(name: str) -> str:
+    """A folder / file stem for outputs named after a scan: the name comes from a file or a DICOM folder (it may
+    be ``..``, hold separators or control characters), so it is sanitised and can never leave ``--out``."""
+    from core.dataset import sanitize_pid
+
+    try:
+        return sanitize_pid(name)
+    except HeartsegError:
+        return "scan"
 
 
 # -------------------------------------------------------------------------------------------------- evaluate

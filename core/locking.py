@@ -7,7 +7,7 @@ the per-user journal folder of that scan, see :func:`core.journal.journal_dir`):
      "created_at": "2026-11-26T21:50:00+00:00", "process_start": "123456", "token": "<random hex>",
      "what": "/data/train/p1"}
 
-* :func:`acquire_lock` creates it (atomically, under a short ``flock`` on ``lock.guard`` so two openers racing
+* :func:`acquire_lock` creates it (atomically, under a short ``flock`` on its folder so two openers racing
   for a stale lock cannot both win) and returns an :class:`EditLock`; while another live process holds it,
   :class:`LockedError` (a :class:`~core.errors.HeartsegError`) says who and since when.
 * A lock is *stale* when it was written on this host by a process that no longer exists (or whose pid now
@@ -39,7 +39,6 @@ from core.errors import HeartsegError
 
 LOCK_FORMAT = "heartseg-lock"
 LOCK_FILE = "lock.json"
-GUARD_FILE = "lock.guard"
 
 try:  # POSIX only; elsewhere the takeover race is merely narrower, not prevented
     import fcntl
@@ -161,10 +160,11 @@ def is_stale(owner: LockOwner) -> bool:
 class EditLock:
     """A held lock; :meth:`release` (or leaving the ``with`` block) removes the lock file if it is still ours."""
 
-    def __init__(self, path: Path, owner: LockOwner, took_over: Optional[LockOwner]):
+    def __init__(self, path: Path, owner: LockOwner, took_over: Optional[LockOwner], created_dir: bool = False):
         self.path = path
         self.owner = owner
         self.took_over = took_over  # the stale owner this lock replaced, if any
+        self._created_dir = created_dir
         self._held = True
 
     @property
@@ -183,6 +183,9 @@ class EditLock:
         with contextlib.suppress(OSError, HeartsegError), _guard(self.path.parent):
             if self.still_ours():
                 self.path.unlink()
+        if self._created_dir:  # leave no empty .heartseg folder behind in a dataset that was only viewed
+            with contextlib.suppress(OSError):
+                self.path.parent.rmdir()
 
     def __enter__(self) -> "EditLock":
         return self
@@ -197,13 +200,17 @@ class EditLock:
 
 @contextlib.contextmanager
 def _guard(folder: Path):
-    """Exclusive ``flock`` on ``<folder>/lock.guard`` for the few milliseconds of a check-and-write."""
+    """Exclusive ``flock`` on the lock's folder itself for the few milliseconds of a check-and-write (no extra
+    file is left behind; where folders cannot be flocked the race is only narrower, not excluded)."""
     if fcntl is None:
         yield
         return
-    fd = os.open(folder / GUARD_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    fd = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass
         yield
     finally:
         os.close(fd)  # closing drops the flock
@@ -217,6 +224,7 @@ def acquire_lock(folder: str | Path, *, lock_path: str | Path | None = None, for
     :class:`HeartsegError` naming the folder when no lock can be written there (read-only folder, full disk).
     """
     path = Path(lock_path) if lock_path is not None else lock_path_for(folder)
+    created_dir = not path.parent.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -240,7 +248,7 @@ def acquire_lock(folder: str | Path, *, lock_path: str | Path | None = None, for
             raise HeartsegError("cannot lock for editing: the folder is read-only", path.parent) from exc
         why = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(exc)
         raise HeartsegError(f"cannot lock for editing: {why}", path.parent) from exc
-    return EditLock(path, me, current)
+    return EditLock(path, me, current, created_dir)
 
 
 def open_for_editing(folder: str | Path, *, lock_path: str | Path | None = None

@@ -7,6 +7,7 @@ computation and write is a call into ``core``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -34,6 +35,7 @@ def is_dataset_root(path: Path) -> bool:
 class FileFlows(QObject):
     recentChanged = Signal(list)
     saved = Signal(str)  # where
+    discarded = Signal()  # the user chose Discard for the open scan's unsaved edits (its journal may go)
 
     def __init__(self, controller: Controller, prompts: Prompts, settings, parent: Optional[QObject] = None):
         super().__init__(parent)
@@ -55,6 +57,8 @@ class FileFlows(QObject):
                                                   f"{why.lower()}?")
         if answer == SAVE:
             return self.save()
+        if answer == DISCARD:
+            self.discarded.emit()
         return answer == DISCARD
 
     # --- opening -----------------------------------------------------------------------------------------------
@@ -63,7 +67,7 @@ class FileFlows(QObject):
         path = Path(path)
         if ask and not self.maybe_keep_changes():
             return False
-        if not path.exists():
+        if not os.path.lexists(path):  # a symlink loop exists: let the reader say what is wrong with it
             self.prompts.error("Could not open", f"{path}: no such file or folder")
             return False
         try:
@@ -132,6 +136,11 @@ class FileFlows(QObject):
         """Write the working masks back into the dataset; True when saved."""
         s = self.c.session
         if s is None:
+            return False
+        if getattr(s, "read_only_reason", ""):
+            self.prompts.error("Opened read-only", f"{s.volume.name}: opened read-only, cannot save here — "
+                                                   f"{s.read_only_reason} Use Export Masks… to keep these masks "
+                                                   "elsewhere.")
             return False
         if self.c._stroking:
             self.c.end_stroke()

@@ -54,6 +54,9 @@ class MainWindow(QMainWindow):
         from heartseg_gui.retrain import install_retraining  # Model ▸ Retrain… / Versions…, the training dock
 
         self.retraining = install_retraining(self, self.controller)
+        from heartseg_gui.safety import EditSafety  # edit lock, read-only mode, autosave journal, recovery
+
+        self.safety = EditSafety(self)
         self._restore_settings()
         self.setAcceptDrops(True)
         self._update_history_actions()
@@ -352,6 +355,7 @@ class MainWindow(QMainWindow):
         if not self.files.maybe_keep_changes("Quit"):
             event.ignore()
             return
+        self.safety.shutdown()  # releases the edit lock; keeps the journal only for edits not saved/discarded
         self.controller.shutdown()
         self.save_settings()
         event.accept()

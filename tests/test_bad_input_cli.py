@@ -136,7 +136,7 @@ def test_unusual_but_valid_input_is_accepted(case, tmp_path):
         assert not vol.mask[1].any() and vol.mask[0].any()
     if case.name in ("mask_values_0_1", "mask_few_grey_levels"):
         assert set(np.unique(vol.mask)) <= {0, 1}
-        assert int(vol.mask[0].sum()) == 100  # the 10 x 10 square; the anti-aliased 100 edge is background (> 127 is mask)
+        assert int(vol.mask[0].sum()) == 100  # the 10 x 10 square; its 100-grey edge is background (> 127 is mask)
     if case.name == "names_with_spaces_non_ascii":
         assert vol.slice_names == ["slice 01 é", "slice 02 é", "slice 03 é"]
 
@@ -174,5 +174,12 @@ def test_names_from_files_never_leave_the_output_folder(tmp_path):
         with pytest.raises(HeartsegError):
             write_mask_pngs(tmp_path / "o", np.zeros((1, 4, 4), np.uint8), [bad])
     assert not (tmp_path / "evil.png").exists()
-    scan = png_folder(tmp_path / "scan", 2)
+    from core.cli_commands import output_name
+
+    scan = png_folder(tmp_path / "scan" / "sub", 2)
+    assert (scan / "..").name == ".."  # a scan opened through such a path is named ".."
+    for name in ("..", ".", "../x", "a/b", "é ü", "\x01", ""):
+        safe = output_name(name)
+        assert safe and "/" not in safe and safe not in (".", "..")
+        assert (tmp_path / "out" / safe).resolve().parent == (tmp_path / "out").resolve()
     assert scan.is_dir()

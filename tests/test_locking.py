@@ -165,3 +165,17 @@ def test_pid_alive():
     assert pid_alive(os.getpid())
     assert not pid_alive(dead_pid())
     assert not pid_alive(0) and not pid_alive(-5)
+
+
+def test_viewing_leaves_no_trace(tmp_path):
+    """A patient only opened (locked, then released) keeps no lock, guard file or empty .heartseg folder."""
+    patient = tmp_path / "p1"
+    patient.mkdir()
+    with acquire_lock(patient):
+        assert (patient / ".heartseg" / "lock.json").exists()
+    assert list(patient.iterdir()) == []
+    (patient / ".heartseg").mkdir()
+    (patient / ".heartseg" / "review.json").write_text("{}")
+    with acquire_lock(patient):
+        pass
+    assert [p.name for p in (patient / ".heartseg").iterdir()] == ["review.json"]

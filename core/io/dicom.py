@@ -22,7 +22,6 @@ from typing import Optional
 
 import numpy as np
 import pydicom
-from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, get_decoder
 
 from core.errors import HeartsegError
