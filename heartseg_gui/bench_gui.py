@@ -13,7 +13,7 @@
   loaded by then) and when the AI overlay of the current slice has arrived. The parent subtracts its launch time.
 * ``memory``: opens ``--scan`` through the window's own open-scan job, delivers an AI prediction batch by batch as
   the prediction job does (no TensorFlow: this measures the window's data, not the model's), accepts it
-  (one undo step) and paints 99 brush strokes (99 more), then reports the peak RSS (``ru_maxrss``).
+  (one undo step) and paints 99 brush strokes (99 more), then reports the peak RSS (``VmHWM``).
 """
 
 from __future__ import annotations
@@ -165,9 +165,24 @@ def startup(quick: bool) -> dict:
 
 
 # --------------------------------------------------------------------------------------------- memory
-def memory(quick: bool, scan: Path) -> dict:
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory since it started: ``VmHWM`` from /proc (Linux).
+
+    Not ``ru_maxrss``: Linux carries that high-water mark across fork + exec, so a child started by a large parent
+    (the bench after its training section) would report the parent's peak instead of its own.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     import resource
 
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+
+
+def memory(quick: bool, scan: Path) -> dict:
     import numpy as np
     from PySide6.QtWidgets import QApplication
 
@@ -207,7 +222,7 @@ def memory(quick: bool, scan: Path) -> dict:
         app.processEvents()
     app.processEvents()
     steps = s.editor.undo_steps
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+    peak = peak_rss_bytes()
     try:
         import psutil
 

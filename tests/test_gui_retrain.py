@@ -171,3 +171,21 @@ def test_main_window_has_retraining_menu_once(qtbot):
     names = [a.objectName() for a in w.findChildren(type(w.retraining.retrain_action))]
     assert names.count("retrainAction") == 1 and names.count("versionsAction") == 1
     w.close()
+
+
+def test_closing_the_window_during_retraining_cancels_it_and_keeps_nothing(window, qtbot, assets):
+    """Issue 5: closing the window while a training job runs cancels it and waits for the thread (no
+    'QThread destroyed while running' abort); no version is registered."""
+    w, ui, root = window
+    m = ui.manager
+    long = dataclasses.replace(TINY, epochs=50)
+    request = RetrainRequest(root, long, registry_dir=default_registry_dir(root), init_version=0,
+                             base_model=assets["base"])
+    assert m.start(request)
+    qtbot.waitUntil(lambda: m.job is not None and m.dock.panel.batch_bar.value() > 0, timeout=WAIT_MS)
+    w.files.has_unsaved = lambda: False
+    w.close()  # returns only once every job thread has stopped
+    assert w.controller.runner.jobs == []
+    reg = ModelRegistry(default_registry_dir(root), base_model=assets["base"])
+    assert reg.version_numbers() in ([], [0])
+    assert not list(reg.folder.glob("v1*"))
