@@ -7,7 +7,6 @@ RGBA-but-grey PNGs, 0/1 masks, missing masks, odd names) are accepted and conver
 
 from __future__ import annotations
 
-import builtins
 import os
 import subprocess
 import sys
@@ -16,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.corpus import (ABDOMEN_DICOM, BAD, DICOM_NO_DECODER, GOOD, HIDE_DICOM_DECODERS, by_name, png_folder,
-                          tree_state)
+from tests.corpus import (ABDOMEN_DICOM, BAD, DICOM_NO_DECODER, GOOD, HIDE_DICOM_DECODERS, by_name, deny_reading,
+                          png_folder, tree_state)
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONIOENCODING": "utf-8"}
@@ -79,14 +78,7 @@ def test_unreadable_file_refused(tmp_path, monkeypatch, capfd):
     from core.cli import main
 
     built = by_name("unreadable_png").build(tmp_path)
-    real_open = builtins.open
-
-    def guarded_open(file, *a, **k):
-        if isinstance(file, (str, os.PathLike)) and os.fspath(file).endswith("locked.png"):
-            raise PermissionError(13, "Permission denied", os.fspath(file))
-        return real_open(file, *a, **k)
-
-    monkeypatch.setattr(builtins, "open", guarded_open)
+    deny_reading(monkeypatch)
     out = tmp_path / "out"
     before = tree_state(tmp_path)
     rc = main([str(a) for a in _args(built, out)])

@@ -4,8 +4,6 @@ opens next), and nothing changed on disk. Unusual-but-valid inputs open without 
 
 from __future__ import annotations
 
-import builtins
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,8 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from tests.corpus import ABDOMEN_DICOM, BAD, DICOM_NO_DECODER, GOOD, by_name, png_folder, tree_state  # noqa: E402
+from tests.corpus import (ABDOMEN_DICOM, BAD, DICOM_NO_DECODER, GOOD, by_name, deny_reading,  # noqa: E402
+                          png_folder, tree_state)
 
 pytestmark = pytest.mark.gui
 WAIT_MS = 60_000
@@ -111,14 +110,7 @@ def test_bad_scan_shows_a_dialog_and_changes_nothing(qtbot, window, case, tmp_pa
 def test_unreadable_file_shows_a_dialog(qtbot, window, tmp_path, monkeypatch):
     _open_good(qtbot, window)
     built = by_name("unreadable_png").build(tmp_path)
-    real_open = builtins.open
-
-    def guarded_open(file, *a, **k):
-        if isinstance(file, (str, os.PathLike)) and os.fspath(file).endswith("locked.png"):
-            raise PermissionError(13, "Permission denied", os.fspath(file))
-        return real_open(file, *a, **k)
-
-    monkeypatch.setattr(builtins, "open", guarded_open)
+    deny_reading(monkeypatch)
     before = tree_state(tmp_path)
     _open_bad_scan(qtbot, window, built)
     monkeypatch.undo()

@@ -542,3 +542,18 @@ def tree_state(*roots: Path) -> dict:
                 data = p.read_bytes()
                 state[str(p)] = (len(data), hashlib.sha1(data).hexdigest())
     return state
+
+
+def deny_reading(monkeypatch, name_suffix: str = "locked.png") -> None:
+    """Make files whose name ends in ``name_suffix`` unreadable for this test (tests run as root, where
+    ``chmod 000`` stops nothing): ``open()`` raises PermissionError for them."""
+    import builtins
+
+    real_open = builtins.open
+
+    def guarded_open(file, *a, **k):
+        if isinstance(file, (str, os.PathLike)) and os.fspath(file).endswith(name_suffix):
+            raise PermissionError(13, "Permission denied", os.fspath(file))
+        return real_open(file, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
