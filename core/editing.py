@@ -33,7 +33,7 @@ import numpy as np
 
 from core.editing_brush import check_radius, line_points, stamp_disc
 from core.editing_history import PackedBits, Region, SliceDiff, UndoEntry, UndoHistory, make_slice_diff, new_revision
-from core.editing_journal import build_payload, parse_payload
+from core.editing_journal import build_payload, encode_slice, parse_payload
 from core.editing_review import REVIEW_STATES, check_state, next_with_state
 from core.editing_stroke import Stroke
 from core.editing_slice_tools import SliceToolsMixin
@@ -76,6 +76,7 @@ class MaskEditor(SliceToolsMixin):
         self._saved_review = list(self._review)
         self._area = np.full(n, -1, dtype=np.int64)
         self._stroke: Optional[Stroke] = None
+        self._journal_cache: dict[int, tuple[int, str]] = {}  # slice -> (content revision, journal text)
 
     # ------------------------------------------------------------------------------------------- the mask
     @property
@@ -295,7 +296,20 @@ class MaskEditor(SliceToolsMixin):
     def journal_payload(self) -> dict:
         """JSON-serialisable snapshot of the unsaved work: the masks of :attr:`changed_slices` (including an open
         stroke), every review state and the revision. See :mod:`core.editing_journal` for the format."""
-        return build_payload(self._mask, self.changed_slices, self._review, self.revision)
+        return build_payload(self._mask, self.changed_slices, self._review, self.revision, self._encoded_slice)
+
+    def _encoded_slice(self, i: int) -> str:
+        """Journal text of slice ``i``, re-encoded only when its content revision changed since the last journal
+        (the journal runs every few seconds on the GUI thread: after "accept AI on all slices" only the slices
+        edited since are encoded again). A slice under an open stroke is always encoded afresh."""
+        rev = int(self._slice_rev[i])
+        cached = self._journal_cache.get(i)
+        if self._stroke is not None and self._stroke.slice_index == i:
+            return encode_slice(self._mask[i])
+        if cached is None or cached[0] != rev:
+            cached = (rev, encode_slice(self._mask[i]))
+            self._journal_cache[i] = cached
+        return cached[1]
 
     def apply_journal(self, payload: dict) -> list[Region]:
         """Restore a :meth:`journal_payload` onto this editor, which must hold the saved mask it was written

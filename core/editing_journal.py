@@ -48,15 +48,21 @@ def decode_slice(text: str, rows: int, cols: int) -> np.ndarray:
     return bits.reshape(rows, cols)
 
 
-def build_payload(mask: np.ndarray, slices: Iterable[int], review_states: list[str], revision: int) -> dict:
-    """Journal payload for ``mask`` (``(n, rows, cols)`` uint8 0/1) restricted to ``slices``."""
+def build_payload(mask: np.ndarray, slices: Iterable[int], review_states: list[str], revision: int,
+                  encode=encode_slice) -> dict:
+    """Journal payload for ``mask`` (``(n, rows, cols)`` uint8 0/1) restricted to ``slices``.
+
+    ``encode(i) -> str`` may be given to reuse earlier encodings (default: :func:`encode_slice` of ``mask[i]``).
+    """
+    if encode is encode_slice:
+        encode = lambda i: encode_slice(mask[i])  # noqa: E731
     return {
         "format": JOURNAL_FORMAT,
         "version": JOURNAL_VERSION,
         "shape": [int(s) for s in mask.shape],
         "revision": int(revision),
         "review_states": list(review_states),
-        "slices": [{"index": int(i), "bits": encode_slice(mask[i])} for i in sorted(slices)],
+        "slices": [{"index": int(i), "bits": encode(int(i))} for i in sorted(slices)],
     }
 
 

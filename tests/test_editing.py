@@ -403,3 +403,30 @@ def test_views_are_read_only_and_mask_is_owned():
     copy = ed.copy_mask()
     copy[0] = 1
     assert ed.mask.sum() == 0
+
+
+def test_journal_reuses_encodings_and_stays_exact():
+    """The journal re-encodes only slices whose content changed; its text always equals a fresh encoding."""
+    from core.editing_journal import build_payload
+
+    ed = MaskEditor((6, 40, 40))
+    ai = np.zeros((6, 40, 40), np.uint8)
+    ai[:, 10:30, 10:30] = 1
+    ed.set_slices(None, ai, "Accept AI mask (all slices)")
+    first = ed.journal_payload()
+
+    def fresh():
+        return build_payload(ed.mask, ed.changed_slices, ed.review_states, ed.revision)
+
+    assert first == fresh()
+    ed.begin_stroke(2, erase=True, radius=3)
+    ed.stroke_to(20, 20)
+    assert ed.journal_payload() == fresh()  # open stroke included
+    ed.end_stroke()
+    assert ed.journal_payload() == fresh()
+    ed.undo()
+    assert ed.journal_payload() == fresh()
+    ed.redo()
+    assert ed.journal_payload() == fresh()
+    restored = MaskEditor.from_journal(ed.journal_payload(), None)
+    np.testing.assert_array_equal(restored.mask, ed.mask)
