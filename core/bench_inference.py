@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -128,7 +127,6 @@ def bench_inference(report: Report, quick: bool, log) -> None:
 
     from core.inference import Predictor, bfloat16_supported
     from core.model import load_model
-    from core.preprocess import volume_to_model_input
     from core.resources import bundled_model_path
 
     n_slices = 16 if quick else 128

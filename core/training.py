@@ -11,7 +11,6 @@ within one batch and leaves only complete files: the best checkpoint is written 
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time

@@ -93,8 +93,6 @@ def interactive(quick: bool) -> dict:
         view.viewport().repaint()
         return 1000 * (time.perf_counter() - t0)
 
-    state = {"stroke": 0}
-
     def stamp(k: int) -> float:
         if k % 20 == 0:  # a new stroke every 20 stamps, on the slice on screen
             view.strokeFinished.emit()

@@ -18,7 +18,7 @@ from core.errors import HeartsegError
 from heartseg_gui import settings as st
 from heartseg_gui.controller import Controller
 from heartseg_gui.session import SaveTarget
-from heartseg_gui.widgets.prompts import CANCEL, DISCARD, SAVE, Prompts
+from heartseg_gui.widgets.prompts import DISCARD, SAVE, Prompts
 
 SCAN_FILTER = "Scans (*.nii *.nii.gz *.png *.dcm);;All files (*)"
 MODEL_FILTER = "Keras models (*.keras)"

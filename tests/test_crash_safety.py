@@ -321,7 +321,6 @@ def test_real_full_disk_on_a_tiny_tmpfs(pristine, tmp_path):
             pass
         finally:
             os.close(fd)
-        before = _tree(patient)
         failures = 0
         for keep_free in (0, 3, 6, 12, 24):  # failing at different stages of the save
             size = filler.stat().st_size

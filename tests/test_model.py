@@ -1,10 +1,9 @@
-import zipfile
 
 import numpy as np
 import pytest
 
 from core.errors import HeartsegError
-from core.model import SEED_PARAMS, build_unet, load_model, save_model
+from core.model import SEED_PARAMS, build_unet, load_model
 from tests.helpers import tiny_model
 
 
