@@ -89,6 +89,13 @@ def test_menu_and_dialog_count_corrected_slices(window, qtbot):
     dialog.scratch.setChecked(True)
     req = dialog.request()
     assert req.config.corrected_weight == 1.0 and req.init_version is None and req.config.epochs == TINY.epochs
+    assert req.config.learning_rate == pytest.approx(TINY.learning_rate) and req.config.batch_size == TINY.batch_size
+    dialog.learning_rate.setValue(5e-5)
+    dialog.batch_size.setValue(4)
+    dialog.geometric.setCurrentIndex(dialog.geometric.findData("strong"))
+    req = dialog.request()
+    assert req.config.learning_rate == pytest.approx(5e-5) and req.config.batch_size == 4
+    assert req.config.geometric == "strong"
     dialog.reject()
     assert not (root / ".heartseg" / "models" / "split.json").exists()  # the preview fixes nothing
 

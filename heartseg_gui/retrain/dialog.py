@@ -1,5 +1,6 @@
-"""Model ▸ Retrain…: dataset, start point (active model or scratch), epochs, corrected-slice weight, held-out
-patients (default: the registry's fixed split), and how many corrected slices will be used.
+"""Model ▸ Retrain…: dataset, start point (active model or scratch), epochs, learning rate, batch size,
+augmentation, corrected-slice weight, held-out patients (default: the registry's fixed split), and how many
+corrected slices will be used.
 
 The counts come from :func:`core.retraining.plan_retraining` (folder listings and review sidecars only, no
 TensorFlow), recomputed whenever an option changes. :meth:`RetrainDialog.request` returns the
@@ -13,9 +14,9 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QRadioButton,
-                               QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
+                               QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton,
+                               QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
 from core.errors import HeartsegError
 from core.retraining import DEFAULT_CORRECTED_WEIGHT, RetrainRequest, plan_retraining
@@ -53,6 +54,19 @@ class RetrainDialog(QDialog):
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 500)
         self.epochs.setValue(int(self.base_config.epochs))
+        self.learning_rate = QDoubleSpinBox()
+        self.learning_rate.setDecimals(6)
+        self.learning_rate.setRange(1e-6, 1e-2)
+        self.learning_rate.setSingleStep(1e-5)
+        self.learning_rate.setValue(float(self.base_config.learning_rate))
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(1, 128)
+        self.batch_size.setValue(int(self.base_config.batch_size))
+        self.geometric = QComboBox()
+        for level, text in (("none", "photometric only (the seed recipe)"), ("mild", "+ mild geometric"),
+                            ("strong", "+ strong geometric (zoom out, rotate, shift)")):
+            self.geometric.addItem(text, level)
+        self.geometric.setCurrentIndex(max(0, self.geometric.findData(self.base_config.geometric)))
         self.weight_check = QCheckBox("Weight corrected slices higher")
         self.weight_check.setChecked(True)
         self.weight = QDoubleSpinBox()
@@ -80,6 +94,9 @@ class RetrainDialog(QDialog):
         form.addRow("Start from", self.fine_tune)
         form.addRow("", self.scratch)
         form.addRow("Epochs", self.epochs)
+        form.addRow("Learning rate", self.learning_rate)
+        form.addRow("Batch size", self.batch_size)
+        form.addRow("Augmentation", self.geometric)
         form.addRow("Corrections", wrow)
         form.addRow("Validation", self.fixed_split)
         form.addRow("Held-out patients", self.patients)
@@ -191,6 +208,9 @@ class RetrainDialog(QDialog):
         if self.plan is None or self._registry is None:
             raise HeartsegError(self.summary.text() or "choose a dataset first")
         config = dataclasses.replace(self.base_config, epochs=int(self.epochs.value()),
+                                     learning_rate=float(self.learning_rate.value()),
+                                     batch_size=int(self.batch_size.value()),
+                                     geometric=str(self.geometric.currentData()),
                                      corrected_weight=self.corrected_weight())
         init = self._registry.active_version() if self.fine_tune.isChecked() else None
         return RetrainRequest(Path(self._dataset.root), config, registry_dir=self._registry.folder,
