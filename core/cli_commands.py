@@ -118,16 +118,12 @@ def cmd_predict(args) -> int:
         written = write_mask_pngs(out, masks, volume.slice_names)
         print(f"{len(written)} masks -> {out}", file=sys.stderr)
     else:
-        from core.atomic import write_with_atomic
-        import cv2
+        from core.io.common import kaggle_slice_names
+        from core.io.masks import write_image_pngs
 
         pid = output_name(volume.name)
-        for sub in ("image", "mask"):
-            (out / pid / sub).mkdir(parents=True, exist_ok=True)
-        names = [f"1-{i + 1:03d}" for i in range(volume.n_slices)]
-        for name, img in zip(names, to_kaggle_scale(volume)):
-            ok, buf = cv2.imencode(".png", img)
-            write_with_atomic(out / pid / "image" / f"{name}.png", lambda p, b=buf: p.write_bytes(b.tobytes()))
+        names = kaggle_slice_names(volume.n_slices)
+        write_image_pngs(out / pid / "image", to_kaggle_scale(volume), names)
         write_mask_pngs(out / pid / "mask", masks, names)
         nifti = out / f"{pid}_heart.nii.gz"
         write_mask_nifti(nifti, masks, volume)

@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-import cv2
 import numpy as np
 from natsort import natsorted
 
-from core.atomic import write_bytes_atomic, write_text_atomic
+from core.atomic import write_text_atomic
 from core.errors import HeartsegError
 from core.io import open_scan
 from core.io.common import kaggle_slice_names, list_dirs, list_files, require_dir
@@ -37,7 +36,7 @@ from core.io.writeback import (HEARTSEG_DIR, REVIEW_STATES, MaskVersion, list_ve
 from core.io.writeback import now_iso
 from core.io.writeback import save_masks as _save_masks_in
 from core.metrics import dice
-from core.io.masks import write_mask_pngs
+from core.io.masks import write_image_pngs, write_mask_pngs
 from core.preprocess import to_kaggle_scale
 from core.types import CancelToken, ProgressFn, Volume, as_path
 
@@ -266,12 +265,7 @@ def add_patient(dataset_root: str | Path, pid: str, volume: Volume, masks: Optio
     except OSError as exc:
         raise HeartsegError(f"cannot create a patient folder: {exc.strerror or exc}", parent) from exc
     try:
-        (tmp / IMAGE_DIR).mkdir()
-        for name, img in zip(names, images):
-            ok, buf = cv2.imencode(".png", np.ascontiguousarray(img))
-            if not ok:
-                raise HeartsegError("cv2 could not encode a slice as PNG", tmp / IMAGE_DIR / f"{name}.png")
-            write_bytes_atomic(tmp / IMAGE_DIR / f"{name}.png", buf.tobytes())
+        write_image_pngs(tmp / IMAGE_DIR, images, names)
         write_mask_pngs(tmp / MASK_DIR, masks, names)
         (tmp / HEARTSEG_DIR).mkdir()
         source = {"pid_requested": str(pid), "source_kind": volume.kind, "source_name": volume.name,

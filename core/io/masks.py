@@ -52,22 +52,28 @@ def read_mask_png(path: str | Path, expected_shape: Optional[tuple[int, int]] = 
     return read_mask_slice(as_path(path), expected_shape)
 
 
-def write_mask_pngs(folder: str | Path, masks: np.ndarray, names: Sequence[str]) -> list[Path]:
-    """Write ``masks`` ``(n, rows, cols)`` 0/1 as ``folder/<names[i]>.png`` (0/255, atomically each).
+def encode_grey_png(image8: np.ndarray) -> bytes:
+    """``(rows, cols)`` uint8 -> bytes of an 8-bit greyscale PNG holding exactly those values."""
+    img = np.asarray(image8)
+    if img.ndim != 2 or img.dtype != np.uint8:
+        raise ValueError(f"expected a (rows, cols) uint8 slice, got {img.shape} {img.dtype}")
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img))
+    if not ok:
+        raise ValueError("cv2 could not encode the slice as PNG")
+    return buf.tobytes()
 
-    ``names``: one file stem per slice (``1-001`` ...; a ``.png`` suffix is accepted and not doubled). The folder is
-    created if needed. Returns the written paths in slice order.
-    """
+
+def _write_png_slices(folder: str | Path, n: int, names: Sequence[str], encode) -> list[Path]:
+    """Write ``encode(i)`` (PNG bytes) for ``i < n`` as ``folder/<names[i]>.png``, each atomically."""
     folder = as_path(folder)
-    m = _check_binary(masks, 3, "masks")
-    if len(names) != m.shape[0]:
-        raise ValueError(f"{len(names)} names for {m.shape[0]} mask slices")
+    if len(names) != n:
+        raise ValueError(f"{len(names)} names for {n} slices")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise HeartsegError(f"cannot create folder: {exc.strerror or exc}", folder) from exc
     paths = []
-    for i, name in enumerate(names):
+    for name in names:
         stem = name[:-4] if name.lower().endswith(".png") else name
         if not stem or "/" in stem or "\\" in stem or stem in (".", ".."):
             raise HeartsegError(f"invalid slice name {name!r}", folder)
@@ -75,8 +81,27 @@ def write_mask_pngs(folder: str | Path, masks: np.ndarray, names: Sequence[str])
     # PNG encoding (cv2, releases the GIL) and the atomic writes run in a small thread pool; every name is
     # validated above, before anything is written.
     with ThreadPoolExecutor(max_workers=min(4, max(1, len(paths)))) as pool:
-        list(pool.map(lambda i: write_mask_png(paths[i], m[i]), range(len(paths))))
+        list(pool.map(lambda i: write_bytes_atomic(paths[i], encode(i)), range(len(paths))))
     return paths
+
+
+def write_mask_pngs(folder: str | Path, masks: np.ndarray, names: Sequence[str]) -> list[Path]:
+    """Write ``masks`` ``(n, rows, cols)`` 0/1 as ``folder/<names[i]>.png`` (0/255, atomically each).
+
+    ``names``: one file stem per slice (``1-001`` ...; a ``.png`` suffix is accepted and not doubled). The folder is
+    created if needed. Returns the written paths in slice order.
+    """
+    m = _check_binary(masks, 3, "masks")
+    return _write_png_slices(folder, m.shape[0], names, lambda i: encode_mask_png(m[i]))
+
+
+def write_image_pngs(folder: str | Path, images8: np.ndarray, names: Sequence[str]) -> list[Path]:
+    """Write ``images8`` ``(n, rows, cols)`` uint8 (e.g. the Kaggle scale) as 8-bit greyscale PNGs
+    ``folder/<names[i]>.png``, atomically each; names as in :func:`write_mask_pngs`."""
+    images = np.asarray(images8)
+    if images.ndim != 3:
+        raise ValueError(f"expected (n, rows, cols) images, got shape {images.shape}")
+    return _write_png_slices(folder, images.shape[0], names, lambda i: encode_grey_png(images[i]))
 
 
 def mask_affine(volume: Volume) -> np.ndarray:
