@@ -388,6 +388,23 @@ while True:
 '''
 
 
+def _window_on(qtbot, patient: Path, *, ask_recover=None, wait: bool = True):
+    """A real window (no model, no automatic prediction, "discard" on close) opening ``patient``; with ``wait``
+    it returns once the scan is open and no job runs."""
+    from heartseg_gui.app import create_window
+
+    w = create_window(None, None, patient / "no-model.keras", sample_when_empty=False)
+    qtbot.addWidget(w)
+    w.controller.auto_predict = False
+    w.prompts.save_discard_cancel = lambda question: "discard"
+    if ask_recover is not None:
+        w.safety.ask_recover = ask_recover
+    w.files.open_path(patient, ask=False)
+    if wait:
+        qtbot.waitUntil(lambda: w.controller.session is not None and not w.controller.is_busy(), timeout=60_000)
+    return w
+
+
 def _dispose(*windows) -> None:
     """Close and delete windows now, while the QApplication runs (PySide6 can crash at interpreter exit on
     windows whose deferred deletion never ran)."""
@@ -427,15 +444,9 @@ def test_gui_killed_mid_edit_recovers_strokes_exactly(pristine, tmp_path, qtbot,
 
     for key in ("HEARTSEG_SETTINGS_DIR", "HEARTSEG_STATE_DIR"):
         monkeypatch.setenv(key, env[key])
-    from heartseg_gui.app import create_window
 
-    w = create_window(None, None, patient / "no-model.keras", sample_when_empty=False)
-    qtbot.addWidget(w)
-    w.prompts.save_discard_cancel = lambda question: "discard"
-    w.controller.auto_predict = False
     asked = []
-    w.safety.ask_recover = lambda text: asked.append(text) or True
-    w.files.open_path(patient, ask=False)
+    w = _window_on(qtbot, patient, ask_recover=lambda text: asked.append(text) or True, wait=False)
     qtbot.waitUntil(lambda: bool(asked) and w.controller.session is not None
                     and w.controller.session.editor.modified, timeout=60_000)
     editor = w.controller.session.editor
@@ -457,17 +468,7 @@ def test_second_window_is_read_only_and_says_why(pristine, tmp_path, qtbot, monk
     pytest.importorskip("pytestqt")
     monkeypatch.setenv("HEARTSEG_SETTINGS_DIR", str(tmp_path / "settings"))
     patient = fresh_copy(pristine, tmp_path / "ds")
-    from heartseg_gui.app import create_window
-
-    windows = []
-    for _ in range(2):
-        w = create_window(None, None, patient / "no-model.keras", sample_when_empty=False)
-        qtbot.addWidget(w)
-        w.controller.auto_predict = False
-        w.prompts.save_discard_cancel = lambda question: "discard"
-        w.files.open_path(patient, ask=False)
-        qtbot.waitUntil(lambda: w.controller.session is not None and not w.controller.is_busy(), timeout=60_000)
-        windows.append(w)
+    windows = [_window_on(qtbot, patient) for _ in range(2)]
     first, second = windows
     assert not first.safety.read_only_reason and first.actions.save.isEnabled()
     reason = second.safety.read_only_reason
@@ -483,12 +484,7 @@ def test_second_window_is_read_only_and_says_why(pristine, tmp_path, qtbot, monk
     assert _tree(patient) == before
     # the first window closes: its lock goes, and the scan opens editable again
     first.close()
-    third = create_window(None, None, patient / "no-model.keras", sample_when_empty=False)
-    qtbot.addWidget(third)
-    third.controller.auto_predict = False
-    third.files.open_path(patient, ask=False)
-    qtbot.waitUntil(lambda: third.controller.session is not None and not third.controller.is_busy(),
-                    timeout=60_000)
+    third = _window_on(qtbot, patient)
     assert third.safety.read_only_reason == ""
     _dispose(*windows, third)
 
@@ -500,14 +496,8 @@ def test_window_save_failure_keeps_edits_and_allows_saving_elsewhere(pristine, t
     pytest.importorskip("pytestqt")
     monkeypatch.setenv("HEARTSEG_SETTINGS_DIR", str(tmp_path / "settings"))
     patient = fresh_copy(pristine, tmp_path / "ds")
-    from heartseg_gui.app import create_window
 
-    w = create_window(None, None, patient / "no-model.keras", sample_when_empty=False)
-    qtbot.addWidget(w)
-    w.controller.auto_predict = False
-    w.prompts.save_discard_cancel = lambda question: "discard"
-    w.files.open_path(patient, ask=False)
-    qtbot.waitUntil(lambda: w.controller.session is not None and not w.controller.is_busy(), timeout=60_000)
+    w = _window_on(qtbot, patient)
     c = w.controller
     c.begin_stroke(20.0, 20.0, False, 5.0)
     c.continue_stroke(20.0, 60.0)
