@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from core.errors import Cancelled, HeartsegError
+from core.io.kaggle import read_mask_slice
 from core.preprocess import DEFAULT_IMAGE_SIZE
 from core.types import CancelToken, Progress, ProgressFn, check_cancel, report
 
@@ -89,12 +90,14 @@ class TrainResult:
     images_per_second: float = 0.0
 
 
-def _read_grey(path: Path) -> np.ndarray:
-    data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
-    if img is None:
-        raise HeartsegError("cannot read image (empty, truncated or not an image)", path)
-    return img
+def _read_image8(path: Path) -> np.ndarray:
+    """A training image as ``(rows, cols)`` uint8 in the Kaggle scale, through :func:`core.io.png.read_png` (its size
+    limits and one-line errors); a 16-bit slice is scaled ``pixel / max * 255`` like the Kaggle PNGs."""
+    from core.io.png import read_png
+    from core.preprocess import kaggle_scale_slice
+
+    img = read_png(path)
+    return img if img.dtype == np.uint8 else kaggle_scale_slice(img)
 
 
 def load_slice_pairs(pairs: Sequence[tuple], image_size: int = DEFAULT_IMAGE_SIZE, *,
@@ -102,8 +105,9 @@ def load_slice_pairs(pairs: Sequence[tuple], image_size: int = DEFAULT_IMAGE_SIZ
                      workers: int = 4) -> SliceSet:
     """Read ``(image_path, mask_path, weight, slice_id)`` tuples into a :class:`SliceSet` (parallel decoding).
 
-    Images are read as 8-bit grey (Kaggle scale) and resized bilinearly; masks thresholded at 127 and resized
-    with nearest neighbour. A mask whose size differs from its image is an error naming the mask.
+    Images and masks are read by :mod:`core.io` (the same rules and errors as the viewer: masks 0/255 or 0/1),
+    images resized bilinearly, masks with nearest neighbour. A mask whose size differs from its image is an error
+    naming the mask.
     """
     n = len(pairs)
     if n == 0:
@@ -111,18 +115,13 @@ def load_slice_pairs(pairs: Sequence[tuple], image_size: int = DEFAULT_IMAGE_SIZ
     images = np.empty((n, image_size, image_size), np.uint8)
     masks = np.empty((n, image_size, image_size), np.uint8)
     weights = np.empty((n,), np.float32)
-    ids = []
 
     def load(k: int) -> None:
         img_path, mask_path, weight, _ = pairs[k]
-        img = _read_grey(Path(img_path))
-        mask = _read_grey(Path(mask_path))
-        if mask.shape != img.shape:
-            raise HeartsegError(f"mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
-                                f"{img.shape[1]}x{img.shape[0]}", mask_path)
+        img = _read_image8(Path(img_path))
+        mask = read_mask_slice(Path(mask_path), img.shape)  # 0/1; a size mismatch names the mask
         images[k] = cv2.resize(img, (image_size, image_size), interpolation=cv2.INTER_LINEAR)
-        masks[k] = cv2.resize((mask > 127).astype(np.uint8), (image_size, image_size),
-                              interpolation=cv2.INTER_NEAREST)
+        masks[k] = cv2.resize(mask, (image_size, image_size), interpolation=cv2.INTER_NEAREST)
         weights[k] = weight
 
     chunk = 64

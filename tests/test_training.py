@@ -81,3 +81,21 @@ def test_weighted_samples_and_augmented_pipeline_shapes(sets):
     again = [b[0].numpy() for b in make_dataset(weighted, cfg, training=True).take(2)]
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)  # same seed, same batches
+
+
+def test_training_reads_masks_like_the_viewer(kaggle_patient, tmp_path):
+    """0/1 masks count as heart (a plain > 127 threshold would train them as empty); size mismatches are named."""
+    import cv2
+
+    from core.errors import HeartsegError
+
+    image = kaggle_patient / "image" / "1-060.png"
+    mask = cv2.imread(str(kaggle_patient / "mask" / "1-060.png"), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(tmp_path / "m01.png"), (mask > 0).astype(np.uint8))
+    s = load_slice_pairs([(image, tmp_path / "m01.png", 1.0, "a/1")], 64)
+    ref = load_slice_pairs([(image, kaggle_patient / "mask" / "1-060.png", 1.0, "a/1")], 64)
+    assert s.masks.sum() > 0
+    np.testing.assert_array_equal(s.masks, ref.masks)
+    cv2.imwrite(str(tmp_path / "small.png"), mask[:50])
+    with pytest.raises(HeartsegError, match="small.png"):
+        load_slice_pairs([(image, tmp_path / "small.png", 1.0, "a/1")], 64)
