@@ -118,6 +118,7 @@ def cmd_predict(args) -> int:
         written = write_mask_pngs(out, masks, volume.slice_names)
         print(f"{len(written)} masks -> {out}", file=sys.stderr)
     else:
+        from core.dataset import output_name
         from core.io.common import kaggle_slice_names
         from core.io.masks import write_image_pngs
 
@@ -131,17 +132,6 @@ def cmd_predict(args) -> int:
     heart = int((masks.reshape(masks.shape[0], -1).max(axis=1) > 0).sum())
     print(f"heart found on {heart} of {volume.n_slices} slices", file=sys.stderr)
     return 0
-
-
-def output_name(name: str) -> str:
-    """A folder / file stem for outputs named after a scan: the name comes from a file or a DICOM folder (it may
-    be ``..``, hold separators or control characters), so it is sanitised and can never leave ``--out``."""
-    from core.dataset import sanitize_pid
-
-    try:
-        return sanitize_pid(name)
-    except HeartsegError:
-        return "scan"
 
 
 # -------------------------------------------------------------------------------------------------- evaluate

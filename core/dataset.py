@@ -230,6 +230,16 @@ def sanitize_pid(pid: str) -> str:
     return clean
 
 
+def output_name(name: str) -> str:
+    """A folder / file stem for outputs named after a scan or patient: the name comes from a file or a DICOM folder
+    (it may be ``..``, hold separators or control characters), so it is sanitised (:func:`sanitize_pid`) and can
+    never leave the output folder; ``"scan"`` when nothing usable is left."""
+    try:
+        return sanitize_pid(name)
+    except HeartsegError:
+        return "scan"
+
+
 def _patients_folder(root: Path) -> Path:
     base = root / "data" if (root / "data").is_dir() else root
     return base / "train" if (base / "train").is_dir() else base

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from core.atomic import write_bytes_atomic, write_text_atomic
+from core.dataset import output_name
 from core.metrics import Evaluation, evaluate_masks, pool_evaluations
 from core.preprocess import to_kaggle_scale
 from core.types import CancelToken, Progress, ProgressFn, Volume, report
@@ -82,16 +83,12 @@ def evaluate_volumes(model, volumes: Sequence[tuple[str, Volume]], *, postproces
             panels_dir.mkdir(parents=True, exist_ok=True)
             images = to_kaggle_scale(volume)
             for i in panel_slices(volume.mask, panels_per_patient):
-                name = f"{_safe(pid)}_{volume.slice_names[i]}.png"
+                name = f"{output_name(pid)}_{volume.slice_names[i]}.png"
                 ok, buf = cv2.imencode(".png", panel(images[i], volume.mask[i], pred[i]))
                 write_bytes_atomic(panels_dir / name, buf.tobytes())
                 result.panels.append(panels_dir / name)
     report(progress, Progress("evaluate", len(volumes), len(volumes), "done"))
     return result
-
-
-def _safe(pid: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in pid) or "scan"
 
 
 def _fmt(v) -> str:

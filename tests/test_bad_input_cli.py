@@ -166,7 +166,7 @@ def test_names_from_files_never_leave_the_output_folder(tmp_path):
         with pytest.raises(HeartsegError):
             write_mask_pngs(tmp_path / "o", np.zeros((1, 4, 4), np.uint8), [bad])
     assert not (tmp_path / "evil.png").exists()
-    from core.cli_commands import output_name
+    from core.dataset import output_name
 
     scan = png_folder(tmp_path / "scan" / "sub", 2)
     assert (scan / "..").name == ".."  # a scan opened through such a path is named ".."
