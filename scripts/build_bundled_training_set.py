@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from core.io import open_scan
-from core.io.masks import write_mask_pngs
+from core.io.masks import write_image_pngs, write_mask_pngs
 from core.preprocess import to_kaggle_scale
 
 HELD_OUT_BLOCKS = [range(24, 32), range(50, 58), range(76, 84), range(102, 110)]
@@ -51,13 +51,8 @@ def main(shared_data: str, out: str) -> None:
         images = to_kaggle_scale(vol)[sl]
         masks = (vol.mask[sl] if vol.mask is not None else np.zeros_like(images)).astype(np.uint8)
         names = [f"1-{i + 1:03d}" for i in sl]
-        for sub in ("image", "mask"):
-            (root / pid / sub).mkdir(parents=True, exist_ok=True)
+        write_image_pngs(root / pid / "image", images, names)
         write_mask_pngs(root / pid / "mask", masks, names)
-        import cv2
-
-        for name, img in zip(names, images):
-            cv2.imwrite(str(root / pid / "image" / f"{name}.png"), img)
         src = shared / rel.split("/")[0] / "SOURCE.md"
         shutil.copy(src, root / pid / "SOURCE.md")
         print(f"{pid}: {len(names)} slices from {rel} ({int((masks.reshape(len(names), -1).max(1) > 0).sum())} with heart)")
