@@ -95,9 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", type=Path, default=None, help="a .keras model (default: the bundled one)")
     pr.add_argument("--batch-size", type=int, default=8)
     pr.add_argument("--no-postprocess", action="store_true", help="plain 0.5 threshold, no clean-up")
-    pr.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
-                    help="bfloat16: mixed precision, faster on CPUs with AVX512-BF16 / AMX (Dice on the sample "
-                         "within 0.005 of float32, see `heartseg bench`)")
+    pr.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
+                    help="auto (default): bfloat16 on CPUs with AMX when the model's bfloat16 check passed "
+                         "(Dice on the bundled sample within 0.005 of float32), else float32")
+    pr.add_argument("--runtime", choices=["auto", "openvino", "tensorflow"], default="auto",
+                    help="auto (default): OpenVINO (the model converted once and cached), TensorFlow if OpenVINO "
+                         "is missing")
 
     ev = sub.add_parser("evaluate", help="evaluate a model on labelled scans")
     ev.add_argument("data", type=Path, help="a dataset root, a Kaggle patient folder or a NIfTI scan")

@@ -104,13 +104,12 @@ def cmd_predict(args) -> int:
     from core.inference import Predictor
     from core.io import open_scan
     from core.io.masks import write_mask_nifti, write_mask_pngs
-    from core.model import load_model
     from core.preprocess import to_kaggle_scale
 
     volume = open_scan(args.scan)  # reads and validates everything before anything is written
     model_path = _model_path(args.model)
-    model = load_model(model_path)
-    predictor = Predictor(model, batch_size=args.batch_size, name=model_path.name, dtype=args.precision)
+    predictor = Predictor(model_path, batch_size=args.batch_size, dtype=args.precision, runtime=args.runtime)
+    print(f"model {predictor.name} on {predictor.description}", file=sys.stderr)
     masks = predictor.predict_masks(volume, progress=_progress(), postprocess=_postprocess(args))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -60,19 +60,22 @@ def slice_order(n: int, first: Optional[int]) -> list[int]:
     return order
 
 
-#: Compute precisions :class:`Predictor` accepts. ``"bfloat16"`` runs the convolutions in bfloat16 with float32
-#: variables and output (Keras ``mixed_bfloat16``); it is only worth it on CPUs with bfloat16 units
-#: (AVX512_BF16 / AMX), see :func:`bfloat16_supported` and ``heartseg bench``.
-DTYPES = ("float32", "bfloat16")
+#: Compute precisions :class:`Predictor` accepts. ``"bfloat16"`` computes in bfloat16 with float32 input and output;
+#: it is only worth it on CPUs with bfloat16 units (AMX, AVX512_BF16). ``"auto"`` picks bfloat16 only with the
+#: OpenVINO runtime, on a CPU with AMX, for a model whose recorded bfloat16 check passed
+#: (:mod:`core.openvino_runtime`); otherwise float32.
+DTYPES = ("auto", "float32", "bfloat16")
+#: Inference runtimes: ``"openvino"`` (a model file converted once to OpenVINO IR; no TensorFlow needed) and
+#: ``"tensorflow"`` (the Keras model in one ``tf.function``). ``"auto"``: OpenVINO for a model file when the
+#: package imports, TensorFlow for an in-memory Keras model.
+RUNTIMES = ("auto", "openvino", "tensorflow")
 
 
 def bfloat16_supported() -> bool:
     """True when the CPU advertises bfloat16 arithmetic (``avx512_bf16`` or ``amx_bf16`` in /proc/cpuinfo)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            flags = fh.read(1 << 16)
-    except OSError:
-        return False
+    from core.openvino_runtime import cpu_flags
+
+    flags = cpu_flags()
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
@@ -90,36 +93,26 @@ def _as_mixed_bfloat16(model):
     return copy
 
 
-class Predictor:
-    """A model compiled for inference. Thread-compatible: one call at a time per predictor.
+class TensorFlowEngine:
+    """A Keras model in one ``tf.function`` with the fixed signature ``(batch_size, s, s, 3)`` float32 (traced
+    once, on the first call). ``precision="bfloat16"`` runs a ``mixed_bfloat16`` copy."""
 
-    ``dtype``: ``"float32"`` (default) or ``"bfloat16"`` (mixed precision: faster on CPUs with AMX / AVX512_BF16,
-    Dice on the bundled sample within 0.005 of float32 — both measured by ``heartseg bench``). Output
-    probabilities are float32 either way.
-    """
+    runtime = "tensorflow"
 
-    def __init__(self, model, *, batch_size: int = 8, name: Optional[str] = None, dtype: str = "float32"):
-        from core.model import check_model_io, load_model
+    def __init__(self, model, *, batch_size: int, precision: str = "float32"):
+        from core.model import check_model_io
 
-        if dtype not in DTYPES:
-            raise ValueError(f"Predictor dtype must be one of {DTYPES}, got {dtype!r}")
-
-        if isinstance(model, (str, Path)):
-            self.name = name or Path(model).name
-            model = load_model(model)
-        else:
-            self.name = name or getattr(model, "name", "model")
         self.model = model
         self.image_size = check_model_io(model)
         self.batch_size = int(batch_size)
-        self.dtype = dtype
+        self.precision = precision
         self._fn = None
 
     def _compiled(self):
         if self._fn is None:
             import tensorflow as tf
 
-            model = self.model if self.dtype == "float32" else _as_mixed_bfloat16(self.model)
+            model = self.model if self.precision == "float32" else _as_mixed_bfloat16(self.model)
             spec = tf.TensorSpec((self.batch_size, self.image_size, self.image_size, 3), tf.float32)
 
             @tf.function(input_signature=[spec], reduce_retracing=True)
@@ -128,6 +121,89 @@ class Predictor:
 
             self._fn = run
         return self._fn
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """``(batch_size, s, s, 3)`` float32 -> ``(batch_size, s, s)`` float32 probabilities."""
+        out = self._compiled()(np.ascontiguousarray(batch, np.float32))
+        return np.asarray(out)[:, :, :, 0].astype(np.float32)
+
+
+def _resolve_runtime(model, runtime: str) -> str:
+    from core.openvino_runtime import openvino_available
+
+    if runtime not in RUNTIMES:
+        raise ValueError(f"Predictor runtime must be one of {RUNTIMES}, got {runtime!r}")
+    is_file = isinstance(model, (str, Path))
+    if runtime == "auto":
+        return "openvino" if is_file and openvino_available() else "tensorflow"
+    if runtime == "openvino" and not is_file:
+        raise ValueError("the OpenVINO runtime needs the model file (it is converted once and cached)")
+    return runtime
+
+
+class Predictor:
+    """A model ready for inference. Thread-compatible: one call at a time per predictor.
+
+    ``model``: a ``.keras`` file or an in-memory Keras model. ``runtime``: see :data:`RUNTIMES` (the window and
+    ``heartseg predict`` use OpenVINO; evaluation of an in-memory model uses TensorFlow). ``dtype``: see
+    :data:`DTYPES`; the precision actually used is ``self.dtype`` after construction. Output probabilities are
+    float32 either way. ``heartseg bench`` measures both runtimes and both precisions.
+    """
+
+    def __init__(self, model, *, batch_size: int = 8, name: Optional[str] = None, dtype: str = "float32",
+                 runtime: str = "auto"):
+        from core.model import load_model
+
+        if dtype not in DTYPES:
+            raise ValueError(f"Predictor dtype must be one of {DTYPES}, got {dtype!r}")
+        self.batch_size = int(batch_size)
+        self.runtime = _resolve_runtime(model, runtime)
+        self.model = None
+        self.ir = None
+        if isinstance(model, (str, Path)):
+            self.name = name or Path(model).name
+            if self.runtime == "openvino":
+                from core.openvino_runtime import amx_bf16_supported, ensure_ir
+
+                self.ir = ensure_ir(model)
+                self.image_size = self.ir.image_size
+                if dtype == "auto":
+                    dtype = "bfloat16" if amx_bf16_supported() and self.ir.bf16_ok else "float32"
+            else:
+                model = load_model(model)
+        else:
+            self.name = name or getattr(model, "name", "model")
+        if self.runtime == "tensorflow":
+            self.model = model
+            self._engine = TensorFlowEngine(model, batch_size=self.batch_size,
+                                            precision="float32" if dtype == "auto" else dtype)
+            self.image_size = self._engine.image_size
+        else:
+            self._engine = None
+        self.dtype = "float32" if dtype == "auto" else dtype
+
+    @classmethod
+    def from_engine(cls, engine, *, name: str = "model") -> "Predictor":
+        """A predictor around an already built engine (:class:`TensorFlowEngine` or
+        :class:`core.openvino_runtime.OpenVinoEngine`)."""
+        self = cls.__new__(cls)
+        self.batch_size, self.runtime, self.model, self.ir = engine.batch_size, engine.runtime, None, None
+        self.name, self.image_size, self.dtype, self._engine = name, engine.image_size, engine.precision, engine
+        return self
+
+    @property
+    def engine(self):
+        """The compiled engine (OpenVINO compiles on first use, ~0.1 s; TensorFlow traces on first call)."""
+        if self._engine is None:
+            from core.openvino_runtime import OpenVinoEngine
+
+            self._engine = OpenVinoEngine(self.ir.xml, batch_size=self.batch_size, precision=self.dtype)
+        return self._engine
+
+    @property
+    def description(self) -> str:
+        """``"OpenVINO bfloat16"`` and the like, for the status bar and logs."""
+        return f"{'OpenVINO' if self.runtime == 'openvino' else 'TensorFlow'} {self.dtype}"
 
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """``(k, s, s, 3)`` float32 model input (k <= batch_size) -> ``(k, s, s)`` float32 probabilities."""
@@ -138,8 +214,7 @@ class Predictor:
         if k < self.batch_size:
             pad = np.zeros((self.batch_size - k,) + batch.shape[1:], np.float32)
             batch = np.concatenate([batch, pad])
-        out = self._compiled()(np.ascontiguousarray(batch, np.float32))
-        return np.asarray(out)[:k, :, :, 0].astype(np.float32)
+        return self.engine.run(batch)[:k]
 
     def iter_batches(self, volume: Volume, *, first: Optional[int] = None,
                      indices: Optional[Sequence[int]] = None, progress: Optional[ProgressFn] = None,

@@ -267,8 +267,24 @@ def run_retraining(request: RetrainRequest, *, progress: Optional[ProgressFn] = 
     finally:
         shutil.rmtree(work, ignore_errors=True)
     entry = registry.get(version)
+    _prepare_fast_inference(entry.model_path, progress)
     return RetrainOutcome(version, entry.record, old_version if old_path else None, old_metrics, new_metrics, plan,
                           list(result.history), registry.folder, entry.model_path)
+
+
+def _prepare_fast_inference(model_path: Path, progress: Optional[ProgressFn]) -> None:
+    """Convert the new version for OpenVINO now, next to it (``v<N>.openvino/``), while TensorFlow is loaded
+    anyway, so the first prediction with it does not wait for a conversion. Best effort: on failure the first
+    prediction converts (or reports) instead."""
+    from core.openvino_runtime import ensure_ir, openvino_available
+
+    if not openvino_available():
+        return
+    report(progress, Progress("register", 1, 1, "preparing the new version for fast inference (OpenVINO)"))
+    try:
+        ensure_ir(model_path, sidecar=True)
+    except HeartsegError:
+        pass
 
 
 def compare_text(outcome: RetrainOutcome) -> str:

@@ -1,7 +1,8 @@
 """The job functions the window runs on worker threads (see :mod:`heartseg_gui.workers`).
 
 Each returns a plain function ``fn(*, progress, cancel, partial)`` that calls one core job with copies of the data
-it needs. TensorFlow is imported here only inside the running job (``core.inference``), never at import time.
+it needs. The inference runtime (OpenVINO, or TensorFlow) is imported only inside the running job, never at
+import time.
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ class PredictorCache:
         self._key = None
         self._predictor = None
 
-    def get(self, model_path: Path):
-        from core.inference import Predictor  # imports TensorFlow: worker thread only
+    def get(self, model_path: Path, precision: str = "auto"):
+        """The predictor for ``model_path`` (OpenVINO; TensorFlow only when a model must first be converted, or
+        OpenVINO is missing): worker thread only."""
+        from core.inference import Predictor
 
-        key = (str(model_path), _mtime(model_path))
+        key = (str(model_path), _mtime(model_path), precision)
         with self._lock:
             if self._key != key or self._predictor is None:
                 self._predictor = None
-                self._predictor = Predictor(str(model_path))
+                self._predictor = Predictor(str(model_path), dtype=precision)
                 self._key = key
             return self._predictor
 
@@ -47,7 +50,7 @@ def _mtime(path: Path) -> Optional[float]:
 
 def lower_thread_priority(niceness: int = 10) -> None:
     """Lower the calling worker thread's CPU priority (Linux: per-thread nice; threads it starts, such as
-    TensorFlow's pools on first use, inherit it) so the window's thread wins the CPU while a model runs."""
+    the runtime's pools on first use, inherit it) so the window's thread wins the CPU while a model runs."""
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
     except (AttributeError, OSError):
@@ -93,7 +96,7 @@ def predict_job(cache: PredictorCache, model_path: Path, volume: Volume, first: 
     def run(*, progress, cancel, partial):
         from core.inference import DEFAULT_POSTPROCESS
 
-        lower_thread_priority()  # before TensorFlow starts its thread pools: they inherit it
+        lower_thread_priority()  # before the runtime starts its thread pools: they inherit it
         predictor = cache.get(model_path)
         if cancel.cancelled:
             from core.errors import Cancelled
@@ -105,6 +108,6 @@ def predict_job(cache: PredictorCache, model_path: Path, volume: Volume, first: 
 
         masks = predictor.predict_masks(volume, first=first, progress=progress, cancel=cancel, on_batch=on_batch,
                                         postprocess=DEFAULT_POSTPROCESS)
-        return (getattr(predictor, "name", Path(model_path).name), masks)
+        return (f"{predictor.name} · {predictor.description}", masks)
 
     return run
