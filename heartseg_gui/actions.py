@@ -80,6 +80,9 @@ class Actions:
         self.load_model = a("Model", "&Load Model…", "Ctrl+M")
         self.run_prediction = a("Model", "&Predict Again", "Ctrl+R")
         self.cancel_job = a("Model", "&Cancel Running Job", "Esc")
+        self.full_precision = a("Model", "Full float32 Precision (slower)", checkable=True,
+                                tip="Off: bfloat16 where the CPU has AMX units and the model passed its check "
+                                    "(Dice on the bundled sample within 0.005 of float32), about 3x faster")
         # Help
         self.shortcuts = a("Help", "&Shortcuts", "F1")
         self.about = a("Help", "&About heartseg")
@@ -115,7 +118,8 @@ class Actions:
                 menu.addSeparator()
             if action is self.quit:
                 menu.addSeparator()
-            if action in (self.toggle_ai, self.reset_zoom, self.radius_down, self.review_accept):
+            if action in (self.toggle_ai, self.reset_zoom, self.radius_down, self.review_accept,
+                          self.full_precision):
                 menu.addSeparator()
             menu.addAction(action)
         return menus

@@ -10,7 +10,8 @@
   are taken in the same process first.
 * ``startup``: what ``heartseg`` does (:func:`heartseg_gui.app.create_window` on the bundled sample with the bundled
   model); records the wall-clock time when the window has been shown and painted (and whether TensorFlow was
-  loaded by then) and when the AI overlay of the current slice has arrived. The parent subtracts its launch time.
+  loaded by then) and when the AI overlay of the current slice has arrived (and whether TensorFlow was loaded for
+  it: with the OpenVINO runtime it is not). The parent subtracts its launch time.
 * ``memory``: opens ``--scan`` through the window's own open-scan job, delivers an AI prediction batch by batch as
   the prediction job does (no TensorFlow: this measures the window's data, not the model's), accepts it
   (one undo step) and paints 99 brush strokes (99 more), then reports the peak RSS (``VmHWM``).
@@ -159,7 +160,8 @@ def startup(quick: bool) -> dict:
     t_overlay = time.time()
     c.shutdown()
     QApplication.processEvents()
-    return {"t_shown": t_shown, "t_overlay": t_overlay if ok else float("nan"), "tf_loaded_at_shown": tf_loaded}
+    return {"t_shown": t_shown, "t_overlay": t_overlay if ok else float("nan"), "tf_loaded_at_shown": tf_loaded,
+            "tf_loaded_at_overlay": "tensorflow" in sys.modules}
 
 
 # --------------------------------------------------------------------------------------------- memory

@@ -50,6 +50,8 @@ class Controller(QObject):
         self.model_jobs_blocked: Optional[str] = None  # set while a retraining runs (one model job at a time)
         self._prediction_waiting = False
         self._predictors = jobs.PredictorCache()
+        #: "auto" (bfloat16 where the CPU has AMX and the model passed its check) or "float32" (Model menu)
+        self.precision = "auto"
         self._generation = 0
         self._jobs: dict[str, Job] = {}
         self._pending_target: Optional[SaveTarget] = None
@@ -207,6 +209,14 @@ class Controller(QObject):
             self.predictionChanged.emit(list(range(self.session.n_slices)))
             self.start_prediction()
 
+    def set_precision(self, precision: str) -> None:
+        """``"auto"`` or ``"float32"``; a changed precision predicts again (the AI layer only: edits stay)."""
+        if precision == self.precision:
+            return
+        self.precision = precision
+        if self.session is not None and self.model_path is not None:
+            self.set_model(self.model_path)
+
     def block_model_jobs(self, reason: Optional[str]) -> None:
         """While ``reason`` is set (a retraining runs) predictions wait; clearing it starts the waiting one."""
         self.model_jobs_blocked = reason
@@ -231,7 +241,7 @@ class Controller(QObject):
                 self.statusMessage.emit(message)
             return None
         volume = jobs.copy_volume(self.session.volume)
-        fn = jobs.predict_job(self._predictors, self.model_path, volume, self.current_slice)
+        fn = jobs.predict_job(self._predictors, self.model_path, volume, self.current_slice, self.precision)
         return self._start(PREDICT, "prediction", fn, f"Predicting with {self.model_path.name}…")
 
     @Slot(int, object)

@@ -88,16 +88,16 @@ def load_patient_job(dataset, patient_id: str):
     return run
 
 
-def predict_job(cache: PredictorCache, model_path: Path, volume: Volume, first: int):
-    """Predict every slice of ``volume`` (slice ``first`` first). ``partial`` receives
-    ``(indices, probs (k, rows, cols) float32, masks (k, rows, cols) uint8)`` per batch; the job returns
-    ``(model_name, probs (n, rows, cols) float32, masks (n, rows, cols) uint8)``."""
+def predict_job(cache: PredictorCache, model_path: Path, volume: Volume, first: int, precision: str = "auto"):
+    """Predict every slice of ``volume`` (slice ``first`` first) at ``precision`` (see
+    :data:`core.inference.DTYPES`). ``partial`` receives ``(indices, masks (k, rows, cols) uint8)`` per batch; the
+    job returns ``("<model file> (<runtime> <precision>)", masks (n, rows, cols) uint8)``."""
 
     def run(*, progress, cancel, partial):
         from core.inference import DEFAULT_POSTPROCESS
 
         lower_thread_priority()  # before the runtime starts its thread pools: they inherit it
-        predictor = cache.get(model_path)
+        predictor = cache.get(model_path, precision)
         if cancel.cancelled:
             from core.errors import Cancelled
 
@@ -108,6 +108,6 @@ def predict_job(cache: PredictorCache, model_path: Path, volume: Volume, first: 
 
         masks = predictor.predict_masks(volume, first=first, progress=progress, cancel=cancel, on_batch=on_batch,
                                         postprocess=DEFAULT_POSTPROCESS)
-        return (f"{predictor.name} · {predictor.description}", masks)
+        return (f"{predictor.name} ({predictor.description})", masks)
 
     return run

@@ -183,6 +183,7 @@ class MainWindow(QMainWindow):
         a.load_model.triggered.connect(f.load_model_dialog)
         a.run_prediction.triggered.connect(c.start_prediction)
         a.cancel_job.triggered.connect(lambda: c.cancel_job())
+        a.full_precision.toggled.connect(lambda on: c.set_precision("float32" if on else "auto"))
         self.job_bar.cancelRequested.connect(lambda: c.cancel_job())
         # help
         a.shortcuts.triggered.connect(self.show_shortcuts)
@@ -340,6 +341,9 @@ class MainWindow(QMainWindow):
             self.resize(1400, 900)
         if isinstance(state, QByteArray):
             self.restoreState(state)
+        full = str(self.settings.value("model/full_precision", "false")).lower() == "true"
+        self.actions.full_precision.setChecked(full)
+        self.controller.precision = "float32" if full else "auto"
         radius = self.settings.value("brush/radius")
         if radius is not None:
             self.tool_panel.set_radius(int(radius))
@@ -349,6 +353,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("brush/radius", self.tool_panel.radius.value())
+        self.settings.setValue("model/full_precision", self.actions.full_precision.isChecked())
         self.settings.sync()
 
     def closeEvent(self, event) -> None:

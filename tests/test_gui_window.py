@@ -92,7 +92,7 @@ def test_opens_sample_with_prediction_and_measurements(qtbot, make_window):
     wait_predicted(qtbot, w)
     s = w.controller.session
     assert s.volume.kind == "nifti" and s.has_dataset_mask
-    assert w.status_model.text() == "Model: tiny_unet.keras"
+    assert w.status_model.text().startswith("Model: tiny_unet.keras (OpenVINO ")
     i = w.controller.current_slice
     layer = w.slice_view.layers["ai"]
     assert layer.mask is not None and np.array_equal(layer.mask, s.ai_mask[i])
@@ -428,6 +428,30 @@ def test_close_while_predicting_cancels_and_waits(qtbot, make_window):
     runner = w.controller.runner
     w.close()
     assert not runner.jobs  # every thread stopped and was waited for
+
+
+def test_full_precision_switch_predicts_again_in_float32_and_is_remembered(qtbot, make_window, settings_dir,
+                                                                            monkeypatch):
+    from core import openvino_runtime
+
+    monkeypatch.setattr(openvino_runtime, "amx_bf16_supported", lambda: True)
+    w = make_window(model=resources.bundled_model_path())
+    wait_predicted(qtbot, w)
+    assert w.status_model.text() == "Model: heartseg_unet.keras (OpenVINO bfloat16)"  # its check passed
+    before = w.controller.session.ai_mask.copy()
+    w.actions.full_precision.trigger()
+    assert w.controller.precision == "float32"
+    wait_predicted(qtbot, w)
+    assert w.status_model.text() == "Model: heartseg_unet.keras (OpenVINO float32)"
+    after = w.controller.session.ai_mask
+    agree = 2 * (before & after).sum() / (before.sum() + after.sum())
+    assert agree > 0.99
+    w.save_settings()
+    from heartseg_gui.settings import make_settings
+
+    assert str(make_settings().value("model/full_precision")).lower() == "true"
+    again = make_window(model=Path("/nonexistent/model.keras"))
+    assert again.actions.full_precision.isChecked() and again.controller.precision == "float32"
 
 
 def test_shortcuts_dialog_and_settings(qtbot, make_window, settings_dir):
