@@ -130,16 +130,17 @@ class Predictor:
     ``model``: a ``.keras`` file or an in-memory Keras model. ``runtime``: see :data:`RUNTIMES` (the window and
     ``heartseg predict`` use OpenVINO; evaluation of an in-memory model uses TensorFlow). ``dtype``: see
     :data:`DTYPES`; the precision actually used is ``self.dtype`` after construction. Output probabilities are
-    float32 either way. ``heartseg bench`` measures both runtimes and both precisions.
+    float32 either way. ``threads``: CPU threads for OpenVINO (None: all cores; the window leaves one core free). ``heartseg bench`` measures both runtimes and both precisions.
     """
 
     def __init__(self, model, *, batch_size: int = 8, name: Optional[str] = None, dtype: str = "float32",
-                 runtime: str = "auto"):
+                 runtime: str = "auto", threads: Optional[int] = None):
         from core.model import load_model
 
         if dtype not in DTYPES:
             raise ValueError(f"Predictor dtype must be one of {DTYPES}, got {dtype!r}")
         self.batch_size = int(batch_size)
+        self.threads = threads
         self.runtime = _resolve_runtime(model, runtime)
         self.model = None
         self.ir = None
@@ -173,6 +174,7 @@ class Predictor:
         :class:`core.openvino_runtime.OpenVinoEngine`)."""
         self = cls.__new__(cls)
         self.batch_size, self.runtime, self.model, self.ir = engine.batch_size, engine.runtime, None, None
+        self.threads = getattr(engine, "threads", None)
         self.name, self.image_size, self.dtype, self._engine = name, engine.image_size, engine.precision, engine
         return self
 
@@ -182,7 +184,8 @@ class Predictor:
         if self._engine is None:
             from core.openvino_runtime import OpenVinoEngine
 
-            self._engine = OpenVinoEngine(self.ir.xml, batch_size=self.batch_size, precision=self.dtype)
+            self._engine = OpenVinoEngine(self.ir.xml, batch_size=self.batch_size, precision=self.dtype,
+                                          threads=self.threads)
         return self._engine
 
     @property

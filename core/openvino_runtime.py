@@ -215,14 +215,16 @@ def ensure_ir(keras_path: str | Path, *, sidecar: bool = False) -> IRModel:
 
 
 class OpenVinoEngine:
-    """An IR compiled for the CPU at a fixed input shape ``(batch_size, s, s, 3)`` and one precision.
+    """An IR compiled for the CPU at a fixed input shape ``(batch_size, s, s, 3)`` and one precision, on
+    ``threads`` CPU threads (None: all cores).
 
     ``run`` is not re-entrant: one call at a time (as :class:`core.inference.Predictor`).
     """
 
     runtime = "openvino"
 
-    def __init__(self, xml: str | Path, *, batch_size: int, precision: str = "float32"):
+    def __init__(self, xml: str | Path, *, batch_size: int, precision: str = "float32",
+                 threads: Optional[int] = None):
         import openvino as ov
 
         if precision not in _PRECISION_HINT:
@@ -240,8 +242,11 @@ class OpenVinoEngine:
         self.image_size = int(size)
         self.batch_size = int(batch_size)
         self.precision = precision
-        self._compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": _PRECISION_HINT[precision],
-                                                          "PERFORMANCE_HINT": "LATENCY"})
+        config = {"INFERENCE_PRECISION_HINT": _PRECISION_HINT[precision], "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        self.threads = threads
+        self._compiled = core.compile_model(model, "CPU", config)
         self._request = self._compiled.create_infer_request()
 
     def run(self, batch: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from core.types import Volume
@@ -257,12 +258,16 @@ class Controller(QObject):
         if self._kind_of(generation) != PREDICT or self.session is None:
             return
         self._jobs.pop(PREDICT, None)
-        name, masks = result
-        self.session.set_prediction(range(self.session.n_slices), masks)
+        name, masks, changed = result
+        # every batch arrived already (same generation); apply what the whole-volume clean-up changed since, and
+        # anything not delivered: no full-volume copy on the GUI thread (128 MB for a 512-slice scan)
+        todo = sorted(set(changed) | {int(i) for i in np.flatnonzero(~self.session.ai_done)})
+        if todo:
+            self.session.set_prediction(todo, masks[todo])
         if name:
             self.model_name = str(name)
             self.modelChanged.emit(self.model_name)
-        self.predictionChanged.emit(list(range(self.session.n_slices)))
+        self.predictionChanged.emit(todo)
         self.jobFinished.emit(PREDICT, "returned", "Prediction ready")
 
     # --- navigation ----------------------------------------------------------------------------------------------

@@ -140,3 +140,48 @@ def test_job_runner_shutdown_waits_for_threads(qtbot):
     qtbot.wait(50)
     runner.shutdown()
     assert not runner.jobs
+
+
+def test_job_bar_coalesces_fast_progress_and_shows_the_last(qtbot):
+    from heartseg_gui.widgets.job_bar import MIN_INTERVAL_S, JobBar
+
+    bar = JobBar()
+    qtbot.addWidget(bar)
+    bar.start("Predicting…")
+    for done in range(1, 11):
+        bar.progress(done, 10, f"{done} / 10")
+    assert bar.bar.value() == 1 and bar.label.text() == "1 / 10"  # the rest came within MIN_INTERVAL_S
+    qtbot.waitUntil(lambda: bar.bar.value() == 10, timeout=int(MIN_INTERVAL_S * 1000) + 2000)
+    assert bar.label.text() == "10 / 10"
+    bar.start("again")
+    bar.progress(1, 4)
+    bar.progress(2, 4)
+    bar.finish()  # a pending report after finish is dropped
+    qtbot.wait(int(MIN_INTERVAL_S * 1000) + 100)
+    assert bar.bar.value() == 1
+
+
+def test_prediction_job_reports_the_slices_its_cleanup_changed(tmp_path):
+    """The window applies each batch as it comes, then only the slices the whole-volume clean-up changed."""
+    from core.types import CancelToken, Volume
+    from heartseg_gui import jobs
+    from tests.helpers import tiny_model
+
+    model = tmp_path / "m.keras"
+    tiny_model(model)
+    rng = np.random.default_rng(3)
+    vol = Volume(rng.integers(-1000, 1500, (12, 64, 64)).astype(np.int16), (1.0, 1.0, 1.0), None,
+                 [f"s{i}" for i in range(12)], "hu", "nifti", "synthetic")
+    shown = np.zeros((12, 64, 64), np.uint8)
+
+    def partial(payload):
+        idx, masks = payload
+        shown[idx] = masks
+
+    run = jobs.predict_job(jobs.PredictorCache(), model, vol, 5, "float32")
+    name, final, changed = run(progress=lambda p: None, cancel=CancelToken(), partial=partial)
+    assert name.startswith("m.keras (OpenVINO float32")
+    differ = [i for i in range(12) if not np.array_equal(shown[i], final[i])]
+    assert differ == changed  # exactly the slices the clean-up altered after their batch was sent
+    shown[changed] = final[changed]
+    assert np.array_equal(shown, final)

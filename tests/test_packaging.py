@@ -29,6 +29,7 @@ def test_wheel_installs_and_predicts_on_bundled_sample(tmp_path):
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    env["HEARTSEG_CACHE_DIR"] = str(tmp_path / "cache")
     where = subprocess.check_output([py, "-c", "import core.resources as r; print(r.bundled_model_path())"],
                                     cwd=work, env=env, text=True).strip()
     assert where.startswith(str(venv)) and Path(where).is_file()
@@ -38,3 +39,6 @@ def test_wheel_installs_and_predicts_on_bundled_sample(tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert len(list((work / "out").glob("*.png"))) == 112
+    # the OpenVINO IR shipped in the wheel was used: nothing was converted into the cache
+    assert "on OpenVINO" in r.stderr, r.stderr
+    assert not (tmp_path / "cache").exists()
