@@ -109,6 +109,16 @@ def predict_job(cache: PredictorCache, model_path: Path, volume: Volume, first: 
         from core.inference import DEFAULT_POSTPROCESS
 
         lower_thread_priority()  # before the runtime starts its thread pools: they inherit it
+        from core.openvino_runtime import find_ir, openvino_available
+        from core.types import Progress
+
+        try:
+            unseen = openvino_available() and find_ir(model_path) is None  # converted once per model (~10 s)
+        except OSError:
+            unseen = False  # unreadable: the predictor below reports it, naming the file
+        if unseen:
+            progress(Progress("predict", 0, volume.n_slices,
+                              "Preparing this model for fast inference (once per model)…"))
         predictor = cache.get(model_path, precision)
         if cancel.cancelled:
             from core.errors import Cancelled

@@ -161,12 +161,13 @@ def test_job_bar_coalesces_fast_progress_and_shows_the_last(qtbot):
     assert bar.bar.value() == 1
 
 
-def test_prediction_job_reports_the_slices_its_cleanup_changed(tmp_path):
+def test_prediction_job_reports_the_slices_its_cleanup_changed(tmp_path, monkeypatch):
     """The window applies each batch as it comes, then only the slices the whole-volume clean-up changed."""
     from core.types import CancelToken, Volume
     from heartseg_gui import jobs
     from tests.helpers import tiny_model
 
+    monkeypatch.setenv("HEARTSEG_CACHE_DIR", str(tmp_path / "cache"))
     model = tmp_path / "m.keras"
     tiny_model(model)
     rng = np.random.default_rng(3)
@@ -179,7 +180,11 @@ def test_prediction_job_reports_the_slices_its_cleanup_changed(tmp_path):
         shown[idx] = masks
 
     run = jobs.predict_job(jobs.PredictorCache(), model, vol, 5, "float32")
-    name, final, changed = run(progress=lambda p: None, cancel=CancelToken(), partial=partial)
+    messages = []
+    name, final, changed = run(progress=lambda p: messages.append(p.message), cancel=CancelToken(),
+                               partial=partial)
+    assert messages[0].startswith("Preparing this model for fast inference")  # a new model is converted first
+    assert messages[-1] == "12/12 slices"
     assert name.startswith("m.keras (OpenVINO float32")
     differ = [i for i in range(12) if not np.array_equal(shown[i], final[i])]
     assert differ == changed  # exactly the slices the clean-up altered after their batch was sent
