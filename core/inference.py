@@ -144,11 +144,13 @@ class Predictor:
         self.runtime = _resolve_runtime(model, runtime)
         self.model = None
         self.ir = None
+        self._model_path: Optional[Path] = None
         if isinstance(model, (str, Path)):
             self.name = name or Path(model).name
             if self.runtime == "openvino":
                 from core.openvino_runtime import amx_bf16_supported, ensure_ir
 
+                self._model_path = Path(model)
                 self.ir = ensure_ir(model)
                 self.image_size = self.ir.image_size
                 if dtype == "auto":
@@ -174,6 +176,7 @@ class Predictor:
         :class:`core.openvino_runtime.OpenVinoEngine`)."""
         self = cls.__new__(cls)
         self.batch_size, self.runtime, self.model, self.ir = engine.batch_size, engine.runtime, None, None
+        self._model_path = None
         self.threads = getattr(engine, "threads", None)
         self.name, self.image_size, self.dtype, self._engine = name, engine.image_size, engine.precision, engine
         return self
@@ -182,10 +185,20 @@ class Predictor:
     def engine(self):
         """The compiled engine (OpenVINO compiles on first use, ~0.1 s; TensorFlow traces on first call)."""
         if self._engine is None:
-            from core.openvino_runtime import OpenVinoEngine
+            from core.openvino_runtime import OpenVinoEngine, ensure_ir, sidecar_dir
 
-            self._engine = OpenVinoEngine(self.ir.xml, batch_size=self.batch_size, precision=self.dtype,
-                                          threads=self.threads)
+            def build():
+                return OpenVinoEngine(self.ir.xml, batch_size=self.batch_size, precision=self.dtype,
+                                      threads=self.threads)
+
+            try:
+                self._engine = build()
+            except HeartsegError:
+                if self.ir.folder != sidecar_dir(self._model_path):
+                    raise
+                # a shipped IR this OpenVINO cannot read (a newer release wrote it): convert the model here
+                self.ir = ensure_ir(self._model_path, use_sidecar=False)
+                self._engine = build()
         return self._engine
 
     @property

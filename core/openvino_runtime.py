@@ -127,18 +127,21 @@ def _read_ir(folder: Path, keras_sha: str) -> Optional[IRModel]:
             or record.get("keras_sha256") != keras_sha or not (folder / "model.xml").is_file()):
         return None
     try:
-        if _sha256(folder / "model.bin") != record.get("bin_sha256"):
+        if (_sha256(folder / "model.bin") != record.get("bin_sha256")
+                or _sha256(folder / "model.xml") != record.get("xml_sha256")):
             return None
     except OSError:
         return None
     return IRModel(folder, record)
 
 
-def find_ir(keras_path: str | Path, keras_sha: Optional[str] = None) -> Optional[IRModel]:
-    """An existing, valid IR for ``keras_path`` (its sidecar, else the user cache), or None."""
+def find_ir(keras_path: str | Path, keras_sha: Optional[str] = None, *, sidecar: bool = True) -> Optional[IRModel]:
+    """An existing, valid IR for ``keras_path`` (its sidecar unless ``sidecar=False``, else the user cache), or
+    None."""
     keras_path = Path(keras_path)
     sha = keras_sha or _sha256(keras_path)
-    for folder in (sidecar_dir(keras_path), cache_root() / "openvino" / sha[:24]):
+    folders = ([sidecar_dir(keras_path)] if sidecar else []) + [cache_root() / "openvino" / sha[:24]]
+    for folder in folders:
         ir = _read_ir(folder, sha)
         if ir is not None:
             return ir
@@ -164,6 +167,7 @@ def export_ir(model, folder: Path, *, keras_sha: str, check: bool = True) -> IRM
     try:
         model.export(str(tmp / "model.xml"), format="openvino", verbose=False)
         record = {"format": RECORD_FORMAT, "keras_sha256": keras_sha, "bin_sha256": _sha256(tmp / "model.bin"),
+                  "xml_sha256": _sha256(tmp / "model.xml"),
                   "image_size": size, "openvino": ov.__version__, "keras": keras.__version__, "created": now_iso()}
         if check:
             record["bf16_check"] = precision_check(tmp / "model.xml", size)
@@ -181,9 +185,10 @@ def export_ir(model, folder: Path, *, keras_sha: str, check: bool = True) -> IRM
     return IRModel(folder, record)
 
 
-def ensure_ir(keras_path: str | Path, *, sidecar: bool = False) -> IRModel:
+def ensure_ir(keras_path: str | Path, *, sidecar: bool = False, use_sidecar: bool = True) -> IRModel:
     """The IR for ``keras_path``: found (:func:`find_ir`) or converted now into the user cache (``sidecar``: into
-    ``M.openvino/`` next to the model instead, as the registry does for new versions).
+    ``M.openvino/`` next to the model instead, as the registry does for new versions). ``use_sidecar=False``
+    ignores a shipped IR (one this OpenVINO cannot read, e.g. from a newer release) and uses or fills the cache.
 
     Raises :class:`HeartsegError` naming the model when it cannot be loaded or converted.
     """
@@ -193,11 +198,11 @@ def ensure_ir(keras_path: str | Path, *, sidecar: bool = False) -> IRModel:
     if not keras_path.is_file():
         raise HeartsegError("model file not found", keras_path)
     sha = _sha256(keras_path)
-    ir = find_ir(keras_path, sha)
+    ir = find_ir(keras_path, sha, sidecar=use_sidecar)
     if ir is not None:
         return ir
     with _convert_lock:
-        ir = find_ir(keras_path, sha)
+        ir = find_ir(keras_path, sha, sidecar=use_sidecar)
         if ir is not None:
             return ir
         model = load_model(keras_path)
