@@ -13,6 +13,7 @@ Output probabilities are ``(n_slices, rows, cols)`` float32 in 0..1 on the scan'
 
 from __future__ import annotations
 
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,9 @@ def _resolve_runtime(model, runtime: str) -> str:
         return "openvino" if is_file and openvino_available() else "tensorflow"
     if runtime == "openvino" and not is_file:
         raise ValueError("the OpenVINO runtime needs the model file (it is converted once and cached)")
+    if runtime == "openvino" and not openvino_available():
+        raise HeartsegError("the OpenVINO runtime is not installed (pip install openvino), or use --runtime "
+                            "tensorflow")
     return runtime
 
 
@@ -148,13 +152,15 @@ class Predictor:
         if isinstance(model, (str, Path)):
             self.name = name or Path(model).name
             if self.runtime == "openvino":
-                from core.openvino_runtime import amx_bf16_supported, ensure_ir
+                from core.openvino_runtime import amx_bf16_supported, bfloat16_units, ensure_ir
 
                 self._model_path = Path(model)
                 self.ir = ensure_ir(model)
                 self.image_size = self.ir.image_size
                 if dtype == "auto":
                     dtype = "bfloat16" if amx_bf16_supported() and self.ir.bf16_ok else "float32"
+                elif dtype == "bfloat16" and not bfloat16_units():
+                    dtype = "float32"  # OpenVINO would compute float32 anyway; say so instead of "bfloat16"
             else:
                 model = load_model(model)
         else:
@@ -194,9 +200,9 @@ class Predictor:
             try:
                 self._engine = build()
             except HeartsegError:
+                # an IR this OpenVINO cannot read (a newer release wrote it): convert the model here, once
                 if self.ir.folder != sidecar_dir(self._model_path):
-                    raise
-                # a shipped IR this OpenVINO cannot read (a newer release wrote it): convert the model here
+                    shutil.rmtree(self.ir.folder, ignore_errors=True)
                 self.ir = ensure_ir(self._model_path, use_sidecar=False)
                 self._engine = build()
         return self._engine

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -255,6 +256,8 @@ def run_retraining(request: RetrainRequest, *, progress: Optional[ProgressFn] = 
                                          cancel=cancel)
         new_metrics = evaluate_model(result.best_model_path, volumes, label="new", progress=progress, cancel=cancel)
         check_cancel(cancel)
+        prepared = _prepare_fast_inference(result.best_model_path, progress)  # before registering: cancellable
+        check_cancel(cancel)
 
         report(progress, Progress("register", 0, 1, "registering the new version"))
         split = {"train": plan.train_pids, "val": plan.val_pids, "fixed": plan.split_fixed or
@@ -267,24 +270,40 @@ def run_retraining(request: RetrainRequest, *, progress: Optional[ProgressFn] = 
     finally:
         shutil.rmtree(work, ignore_errors=True)
     entry = registry.get(version)
-    _prepare_fast_inference(entry.model_path, progress)
+    if prepared is not None:
+        _install_beside(prepared, entry.model_path)
     return RetrainOutcome(version, entry.record, old_version if old_path else None, old_metrics, new_metrics, plan,
                           list(result.history), registry.folder, entry.model_path)
 
 
-def _prepare_fast_inference(model_path: Path, progress: Optional[ProgressFn]) -> None:
-    """Convert the new version for OpenVINO now, next to it (``v<N>.openvino/``), while TensorFlow is loaded
-    anyway, so the first prediction with it does not wait for a conversion. Best effort: on failure the first
-    prediction converts (or reports) instead."""
+def _prepare_fast_inference(model_path: Path, progress: Optional[ProgressFn]):
+    """Convert the new model for OpenVINO now (into the cache, keyed by its SHA-256, which its registered copy
+    shares), while TensorFlow is loaded anyway, so the first prediction with it does not wait for a conversion.
+    Best effort: returns the :class:`core.openvino_runtime.IRModel`, or None (the first prediction converts)."""
     from core.openvino_runtime import ensure_ir, openvino_available
 
     if not openvino_available():
-        return
-    report(progress, Progress("register", 1, 1, "preparing the new version for fast inference (OpenVINO)"))
+        return None
+    report(progress, Progress("evaluate", 1, 1, "preparing the new model for fast inference (OpenVINO)"))
     try:
-        ensure_ir(model_path, sidecar=True)
+        return ensure_ir(model_path)
     except HeartsegError:
-        pass
+        return None
+
+
+def _install_beside(ir, model_path: Path) -> None:
+    """Copy a converted model next to its registered version (``v<N>.openvino/``, travels with the dataset):
+    copied to a hidden temporary folder, then renamed into place. Best effort."""
+    from core.openvino_runtime import sidecar_dir
+
+    target = sidecar_dir(model_path)
+    tmp = target.parent / f".{target.name}.tmp-copy"
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(ir.folder, tmp)
+        os.rename(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def compare_text(outcome: RetrainOutcome) -> str:

@@ -51,11 +51,13 @@ def inference_threads() -> Optional[int]:
     return cores - 1 if cores > 1 else None
 
 
-def _mtime(path: Path) -> Optional[float]:
+def _mtime(path: Path) -> Optional[tuple]:
+    """What identifies a model file's content cheaply: modification time (ns), size and inode."""
     try:
-        return Path(path).stat().st_mtime
+        st = Path(path).stat()
     except OSError:
         return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 def lower_thread_priority(niceness: int = 19) -> None:

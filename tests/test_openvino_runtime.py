@@ -162,3 +162,30 @@ def test_a_shipped_ir_this_openvino_cannot_read_is_replaced_by_a_local_conversio
     # an edited model.xml no longer matches its record and is not used
     (shipped.folder / "model.xml").write_text("<net/>")
     assert ovr.find_ir(path).folder.parent == cache / "openvino"
+
+
+def test_one_engine_serves_overlapping_callers(tmp_path, cache):
+    """A superseded prediction job may still finish its batch while the next one starts on the same engine."""
+    import threading
+
+    path = tmp_path / "m.keras"
+    tiny_model(path)
+    p = Predictor(path, batch_size=2, dtype="float32")
+    x = np.random.default_rng(4).random((2, 64, 64, 3), dtype=np.float32)
+    ref = p.predict_batch(x)
+    errors, outs = [], []
+
+    def call():
+        try:
+            for _ in range(20):
+                outs.append(p.predict_batch(x))
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(outs) == 60
+    assert all(np.array_equal(o, ref) for o in outs)

@@ -95,6 +95,10 @@ def test_retraining_registers_a_version_and_rollback_restores_predictions(world)
     assert len(epochs) == 2 and "val_loss" in epochs[0] and "val_dice_coef" in epochs[0]
 
     assert outcome.version == 1 and outcome.old_version == 0
+    # converted for OpenVINO before registering, and copied next to the version (travels with the dataset)
+    from core.openvino_runtime import find_ir, sidecar_dir
+
+    assert find_ir(outcome.model_path).folder == sidecar_dir(outcome.model_path)
     rec = json.loads((reg.folder / "v1.json").read_text())
     assert rec["parent"] == 0 and rec["recipe"]["epochs"] == 2 and rec["recipe"]["corrected_weight"] == 2.0
     assert rec["data"]["corrected_slices"] == 4 and rec["data"]["flagged_excluded"] == 3
