@@ -225,8 +225,9 @@ class Predictor:
 
     def iter_batches(self, volume: Volume, *, first: Optional[int] = None,
                      indices: Optional[Sequence[int]] = None, progress: Optional[ProgressFn] = None,
-                     cancel: Optional[CancelToken] = None):
-        """Yield ``(indices, probs (k, rows, cols) float32)`` batch by batch, slice ``first`` first.
+                     cancel: Optional[CancelToken] = None, model_grid: bool = False):
+        """Yield ``(indices, probs (k, rows, cols) float32)`` batch by batch, slice ``first`` first
+        (``model_grid``: the model's own ``(k, s, s)`` output, not yet resized to the slice).
 
         The next batch is preprocessed in a background thread while the model runs; cancellation is checked
         before every batch (:class:`core.errors.Cancelled`).
@@ -252,7 +253,10 @@ class Predictor:
                 if b + 1 < len(batches):
                     pending = pool.submit(prep, batches[b + 1])
                 probs = self.predict_batch(x)
-                yield list(idx), np.stack([preprocess.probability_to_slice(p, (rows, cols)) for p in probs])
+                if model_grid:
+                    yield list(idx), probs
+                else:
+                    yield list(idx), np.stack([preprocess.probability_to_slice(p, (rows, cols)) for p in probs])
                 done += len(idx)
                 report(progress, Progress("predict", done, total, f"{done}/{total} slices"))
 
@@ -283,12 +287,19 @@ class Predictor:
         ``on_batch(indices, masks (k, rows, cols) uint8)`` gets each batch's thresholded masks (before the
         whole-volume post-processing). Same as ``probabilities_to_masks(predict_volume(...), ...)``.
         """
-        out = np.zeros((volume.n_slices,) + volume.slice_shape, np.uint8)
-        for idx, probs in self.iter_batches(volume, first=first, progress=progress, cancel=cancel):
-            masks = preprocess.threshold(probs, threshold)
-            out[idx] = masks
+        import cv2
+
+        rows, cols = volume.slice_shape
+        out = np.zeros((volume.n_slices, rows, cols), np.uint8)
+        grid = np.empty((rows, cols), np.float32)  # reused: no large temporaries per batch (the window's job
+        # runs beside the GUI thread, and big allocations there showed up as paint latency)
+        for idx, probs in self.iter_batches(volume, first=first, progress=progress, cancel=cancel, model_grid=True):
+            for p, i in zip(probs, idx):
+                if p.shape != (rows, cols):  # bilinear, as preprocess.probability_to_slice; >= threshold is the
+                    p = cv2.resize(p, (cols, rows), dst=grid, interpolation=cv2.INTER_LINEAR)  # same unclipped
+                np.greater_equal(p, threshold, out=out[i].view(bool))
             if on_batch is not None:
-                on_batch(idx, masks)
+                on_batch(idx, out[idx])
         return postprocess_masks(out, postprocess)
 
 
