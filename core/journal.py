@@ -56,15 +56,12 @@ DEFAULT_EVERY_N_EDITS = 5
 
 
 def user_state_dir() -> Path:
-    """The per-user folder for journals of scans that have no dataset folder of their own."""
-    env = os.environ.get("HEARTSEG_STATE_DIR")
-    if env:
-        return Path(env)
-    settings_dir = os.environ.get("HEARTSEG_SETTINGS_DIR")  # tests and portable installs: keep state beside it
-    if settings_dir:
-        return Path(settings_dir) / "state"
-    xdg = os.environ.get("XDG_STATE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".local" / "state") / "heartseg"
+    """The per-user folder for journals of scans that have no dataset folder of their own:
+    ``$HEARTSEG_STATE_DIR``, else ``$HEARTSEG_SETTINGS_DIR/state``, else ``$XDG_STATE_HOME/heartseg``, else
+    ``~/.local/state/heartseg``."""
+    from core.resources import user_dir
+
+    return user_dir("HEARTSEG_STATE_DIR", "state", "XDG_STATE_HOME", ".local/state")
 
 
 def _abs(path: str | Path) -> Path:

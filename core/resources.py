@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib import resources as _ir
 from pathlib import Path
 
@@ -47,3 +48,17 @@ def sample_kaggle_patient() -> Path:
 def kaggle_manifest_path() -> Path:
     """The Kaggle ``ct-heart-segmentation`` file manifest (path, size, sha256) for ``heartseg verify-dataset``."""
     return resources_dir() / "kaggle_manifest.tsv"
+
+
+def user_dir(env_var: str, settings_sub: str, xdg_var: str, home_default: str) -> Path:
+    """A per-user folder of heartseg's: ``$env_var``, else ``$HEARTSEG_SETTINGS_DIR/settings_sub`` (tests and
+    portable installs keep everything beside the settings), else ``$xdg_var/heartseg``, else
+    ``~/home_default/heartseg``."""
+    env = os.environ.get(env_var)
+    if env:
+        return Path(env)
+    settings_dir = os.environ.get("HEARTSEG_SETTINGS_DIR")
+    if settings_dir:
+        return Path(settings_dir) / settings_sub
+    xdg = os.environ.get(xdg_var)
+    return (Path(xdg) if xdg else Path.home() / home_default) / "heartseg"
