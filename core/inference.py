@@ -134,11 +134,13 @@ class Predictor:
     ``model``: a ``.keras`` file or an in-memory Keras model. ``runtime``: see :data:`RUNTIMES` (the window and
     ``heartseg predict`` use OpenVINO; evaluation of an in-memory model uses TensorFlow). ``dtype``: see
     :data:`DTYPES`; the precision actually used is ``self.dtype`` after construction. Output probabilities are
-    float32 either way. ``threads``: CPU threads for OpenVINO (None: all cores; the window leaves one core free). ``heartseg bench`` measures both runtimes and both precisions.
+    float32 either way. ``threads``: CPU threads for OpenVINO (None: all cores; the window leaves one core free).
+    ``progress`` hears when a model file must first be converted (seconds, once per model). ``heartseg bench``
+    measures both runtimes and both precisions.
     """
 
     def __init__(self, model, *, batch_size: int = 8, name: Optional[str] = None, dtype: str = "float32",
-                 runtime: str = "auto", threads: Optional[int] = None):
+                 runtime: str = "auto", threads: Optional[int] = None, progress: Optional[ProgressFn] = None):
         from core.model import load_model
 
         if dtype not in DTYPES:
@@ -155,7 +157,7 @@ class Predictor:
                 from core.openvino_runtime import amx_bf16_supported, bfloat16_units, ensure_ir
 
                 self._model_path = Path(model)
-                self.ir = ensure_ir(model)
+                self.ir = ensure_ir(model, progress=progress)
                 self.image_size = self.ir.image_size
                 if dtype == "auto":
                     dtype = "bfloat16" if amx_bf16_supported() and self.ir.bf16_ok else "float32"
@@ -287,17 +289,13 @@ class Predictor:
         ``on_batch(indices, masks (k, rows, cols) uint8)`` gets each batch's thresholded masks (before the
         whole-volume post-processing). Same as ``probabilities_to_masks(predict_volume(...), ...)``.
         """
-        import cv2
-
         rows, cols = volume.slice_shape
         out = np.zeros((volume.n_slices, rows, cols), np.uint8)
-        grid = np.empty((rows, cols), np.float32)  # reused: no large temporaries per batch (the window's job
-        # runs beside the GUI thread, and big allocations there showed up as paint latency)
+        grid = np.empty((rows, cols), np.float32)  # one buffer for every slice: no large temporaries per batch
         for idx, probs in self.iter_batches(volume, first=first, progress=progress, cancel=cancel, model_grid=True):
             for p, i in zip(probs, idx):
-                if p.shape != (rows, cols):  # bilinear, as preprocess.probability_to_slice; >= threshold is the
-                    p = cv2.resize(p, (cols, rows), dst=grid, interpolation=cv2.INTER_LINEAR)  # same unclipped
-                np.greater_equal(p, threshold, out=out[i].view(bool))
+                preprocess.probability_to_slice(p, (rows, cols), out=grid)
+                np.greater_equal(grid, threshold, out=out[i].view(bool))  # as preprocess.threshold, in place
             if on_batch is not None:
                 on_batch(idx, out[idx])
         return postprocess_masks(out, postprocess)

@@ -39,6 +39,8 @@ from typing import Optional
 import numpy as np
 
 from core.errors import HeartsegError
+from core.registry import file_sha256
+from core.types import Progress, ProgressFn, report
 
 RECORD_FORMAT = 1
 RECORD_NAME = "record.json"
@@ -80,25 +82,14 @@ def amx_bf16_supported() -> bool:
 def cache_root() -> Path:
     """``$HEARTSEG_CACHE_DIR``, else ``$HEARTSEG_SETTINGS_DIR/cache`` (tests, portable installs), else
     ``$XDG_CACHE_HOME/heartseg``, else ``~/.cache/heartseg``."""
-    env = os.environ.get("HEARTSEG_CACHE_DIR")
-    if env:
-        return Path(env)
-    settings_dir = os.environ.get("HEARTSEG_SETTINGS_DIR")
-    if settings_dir:
-        return Path(settings_dir) / "cache"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "heartseg"
+    from core.resources import user_dir
+
+    return user_dir("HEARTSEG_CACHE_DIR", "cache", "XDG_CACHE_HOME", ".cache")
 
 
 def sidecar_dir(keras_path: Path) -> Path:
     """The IR folder shipped next to a model: ``M.keras`` -> ``M.openvino/``."""
     return Path(keras_path).with_suffix(".openvino")
-
-
-def _sha256(path: Path) -> str:
-    from core.registry import file_sha256
-
-    return file_sha256(Path(path))
 
 
 @dataclass(frozen=True)
@@ -133,8 +124,8 @@ def _read_ir(folder: Path, keras_sha: str) -> Optional[IRModel]:
             or record.get("keras_sha256") != keras_sha or not (folder / "model.xml").is_file()):
         return None
     try:
-        if (_sha256(folder / "model.bin") != record.get("bin_sha256")
-                or _sha256(folder / "model.xml") != record.get("xml_sha256")):
+        if (file_sha256(folder / "model.bin") != record.get("bin_sha256")
+                or file_sha256(folder / "model.xml") != record.get("xml_sha256")):
             return None
     except OSError:
         return None
@@ -145,7 +136,7 @@ def find_ir(keras_path: str | Path, keras_sha: Optional[str] = None, *, sidecar:
     """An existing, valid IR for ``keras_path`` (its sidecar unless ``sidecar=False``, else the user cache), or
     None."""
     keras_path = Path(keras_path)
-    sha = keras_sha or _sha256(keras_path)
+    sha = keras_sha or file_sha256(keras_path)
     folders = ([sidecar_dir(keras_path)] if sidecar else []) + [cache_root() / "openvino" / sha[:24]]
     for folder in folders:
         ir = _read_ir(folder, sha)
@@ -172,40 +163,67 @@ def export_ir(model, folder: Path, *, keras_sha: str, check: bool = True) -> IRM
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
         model.export(str(tmp / "model.xml"), format="openvino", verbose=False)
-        record = {"format": RECORD_FORMAT, "keras_sha256": keras_sha, "bin_sha256": _sha256(tmp / "model.bin"),
-                  "xml_sha256": _sha256(tmp / "model.xml"),
+        record = {"format": RECORD_FORMAT, "keras_sha256": keras_sha,
+                  "bin_sha256": file_sha256(tmp / "model.bin"), "xml_sha256": file_sha256(tmp / "model.xml"),
                   "image_size": size, "openvino": ov.__version__, "keras": keras.__version__, "created": now_iso()}
         if check:
             record["bf16_check"] = precision_check(tmp / "model.xml", size)
         (tmp / RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        os.chmod(tmp, 0o755)
-        existing = _read_ir(folder, keras_sha) if folder.exists() else None
-        if existing is not None:
-            return existing
-        if folder.exists():  # a damaged or stale IR: moved aside first, so no reader ever sees half a folder
-            aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
-            try:
-                os.rename(folder, aside / "ir")
-            except OSError:
-                pass  # another process replaced it meanwhile
-            shutil.rmtree(aside, ignore_errors=True)
-        try:
-            os.rename(tmp, folder)
-        except OSError:  # another process renamed its conversion in first: use it when it is whole
-            existing = _read_ir(folder, keras_sha)
-            if existing is None:
-                raise
-            return existing
+        return _publish(tmp, folder, record)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def copy_ir(ir: IRModel, folder: Path) -> IRModel:
+    """Copy ``ir`` to ``folder`` (e.g. next to a registered version, so it travels with the dataset), through a
+    temporary sibling folder renamed into place as :func:`export_ir` does."""
+    folder = Path(folder)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        shutil.copytree(ir.folder, tmp, dirs_exist_ok=True)
+        return _publish(tmp, folder, ir.record)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish(tmp: Path, folder: Path, record: dict) -> IRModel:
+    """Rename the complete IR in ``tmp`` (described by ``record``) to ``folder``. An existing valid ``folder`` is
+    kept (and returned); a damaged or stale one is moved aside first, so no reader ever sees half a folder; when
+    another process renames its own conversion in first, that one is used."""
+    keras_sha = record["keras_sha256"]
+    os.chmod(tmp, 0o755)
+    existing = _read_ir(folder, keras_sha) if folder.exists() else None
+    if existing is not None:
+        return existing
+    if folder.exists():
+        aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+        try:
+            os.rename(folder, aside / "ir")
+        except OSError:
+            pass  # another process replaced it meanwhile
+        shutil.rmtree(aside, ignore_errors=True)
+    try:
+        os.rename(tmp, folder)
+    except OSError:
+        existing = _read_ir(folder, keras_sha)
+        if existing is None:
+            raise
+        return existing
     return IRModel(folder, record)
 
 
-def ensure_ir(keras_path: str | Path, *, sidecar: bool = False, use_sidecar: bool = True) -> IRModel:
+#: What :func:`ensure_ir` reports (stage ``"convert"``) before a conversion, which takes seconds.
+CONVERTING_MESSAGE = "Preparing this model for fast inference (once per model)…"
+
+
+def ensure_ir(keras_path: str | Path, *, sidecar: bool = False, use_sidecar: bool = True,
+              progress: Optional[ProgressFn] = None) -> IRModel:
     """The IR for ``keras_path``: found (:func:`find_ir`) or converted now into the user cache (``sidecar``: into
     ``M.openvino/`` next to the model instead, as the registry does for new versions). ``use_sidecar=False``
     ignores a shipped IR (one this OpenVINO cannot read, e.g. from a newer release) and uses or fills the cache.
+    ``progress`` hears :data:`CONVERTING_MESSAGE` when a conversion starts.
 
     Raises :class:`HeartsegError` naming the model when it cannot be loaded or converted.
     """
@@ -214,7 +232,7 @@ def ensure_ir(keras_path: str | Path, *, sidecar: bool = False, use_sidecar: boo
     keras_path = Path(keras_path)
     if not keras_path.is_file():
         raise HeartsegError("model file not found", keras_path)
-    sha = _sha256(keras_path)
+    sha = file_sha256(keras_path)
     ir = find_ir(keras_path, sha, sidecar=use_sidecar)
     if ir is not None:
         return ir
@@ -222,6 +240,7 @@ def ensure_ir(keras_path: str | Path, *, sidecar: bool = False, use_sidecar: boo
         ir = find_ir(keras_path, sha, sidecar=use_sidecar)
         if ir is not None:
             return ir
+        report(progress, Progress("convert", 0, 0, CONVERTING_MESSAGE))  # total 0: no count, a busy bar
         model = load_model(keras_path)
         try:
             target = sidecar_dir(keras_path) if sidecar else cache_root() / "openvino" / sha[:24]

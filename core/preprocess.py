@@ -12,6 +12,8 @@ Kaggle-layout PNGs were made.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import cv2
 import numpy as np
 
@@ -110,16 +112,20 @@ def volume_to_model_input(volume: Volume, indices=None, image_size: int = DEFAUL
     return batch
 
 
-def probability_to_slice(prob: np.ndarray, slice_shape: tuple[int, int]) -> np.ndarray:
+def probability_to_slice(prob: np.ndarray, slice_shape: tuple[int, int],
+                         out: Optional[np.ndarray] = None) -> np.ndarray:
     """Model output for one slice ``(s, s)`` or ``(s, s, 1)`` float -> ``(rows, cols)`` float32 probabilities
-    resized (bilinear) to the slice's own size ``slice_shape = (rows, cols)``."""
+    resized (bilinear) to the slice's own size ``slice_shape = (rows, cols)``.
+
+    ``out``: a ``(rows, cols)`` float32 buffer to write the result into (returned), so a loop over many slices
+    allocates nothing."""
     p = np.asarray(prob, dtype=np.float32)
     if p.ndim == 3:
         p = p[:, :, 0]
     rows, cols = slice_shape
     if p.shape != (rows, cols):
-        p = cv2.resize(p, (cols, rows), interpolation=cv2.INTER_LINEAR)
-    return np.clip(p, 0.0, 1.0)
+        p = cv2.resize(p, (cols, rows), dst=out, interpolation=cv2.INTER_LINEAR)
+    return np.clip(p, 0.0, 1.0, out=out)
 
 
 def threshold(prob: np.ndarray, level: float = THRESHOLD) -> np.ndarray:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -271,7 +270,7 @@ def run_retraining(request: RetrainRequest, *, progress: Optional[ProgressFn] = 
         shutil.rmtree(work, ignore_errors=True)
     entry = registry.get(version)
     if prepared is not None:
-        _install_beside(prepared, entry.model_path)
+        _install_beside(prepared, entry.model_path)  # best effort: the cached copy serves either way
     return RetrainOutcome(version, entry.record, old_version if old_path else None, old_metrics, new_metrics, plan,
                           list(result.history), registry.folder, entry.model_path)
 
@@ -292,18 +291,13 @@ def _prepare_fast_inference(model_path: Path, progress: Optional[ProgressFn]):
 
 
 def _install_beside(ir, model_path: Path) -> None:
-    """Copy a converted model next to its registered version (``v<N>.openvino/``, travels with the dataset):
-    copied to a hidden temporary folder, then renamed into place. Best effort."""
-    from core.openvino_runtime import sidecar_dir
+    """Copy a converted model next to its registered version (``v<N>.openvino/``, travels with the dataset)."""
+    from core.openvino_runtime import copy_ir, sidecar_dir
 
-    target = sidecar_dir(model_path)
-    tmp = target.parent / f".{target.name}.tmp-copy"
     try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(ir.folder, tmp)
-        os.rename(tmp, target)
+        copy_ir(ir, sidecar_dir(model_path))
     except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
+        pass
 
 
 def compare_text(outcome: RetrainOutcome) -> str:

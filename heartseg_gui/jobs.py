@@ -27,16 +27,17 @@ class PredictorCache:
         self._key = None
         self._predictor = None
 
-    def get(self, model_path: Path, precision: str = "auto"):
+    def get(self, model_path: Path, precision: str = "auto", progress=None):
         """The predictor for ``model_path`` (OpenVINO; TensorFlow only when a model must first be converted, or
-        OpenVINO is missing): worker thread only."""
+        OpenVINO is missing): worker thread only. ``progress`` hears when a new model is being converted."""
         from core.inference import Predictor
 
         key = (str(model_path), _mtime(model_path), precision)
         with self._lock:
             if self._key != key or self._predictor is None:
                 self._predictor = None
-                self._predictor = Predictor(str(model_path), dtype=precision, threads=inference_threads())
+                self._predictor = Predictor(str(model_path), dtype=precision, threads=inference_threads(),
+                                            progress=progress)
                 self._key = key
             return self._predictor
 
@@ -111,17 +112,7 @@ def predict_job(cache: PredictorCache, model_path: Path, volume: Volume, first: 
         from core.inference import DEFAULT_POSTPROCESS
 
         lower_thread_priority()  # before the runtime starts its thread pools: they inherit it
-        from core.openvino_runtime import find_ir, openvino_available
-        from core.types import Progress
-
-        try:
-            unseen = openvino_available() and find_ir(model_path) is None  # converted once per model (~10 s)
-        except OSError:
-            unseen = False  # unreadable: the predictor below reports it, naming the file
-        if unseen:
-            progress(Progress("predict", 0, volume.n_slices,
-                              "Preparing this model for fast inference (once per model)…"))
-        predictor = cache.get(model_path, precision)
+        predictor = cache.get(model_path, precision, progress)  # a model never seen is converted first (~10 s)
         if cancel.cancelled:
             from core.errors import Cancelled
 

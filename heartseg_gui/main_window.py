@@ -288,7 +288,9 @@ class MainWindow(QMainWindow):
 
     def _on_job_progress(self, kind: str, done: int, total: int, message: str) -> None:
         label = "Predicting" if kind == PREDICT else "Reading"
-        if kind == PREDICT and message.startswith("Preparing"):  # a one-time model conversion (heartseg_gui.jobs)
+        from core.openvino_runtime import CONVERTING_MESSAGE
+
+        if message == CONVERTING_MESSAGE:  # a model never seen before is converted once (seconds)
             self.job_bar.progress(done, total, message)
             return
         self.job_bar.progress(done, total, f"{label}: {done} / {total} slices")
