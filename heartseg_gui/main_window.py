@@ -287,12 +287,12 @@ class MainWindow(QMainWindow):
         self.job_bar.start(message)
 
     def _on_job_progress(self, kind: str, done: int, total: int, message: str) -> None:
-        label = "Predicting" if kind == PREDICT else "Reading"
         from core.openvino_runtime import CONVERTING_MESSAGE
 
         if message == CONVERTING_MESSAGE:  # a model never seen before is converted once (seconds)
             self.job_bar.progress(done, total, message)
             return
+        label = "Predicting" if kind == PREDICT else "Reading"
         self.job_bar.progress(done, total, f"{label}: {done} / {total} slices")
 
     def _on_job_finished(self, kind: str, outcome: str, message: str) -> None:
@@ -347,8 +347,7 @@ class MainWindow(QMainWindow):
         if isinstance(state, QByteArray):
             self.restoreState(state)
         full = str(self.settings.value("model/full_precision", "false")).lower() == "true"
-        self.actions.full_precision.setChecked(full)
-        self.controller.precision = "float32" if full else "auto"
+        self.actions.full_precision.setChecked(full)  # toggled -> controller.set_precision
         radius = self.settings.value("brush/radius")
         if radius is not None:
             self.tool_panel.set_radius(int(radius))
