@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train the U-Net on a Kaggle-layout dataset")
     t.add_argument("data", type=Path, help="dataset root (data/train/<patient>/image|mask) or patients folder")
     t.add_argument("--out", type=Path, required=True, help="output folder (best_model.keras, history, plot)")
+    t.add_argument("--patients", default=None,
+                   help="comma-separated patient ids to use, validation ones included (default: all with masks)")
     t.add_argument("--val-patients", default=None, help="comma-separated patient ids held out for validation")
     t.add_argument("--val-fraction", type=float, default=0.2)
     t.add_argument("--epochs", type=int, default=20)
@@ -83,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--steps-per-epoch", type=int, default=None)
     t.add_argument("--early-stopping-patience", type=int, default=15)
+    t.add_argument("--lr-patience", type=int, default=10,
+                   help="epochs without validation-loss improvement before the learning rate is cut 10x")
     t.add_argument("--init-model", type=Path, default=None, help="fine-tune this .keras model")
     t.add_argument("--corrected-weight", type=float, default=1.0,
                    help="sample weight of slices reviewed as corrected")

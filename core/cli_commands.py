@@ -37,6 +37,13 @@ def cmd_train(args) -> int:
 
     dataset = open_dataset(args.data)
     labelled = [p.pid for p in dataset.patients if p.has_masks]
+    if getattr(args, "patients", None):
+        chosen = [p.strip() for p in args.patients.split(",") if p.strip()]
+        unknown = [p for p in chosen if p not in labelled]
+        if unknown:
+            raise HeartsegError(f"--patients names patients without masks or not in the dataset: "
+                                f"{', '.join(unknown)}", args.data)
+        labelled = chosen
     if not labelled:
         raise HeartsegError("no patient with masks to train on", args.data)
     val_list = [p.strip() for p in args.val_patients.split(",")] if args.val_patients else None
@@ -54,7 +61,7 @@ def cmd_train(args) -> int:
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, image_size=args.image_size,
                          loss=args.loss, learning_rate=args.learning_rate, augment=not args.no_augment,
                          geometric=args.geometric, seed=args.seed, steps_per_epoch=args.steps_per_epoch,
-                         early_stopping_patience=args.early_stopping_patience,
+                         early_stopping_patience=args.early_stopping_patience, lr_patience=args.lr_patience,
                          corrected_weight=args.corrected_weight)
 
     def pairs(pids):

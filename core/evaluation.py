@@ -64,14 +64,14 @@ def evaluate_volumes(model, volumes: Sequence[tuple[str, Volume]], *, postproces
                      panels_dir: Optional[Path] = None, panels_per_patient: int = 6,
                      batch_size: int = 8) -> EvaluationReport:
     """Predict every labelled volume with ``model`` and score it against ``volume.mask``."""
-    from core.inference import Predictor, probabilities_to_masks
+    from core.inference import Predictor, postprocess_for_volume, probabilities_to_masks
 
     predictor = Predictor(model, batch_size=batch_size)
     result = EvaluationReport()
     for k, (pid, volume) in enumerate(volumes):
         report(progress, Progress("evaluate", k, len(volumes), f"patient {pid}"))
         probs = predictor.predict_volume(volume, cancel=cancel)
-        pred = probabilities_to_masks(probs, postprocess=postprocess)
+        pred = probabilities_to_masks(probs, postprocess=postprocess_for_volume(volume, postprocess))
         truth = volume.mask
         if volume.mask_present is not None and not np.all(volume.mask_present):
             keep = np.asarray(volume.mask_present, bool)  # slices without a mask file are not scored

@@ -28,28 +28,9 @@ from core.types import CancelToken, Progress, ProgressFn, Volume, check_cancel, 
 BatchFn = Callable[[list, np.ndarray], None]
 
 
-@dataclass(frozen=True)
-class PostprocessOptions:
-    """Clean-up of thresholded masks, as clinical tools do.
-
-    keep_largest_3d: keep only the largest 3-D connected region of the volume (the heart is one object).
-    min_region_px: drop 2-D regions smaller than this many pixels on each slice (0 = off).
-    min_slice_fraction: a slice keeps its mask only if the predicted area is at least this fraction of the
-        slice (0 = off) — suppresses specks on slices without heart.
-    """
-
-    keep_largest_3d: bool = False
-    min_region_px: int = 0
-    min_slice_fraction: float = 0.0
-
-    @property
-    def active(self) -> bool:
-        return self.keep_largest_3d or self.min_region_px > 0 or self.min_slice_fraction > 0
-
-
-#: Post-processing used by default (chosen on held-out data, see resources/model/MODEL_CARD.md).
-DEFAULT_POSTPROCESS = PostprocessOptions(keep_largest_3d=True)
-NO_POSTPROCESS = PostprocessOptions()
+# Post-processing lives in core.postprocess; re-exported here for the callers that predict and clean up in one go.
+from core.postprocess import (DEFAULT_POSTPROCESS, NO_POSTPROCESS, PostprocessOptions,  # noqa: E402,F401
+                              postprocess_for_volume, postprocess_masks)
 
 
 def slice_order(n: int, first: Optional[int]) -> list[int]:
@@ -281,14 +262,19 @@ class Predictor:
 
     def predict_masks(self, volume: Volume, *, first: Optional[int] = None, progress: Optional[ProgressFn] = None,
                       cancel: Optional[CancelToken] = None, on_batch: Optional[BatchFn] = None,
-                      threshold: float = preprocess.THRESHOLD,
+                      threshold: Optional[float] = None,
                       postprocess: Optional[PostprocessOptions] = None) -> np.ndarray:
         """Heart masks ``(n_slices, rows, cols)`` uint8 0/1, thresholded batch by batch (a quarter of the memory
         of :meth:`predict_volume` on large scans), then post-processed over the whole volume.
 
         ``on_batch(indices, masks (k, rows, cols) uint8)`` gets each batch's thresholded masks (before the
-        whole-volume post-processing). Same as ``probabilities_to_masks(predict_volume(...), ...)``.
+        whole-volume post-processing). Same as ``probabilities_to_masks(predict_volume(...), ...)`` with
+        ``postprocess_for_volume(volume, postprocess)``. ``threshold`` defaults to ``postprocess.threshold`` (0.5
+        without post-processing).
         """
+        if threshold is None:
+            threshold = postprocess.threshold if postprocess is not None else preprocess.THRESHOLD
+        postprocess = postprocess_for_volume(volume, postprocess)
         rows, cols = volume.slice_shape
         out = np.zeros((volume.n_slices, rows, cols), np.uint8)
         grid = np.empty((rows, cols), np.float32)  # one buffer for every slice: no large temporaries per batch
@@ -306,42 +292,11 @@ def predict_volume(model, volume: Volume, **kwargs) -> np.ndarray:
     return Predictor(model).predict_volume(volume, **kwargs)
 
 
-def probabilities_to_masks(probs: np.ndarray, threshold: float = preprocess.THRESHOLD,
+def probabilities_to_masks(probs: np.ndarray, threshold: Optional[float] = None,
                            postprocess: Optional[PostprocessOptions] = None) -> np.ndarray:
-    """``(n, rows, cols)`` probabilities -> uint8 0/1 masks, thresholded (>= 0.5) then post-processed."""
+    """``(n, rows, cols)`` probabilities -> uint8 0/1 masks, thresholded (>= ``threshold``, by default the
+    post-processing's own, else 0.5) then post-processed. Give ``postprocess_for_volume(volume, options)`` so the
+    clean-up knows whether the slices are neighbours."""
+    if threshold is None:
+        threshold = postprocess.threshold if postprocess is not None else preprocess.THRESHOLD
     return postprocess_masks(preprocess.threshold(probs, threshold), postprocess)
-
-
-def postprocess_masks(masks: np.ndarray, postprocess: Optional[PostprocessOptions] = None) -> np.ndarray:
-    """Apply :class:`PostprocessOptions` to binary masks ``(n, rows, cols)`` uint8 0/1 (modified in place where
-    possible; the result is returned)."""
-    if postprocess is None or not postprocess.active:
-        return masks
-    from scipy import ndimage
-
-    n, rows, cols = masks.shape
-    if postprocess.min_slice_fraction > 0:
-        area = masks.reshape(n, -1).sum(axis=1)
-        masks[area < postprocess.min_slice_fraction * rows * cols] = 0
-    if postprocess.min_region_px > 0:
-        for i in range(n):
-            if masks[i].any():
-                labels, count = ndimage.label(masks[i])
-                sizes = np.bincount(labels.ravel())
-                small = np.flatnonzero(sizes < postprocess.min_region_px)
-                small = small[small > 0]
-                if small.size:
-                    masks[i][np.isin(labels, small)] = 0
-    if postprocess.keep_largest_3d and masks.any():
-        # label only the bounding box of the foreground (same result, far less work on a 512-slice scan)
-        box = tuple(slice(int(i[0]), int(i[-1]) + 1) for i in
-                    (np.flatnonzero(masks.any(axis=(1, 2))), np.flatnonzero(masks.any(axis=(0, 2))),
-                     np.flatnonzero(masks.any(axis=(0, 1)))))
-        labels, count = ndimage.label(masks[box])
-        if count > 1:
-            sizes = np.bincount(labels.ravel())
-            sizes[0] = 0
-            keep = labels == int(np.argmax(sizes))
-            masks = np.zeros_like(masks)
-            masks[box] = keep
-    return masks

@@ -55,7 +55,7 @@ def test_postprocessing_options():
     probs[3, 18:20, 18:20] = 0.9
     plain = probabilities_to_masks(probs)
     assert plain.sum() == 200 + 8
-    largest = probabilities_to_masks(probs, postprocess=PostprocessOptions(keep_largest_3d=True))
+    largest = probabilities_to_masks(probs, postprocess=PostprocessOptions(keep_largest=True))
     assert largest.sum() == 200 and largest[0].sum() == 0
     small = probabilities_to_masks(probs, postprocess=PostprocessOptions(min_region_px=5))
     assert small.sum() == 200
@@ -71,6 +71,8 @@ def test_predict_masks_equals_thresholded_probabilities():
     seen = []
     masks = pred.predict_masks(vol, first=3, postprocess=DEFAULT_POSTPROCESS,
                                on_batch=lambda idx, m: seen.append((idx, m.dtype)))
-    expected = probabilities_to_masks(pred.predict_volume(vol), postprocess=DEFAULT_POSTPROCESS)
+    from core.postprocess import postprocess_for_volume
+
+    expected = probabilities_to_masks(pred.predict_volume(vol), postprocess=postprocess_for_volume(vol, DEFAULT_POSTPROCESS))
     np.testing.assert_array_equal(masks, expected)
     assert masks.dtype == np.uint8 and seen[0][0][0] == 3 and seen[0][1] == np.uint8

@@ -1,0 +1,239 @@
+"""Patient-level cross-validation of the bundled model's recipe on the real Kaggle slices (kaggle_strips).
+
+    python scripts/build_training_root.py ../shared/data runs/train_root
+    python scripts/cross_validate.py train runs/train_root runs/cv            # 4 folds + the shipped model
+    python scripts/cross_validate.py analyse runs/train_root runs/cv          # rules, tables -> runs/cv/cv.json
+
+Design (nothing is chosen on the patient it is scored on):
+
+* The 16 Kaggle patients are split into 4 folds of 4 (``FOLDS``: sorted by number of heart slices and dealt in a
+  snake order, so every fold has hearts of every size; 100053 and 100092, the two bottom-up patients, fall in
+  different folds). Each fold is held out once as the **test** patients.
+* For a fold, two patients of the next fold are its **inner validation** patients: they choose the epoch (best
+  validation loss, ``heartseg train``'s checkpoint rule) and the post-processing rule (threshold and the
+  smallest mask kept on a slice, :func:`choose_rule`). The other 10 Kaggle patients plus the sample's training
+  part (``ts_pulm_a``, ``ts_abd_a``) are trained on.
+* The shipped model (``final``) trains on 14 Kaggle patients + the sample's training part and validates on the
+  two left (``FINAL_VAL``); its post-processing rule is chosen on the pooled validation predictions of all five
+  runs (each run on its own validation patients, never on patients it trained on).
+* Every run is the same ``heartseg train`` command (``RECIPE``), launched as a subprocess; a run whose folder
+  already holds ``done.json`` is skipped, so the script resumes after a stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+FOLDS = [
+    ["100093", "100056", "100080", "100072"],
+    ["100069", "100065", "100089", "100079"],
+    ["100075", "100053", "100095", "100067"],
+    ["100082", "100092", "100091", "100094"],
+]
+KAGGLE = sorted(p for fold in FOLDS for p in fold)
+SAMPLE_TRAIN = ["ts_pulm_a", "ts_abd_a"]
+SAMPLE_HELD_OUT = ["ts_pulm_b", "ts_abd_b"]
+FINAL_VAL = ["100056", "100065"]
+
+RECIPE = ["--image-size", "128", "--epochs", "30", "--batch-size", "8", "--learning-rate", "1e-3", "--lr-patience", "4",
+          "--early-stopping-patience", "8", "--geometric", "mild", "--seed", "0"]
+
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+MIN_SLICE_FRACTIONS = (0.0, 0.002, 0.004, 0.008, 0.012)
+
+
+def runs() -> dict:
+    """run name -> (training patients, validation patients, test patients)."""
+    out = {}
+    for k, test in enumerate(FOLDS):
+        nxt = FOLDS[(k + 1) % len(FOLDS)]
+        val = [nxt[0], nxt[2]]
+        train = [p for p in KAGGLE if p not in test and p not in val]
+        out[f"fold{k}"] = (train + SAMPLE_TRAIN, val, test)
+    out["final"] = ([p for p in KAGGLE if p not in FINAL_VAL] + SAMPLE_TRAIN, FINAL_VAL, [])
+    return out
+
+
+def train_command(root: Path, out: Path, train: list, val: list) -> list:
+    return [str(Path(sys.executable).parent / "heartseg"), "train", str(root), "--out", str(out),
+            "--patients", ",".join(train + val), "--val-patients", ",".join(val), *RECIPE]
+
+
+def cmd_train(root: Path, out: Path, only: list) -> None:
+    plan = runs()
+    for name in only or list(plan):
+        train, val, test = plan[name]
+        run_dir = out / name
+        if (run_dir / "done.json").exists():
+            print(f"{name}: done already", flush=True)
+            continue
+        cmd = train_command(root, run_dir, train, val)
+        print(f"{name}: {' '.join(cmd)}", flush=True)
+        t0 = time.monotonic()
+        rc = subprocess.call(cmd)
+        if rc != 0:
+            sys.exit(f"{name}: heartseg train exited {rc}")
+        (run_dir / "done.json").write_text(json.dumps(
+            {"seconds": time.monotonic() - t0, "train": train, "val": val, "test": test, "command": cmd}, indent=2))
+
+
+# ------------------------------------------------------------------------------------------------ analysis
+def predict_probabilities(model_path: Path, dataset, pids: list) -> dict:
+    """pid -> (probabilities (n, rows, cols) float32, Volume)."""
+    from core.inference import Predictor
+
+    predictor = Predictor(model_path, runtime="tensorflow", dtype="float32")
+    out = {}
+    for pid in pids:
+        vol = dataset.load(pid)
+        out[pid] = (predictor.predict_volume(vol), vol)
+    return out
+
+
+def apply_rule(probs: np.ndarray, vol, rule: dict) -> np.ndarray:
+    from core.inference import postprocess_for_volume, probabilities_to_masks
+
+    opts = postprocess_for_volume(vol, rule_options(rule))
+    return probabilities_to_masks(probs, threshold=rule["threshold"], postprocess=opts)
+
+
+def rule_options(rule: dict):
+    from core.inference import PostprocessOptions
+
+    return PostprocessOptions(keep_largest=True, min_slice_fraction=rule["min_slice_fraction"])
+
+
+def slice_table(truth: np.ndarray, pred: np.ndarray) -> dict:
+    """Per-slice counts the targets need: heart slices, misses, false masks, slices needing correction."""
+    from core.metrics import dice
+
+    n_heart = missed = false_masks = needs = 0
+    for t, p in zip(truth, pred):
+        has_t, has_p = bool(t.any()), bool(p.any())
+        if has_t:
+            n_heart += 1
+            missed += not has_p
+            needs += dice(t, p) < 0.90
+        elif has_p:
+            false_masks += 1
+            needs += 1
+    return {"slices": int(len(truth)), "heart_slices": n_heart, "empty_slices": int(len(truth)) - n_heart,
+            "missed_heart_slices": missed, "false_masks": false_masks, "needs_correction": needs}
+
+
+def score(entries: dict, rule: dict) -> tuple:
+    """(slices needing correction, -pooled Dice) over ``entries`` under ``rule`` (lower is better)."""
+    from core.metrics import evaluate_masks, pool_evaluations
+
+    needs, evals = 0, []
+    for probs, vol in entries.values():
+        pred = apply_rule(probs, vol, rule)
+        truth, pred = scored(vol, pred)
+        needs += slice_table(truth, pred)["needs_correction"]
+        evals.append(evaluate_masks(truth, pred))
+    return needs, -pool_evaluations(evals).pooled["dice"]
+
+
+def scored(vol, pred):
+    truth = vol.mask
+    if vol.mask_present is not None and not np.all(vol.mask_present):
+        keep = np.asarray(vol.mask_present, bool)
+        return truth[keep], pred[keep]
+    return truth, pred
+
+
+def choose_rule(entries: dict) -> dict:
+    grid = [{"threshold": t, "min_slice_fraction": f} for t in THRESHOLDS for f in MIN_SLICE_FRACTIONS]
+    return min(grid, key=lambda r: (score(entries, r), abs(r["threshold"] - 0.5), r["min_slice_fraction"]))
+
+
+def patient_row(pid: str, probs, vol, rule: dict) -> dict:
+    from core.metrics import evaluate_masks
+
+    pred = apply_rule(probs, vol, rule)
+    truth, pred = scored(vol, pred)
+    ev = evaluate_masks(truth, pred)
+    return {"patient": pid, **ev.as_row(), **slice_table(truth, pred), "_eval": ev}
+
+
+def pooled_row(rows: list) -> dict:
+    from core.metrics import pool_evaluations
+
+    ev = pool_evaluations([r["_eval"] for r in rows])
+    out = {"patient": "pooled", **ev.as_row()}
+    for k in ("slices", "heart_slices", "empty_slices", "missed_heart_slices", "false_masks", "needs_correction"):
+        out[k] = int(sum(r[k] for r in rows))
+    return out
+
+
+def clean(row: dict) -> dict:
+    return {k: v for k, v in row.items() if not k.startswith("_")}
+
+
+def cmd_analyse(root: Path, out: Path) -> None:
+    from core.dataset import open_dataset
+
+    dataset = open_dataset(root)
+    result = {"folds": {}, "recipe": RECIPE, "folds_def": FOLDS}
+    val_pool = {}
+    test_rows = []
+    for name, (train, val, test) in runs().items():
+        model = out / name / "best_model.keras"
+        if not model.exists():
+            print(f"{name}: no model yet, skipped", flush=True)
+            continue
+        preds = predict_probabilities(model, dataset, val + test)
+        val_entries = {p: preds[p] for p in val}
+        val_pool.update({f"{name}/{p}": preds[p] for p in val})
+        rule = choose_rule(val_entries)
+        rows = [patient_row(p, *preds[p], rule) for p in test]
+        test_rows += rows
+        done = json.loads((out / name / "done.json").read_text()) if (out / name / "done.json").exists() else {}
+        history = (out / name / "history.csv").read_text().splitlines()
+        result["folds"][name] = {
+            "train": train, "val": val, "test": test, "rule": rule, "seconds": done.get("seconds"),
+            "epochs_run": len(history) - 1,
+            "val_rows": [clean(patient_row(p, *preds[p], rule)) for p in val],
+            "test_rows": [clean(r) for r in rows], "test_pooled": clean(pooled_row(rows)) if rows else None,
+        }
+        print(f"{name}: rule {rule}; test pooled {result['folds'][name]['test_pooled']}", flush=True)
+    if test_rows:
+        result["cv_pooled"] = clean(pooled_row(test_rows))
+        result["cv_patients"] = [clean(r) for r in test_rows]
+    if val_pool:
+        result["shipped_rule"] = choose_rule(val_pool)
+        result["shipped_rule_chosen_on"] = sorted(val_pool)
+    final = out / "final" / "best_model.keras"
+    if final.exists() and "shipped_rule" in result:
+        rule = result["shipped_rule"]
+        preds = predict_probabilities(final, dataset, FINAL_VAL + SAMPLE_HELD_OUT)
+        result["final_rows"] = [clean(patient_row(p, *preds[p], rule)) for p in FINAL_VAL + SAMPLE_HELD_OUT]
+    (out / "cv.json").write_text(json.dumps(result, indent=2, default=float))
+    print(json.dumps({k: result.get(k) for k in ("cv_pooled", "shipped_rule")}, indent=2, default=float))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("command", choices=["train", "analyse"])
+    ap.add_argument("root", type=Path)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--only", default="", help="comma-separated run names (fold0..fold3, final)")
+    a = ap.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    if a.command == "train":
+        cmd_train(a.root, a.out, [s for s in a.only.split(",") if s])
+    else:
+        cmd_analyse(a.root, a.out)
+
+
+if __name__ == "__main__":
+    main()
