@@ -115,6 +115,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--panels", type=int, default=6, help="panel PNGs per patient")
     ev.add_argument("--no-postprocess", action="store_true")
 
+    rp = sub.add_parser("report", help="the correction record of a dataset: CSV, Markdown summary, area plot")
+    rp.add_argument("data", type=Path, help="a dataset root or a patient folder")
+    rp.add_argument("--out", type=Path, required=True)
+
     vd = sub.add_parser("verify-dataset", help="check a downloaded Kaggle copy against its manifest")
     vd.add_argument("root", type=Path)
     vd.add_argument("--manifest", type=Path, default=None)
@@ -137,6 +141,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from core.cli_commands import cmd_evaluate as fn
         elif args.command == "verify-dataset":
             from core.cli_commands import cmd_verify as fn
+        elif args.command == "report":
+            from core.cli_commands import cmd_report as fn
         else:
             from core.bench import cmd_bench as fn
         return int(fn(args) or 0)

@@ -117,7 +117,12 @@ def cmd_predict(args) -> int:
     model_path = _model_path(args.model)
     predictor = Predictor(model_path, batch_size=args.batch_size, dtype=args.precision, runtime=args.runtime)
     print(f"model {predictor.name} on {predictor.description}", file=sys.stderr)
-    masks = predictor.predict_masks(volume, progress=_progress(), postprocess=_postprocess(args))
+    from core.review.uncertainty import UncertaintyCollector
+
+    postprocess = _postprocess(args)
+    collector = UncertaintyCollector(volume.n_slices, postprocess.threshold, keep_maps=False)
+    masks = predictor.predict_masks(volume, progress=_progress(), postprocess=postprocess,
+                                    on_probabilities=collector.add)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if volume.kind in ("kaggle_patient", "png_folder"):
@@ -135,8 +140,61 @@ def cmd_predict(args) -> int:
         nifti = out / f"{pid}_heart.nii.gz"
         write_mask_nifti(nifti, masks, volume)
         print(f"{len(names)} slices -> {out / pid} (Kaggle layout) and {nifti}", file=sys.stderr)
+    qc = write_qc_csv(out, volume, masks, collector.scores)
     heart = int((masks.reshape(masks.shape[0], -1).max(axis=1) > 0).sum())
-    print(f"heart found on {heart} of {volume.n_slices} slices", file=sys.stderr)
+    print(f"heart found on {heart} of {volume.n_slices} slices; per-slice uncertainty and QC flags -> {qc}",
+          file=sys.stderr)
+    return 0
+
+
+def write_qc_csv(out: Path, volume, masks, scores) -> Path:
+    """``out/<scan>_qc.csv``: per slice its name, mask area, uncertainty (0..1, higher = less sure), QC flags
+    (names joined by ``;``) and its place in the review queue (1 = look first); scan-level flags on stderr."""
+    import csv
+    import io
+
+    from core.atomic import write_text_atomic
+    from core.dataset import output_name
+    from core.postprocess import slices_adjacent
+    from core.review.qc import describe, scan_flags, slice_flags
+    from core.review.uncertainty import review_order
+
+    adjacent = slices_adjacent(volume)
+    flags = slice_flags(masks, adjacent=adjacent)
+    rank = {i: k + 1 for k, i in enumerate(review_order(scores))}
+    names = volume.slice_names if volume.kind in ("kaggle_patient", "png_folder") else \
+        [str(i) for i in range(volume.n_slices)]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["slice", "area_px", "uncertainty", "flags", "review_rank"])
+    for i in range(volume.n_slices):
+        writer.writerow([names[i], int(masks[i].sum()), f"{float(scores[i]):.4f}", ";".join(flags[i]), rank[i]])
+    path = out / f"{output_name(volume.name)}_qc.csv"
+    write_text_atomic(path, buf.getvalue())
+    whole = scan_flags(masks, adjacent=adjacent, spacing=volume.spacing)
+    if whole:
+        print(f"scan QC: {describe(whole)}", file=sys.stderr)
+    if not adjacent:
+        print("slices are not neighbours (gaps in the numbering, or no positions): the largest region is kept per "
+              "slice and neighbour checks are off", file=sys.stderr)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------- report
+def cmd_report(args) -> int:
+    """The correction record of every patient of a dataset (their ``.heartseg/review.json``)."""
+    from core.dataset import open_dataset
+    from core.review.record import patient_rows, write_report
+
+    dataset = open_dataset(args.data)
+    rows = []
+    for entry in dataset.patients:
+        rows += patient_rows(dataset.patient_dir(entry.pid), entry.pid)
+    if not rows:
+        raise HeartsegError("no patient has a review record yet (nothing was saved from heartseg)", args.data)
+    written = write_report(rows, Path(args.out), title=f"Correction record: {Path(args.data).name}")
+    for path in written:
+        print(path)
     return 0
 
 

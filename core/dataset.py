@@ -210,14 +210,16 @@ def _resolve_patient_dir(dataset_or_patient_dir, pid: str) -> Path:
 
 
 def save_masks(dataset_or_patient_dir, pid: str, masks: np.ndarray, slice_names: Sequence[str],
-               review: Optional[dict] = None, ai_masks: Optional[np.ndarray] = None) -> Optional[MaskVersion]:
+               review: Optional[dict] = None, ai_masks: Optional[np.ndarray] = None,
+               seconds=None) -> Optional[MaskVersion]:
     """Write corrected masks of patient ``pid`` back into the dataset (see :func:`core.io.writeback.save_masks`).
 
     ``dataset_or_patient_dir``: a :class:`Dataset`, a dataset root, or the patient folder itself.
     ``masks``: ``(n, rows, cols)`` 0/1; ``slice_names``: image stems (``1-001`` ...); ``review``: name -> state.
     Returns the version that holds the masks as they were before this save (``None`` if there were none).
     """
-    return _save_masks_in(_resolve_patient_dir(dataset_or_patient_dir, pid), masks, slice_names, review, ai_masks)
+    return _save_masks_in(_resolve_patient_dir(dataset_or_patient_dir, pid), masks, slice_names, review, ai_masks,
+                          seconds)
 
 
 def sanitize_pid(pid: str) -> str:

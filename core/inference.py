@@ -262,13 +262,14 @@ class Predictor:
 
     def predict_masks(self, volume: Volume, *, first: Optional[int] = None, progress: Optional[ProgressFn] = None,
                       cancel: Optional[CancelToken] = None, on_batch: Optional[BatchFn] = None,
-                      threshold: Optional[float] = None,
+                      on_probabilities: Optional[BatchFn] = None, threshold: Optional[float] = None,
                       postprocess: Optional[PostprocessOptions] = None) -> np.ndarray:
         """Heart masks ``(n_slices, rows, cols)`` uint8 0/1, thresholded batch by batch (a quarter of the memory
         of :meth:`predict_volume` on large scans), then post-processed over the whole volume.
 
         ``on_batch(indices, masks (k, rows, cols) uint8)`` gets each batch's thresholded masks (before the
-        whole-volume post-processing). Same as ``probabilities_to_masks(predict_volume(...), ...)`` with
+        whole-volume post-processing); ``on_probabilities(indices, probs (k, s, s) float32)`` the batch's
+        model-grid probabilities (for :class:`core.review.uncertainty.UncertaintyCollector`). Same as ``probabilities_to_masks(predict_volume(...), ...)`` with
         ``postprocess_for_volume(volume, postprocess)``. ``threshold`` defaults to ``postprocess.threshold`` (0.5
         without post-processing).
         """
@@ -279,6 +280,8 @@ class Predictor:
         out = np.zeros((volume.n_slices, rows, cols), np.uint8)
         grid = np.empty((rows, cols), np.float32)  # one buffer for every slice: no large temporaries per batch
         for idx, probs in self.iter_batches(volume, first=first, progress=progress, cancel=cancel, model_grid=True):
+            if on_probabilities is not None:
+                on_probabilities(idx, probs)
             for p, i in zip(probs, idx):
                 preprocess.probability_to_slice(p, (rows, cols), out=grid)
                 np.greater_equal(grid, threshold, out=out[i].view(bool))  # as preprocess.threshold, in place

@@ -12,7 +12,8 @@ plain copies (mask PNGs are a few KiB each; copies stay intact even if another t
 Sidecar format (``review.json``)::
 
     {"format": "heartseg-review", "format_version": 1, "patient": "<pid>", "updated_at": "<ISO UTC>",
-     "slices": {"1-001": {"state": "accepted", "saved_at": "<ISO UTC>", "dice_ai": 0.93}, ...}}
+     "slices": {"1-001": {"state": "accepted", "saved_at": "<ISO UTC>", "dice_ai": 0.93, "ai_area_px": 5120,
+                          "area_px": 4987, "seconds": 12.5}, ...}}
 
 ``dice_ai`` is the Dice overlap between the AI mask and the saved mask of that slice (1.0 when both are empty),
 recorded only when ``ai_masks`` were given to :func:`save_masks`.
@@ -171,7 +172,8 @@ def _check_names(patient_dir: Path, masks: np.ndarray, slice_names: Sequence[str
 
 
 def save_masks(patient_dir: str | Path, masks: np.ndarray, slice_names: Sequence[str],
-               review: Optional[Mapping] = None, ai_masks: Optional[np.ndarray] = None) -> Optional[MaskVersion]:
+               review: Optional[Mapping] = None, ai_masks: Optional[np.ndarray] = None,
+               seconds: Optional[Sequence[float]] = None) -> Optional[MaskVersion]:
     """Write ``masks`` ``(n, rows, cols)`` 0/1 as ``<patient>/mask/<slice_names[i]>.png`` (0/255, atomic).
 
     Before anything is replaced: the dataset's own mask of each slice is copied once to ``original_masks/``, and
@@ -218,8 +220,12 @@ def save_masks(patient_dir: str | Path, masks: np.ndarray, slice_names: Sequence
         rec = dict(slices.get(name, {}))
         rec["state"] = states.get(name, rec.get("state", "not_reviewed"))
         rec["saved_at"] = stamp
+        rec["area_px"] = int(np.count_nonzero(masks[i]))
         if ai_masks is not None:
             rec["dice_ai"] = round(dice(ai_masks[i], masks[i]), 6)
+            rec["ai_area_px"] = int(np.count_nonzero(ai_masks[i]))
+        if seconds is not None:
+            rec["seconds"] = round(float(rec.get("seconds", 0.0)) + float(seconds[i]), 2)
         slices[name] = rec
     for name, state in states.items():  # states for slices not in this save (e.g. flagged without a new mask)
         if name not in names:
