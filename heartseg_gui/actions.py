@@ -33,6 +33,8 @@ class Actions:
         self.save = a("File", "&Save", QKeySequence.StandardKey.Save, tip="Write the working masks back into the "
                                                                            "dataset")
         self.export = a("File", "&Export Masks…", "Ctrl+E", tip="Export the working masks as PNGs or NIfTI")
+        self.export_report = a("File", "Export &Report…", "Ctrl+Shift+E",
+                               tip="The correction record of this scan: CSV, Markdown summary and area plot")
         self.quit = a("File", "&Quit", "Ctrl+Q")
         # Edit
         self.undo = a("Edit", "&Undo", ["Ctrl+Z"])
@@ -49,6 +51,8 @@ class Actions:
         self.toggle_dataset = a("View", "Show dataset mask", "O", checkable=True)
         self.toggle_outline = a("View", "Fill / outline", "F")
         self.compare = a("View", "Compare mode (image | dataset | AI)", "C", checkable=True)
+        self.toggle_confidence = a("View", "Show AI confidence (heat map where the AI is unsure)", "K",
+                                   checkable=True, text_short="Confidence")
         self.reset_zoom = a("View", "Reset zoom", "Ctrl+0")
         self.presets: dict[str, QAction] = {}
         for i, preset in enumerate(PRESETS, start=1):
@@ -76,6 +80,8 @@ class Actions:
         self.review_reset = a("Review", "Mark not reviewed", "U", text_short="Not reviewed")
         self.next_unreviewed = a("Review", "Next slice not reviewed", "N", text_short="Next ▸")
         self.prev_unreviewed = a("Review", "Previous slice not reviewed", "Shift+N")
+        self.next_uncertain = a("Review", "Next most uncertain (not reviewed)", "Q", text_short="Most uncertain ▸",
+                                tip="Walk the slices not reviewed yet, the ones the AI is least sure of first")
         # Model
         self.load_model = a("Model", "&Load Model…", "Ctrl+M")
         self.run_prediction = a("Model", "&Predict Again", "Ctrl+R")

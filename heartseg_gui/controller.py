@@ -8,6 +8,7 @@ their results come back tagged with a generation number and results of supersede
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -29,6 +30,7 @@ class Controller(QObject):
     maskChanged = Signal(object)               # core.editing.Region, a list of them, or None (everything)
     predictionChanged = Signal(object)         # list of slice indices whose prediction arrived
     reviewChanged = Signal()
+    reviewInfoChanged = Signal()               # QC flags of the AI mask arrived (core.review)
     historyChanged = Signal()                  # undo/redo availability or labels, modified flag
     modelChanged = Signal(str)                 # active model name ("" when none)
     datasetChanged = Signal(object)            # core.dataset.Dataset or None
@@ -187,6 +189,7 @@ class Controller(QObject):
         self._bump()
         self.cancel_job(PREDICT)
         self.session = ScanSession(volume, origin, save_target)
+        self._visit_start = time.monotonic()
         self.current_slice = volume.n_slices // 2
         self.sessionChanged.emit()
         self.sliceChanged.emit(self.current_slice)
@@ -249,8 +252,9 @@ class Controller(QObject):
     def _on_prediction_batch(self, generation: int, payload) -> None:
         if self._kind_of(generation) != PREDICT or self.session is None:
             return
-        indices, masks = payload
+        indices, masks, scores, maps = payload
         self.session.set_prediction(indices, masks)
+        self.session.set_uncertainty(indices, scores, maps)
         self.predictionChanged.emit(list(indices))
 
     @Slot(int, object)
@@ -258,12 +262,17 @@ class Controller(QObject):
         if self._kind_of(generation) != PREDICT or self.session is None:
             return
         self._jobs.pop(PREDICT, None)
-        name, masks, changed = result
+        name, masks, changed, review = result
         # every batch arrived already (same generation); apply what the whole-volume clean-up changed since, and
         # anything not delivered: no full-volume copy on the GUI thread (128 MB for a 512-slice scan)
         todo = sorted(set(changed) | {int(i) for i in np.flatnonzero(~self.session.ai_done)})
         if todo:
             self.session.set_prediction(todo, masks[todo])
+        self.session.set_flags(review["flags"], review["scan_flags"])
+        self.reviewInfoChanged.emit()
+        if not review.get("adjacent", True):
+            self.statusMessage.emit("These slices are not neighbours (gaps in the numbering, or no positions): "
+                                    "clean-up and QC flags work per slice")
         if name:
             self.model_name = str(name)
             self.modelChanged.emit(self.model_name)
@@ -278,8 +287,46 @@ class Controller(QObject):
         if index != self.current_slice:
             if self._stroking:
                 self.end_stroke()
+            self.flush_slice_time()
             self.current_slice = index
             self.sliceChanged.emit(index)
+
+    #: a single visit counts at most this long (a window left open overnight is not review time)
+    MAX_VISIT_SECONDS = 300.0
+
+    def flush_slice_time(self) -> None:
+        """Add the time the current slice has been on screen to its record (the correction record's seconds)."""
+        now = time.monotonic()
+        start, self._visit_start = getattr(self, "_visit_start", now), now
+        if self.session is not None:
+            self.session.add_seconds(self.current_slice, min(now - start, self.MAX_VISIT_SECONDS))
+
+    def next_most_uncertain(self) -> None:
+        """Review ▸ Next most uncertain: the slices not reviewed yet, in descending uncertainty. Pressed again on
+        the slice it went to, it goes on to the next one; from anywhere else it starts at the most uncertain."""
+        from core.review.uncertainty import review_order
+
+        s = self.session
+        if s is None:
+            return
+        if not s.ai_done.any():
+            self.statusMessage.emit("No prediction yet: the review queue fills as the AI runs")
+            return
+        order = review_order(s.uncertainty, s.editor.review_states)
+        order = [i for i in order if s.ai_done[i]]
+        if not order:
+            self.statusMessage.emit("Every predicted slice is reviewed")
+            return
+        nxt = order[0]
+        last = getattr(self, "_queue_last", None)
+        if last == self.current_slice and last in order:
+            k = order.index(last)
+            nxt = order[k + 1] if k + 1 < len(order) else order[0]
+        self.set_slice(nxt)
+        self._queue_last = nxt
+        score = s.uncertainty[nxt]
+        self.statusMessage.emit(f"Slice {nxt + 1}: uncertainty {score:.2f} ({order.index(nxt) + 1} of {len(order)} "
+                                "not reviewed, most uncertain first)")
 
     def step_slice(self, delta: int) -> None:
         self.set_slice(self.current_slice + int(delta))

@@ -160,8 +160,10 @@ class FileFlows(QObject):
                 from core.dataset import save_masks
 
                 t = s.save_target
+                self.c.flush_slice_time()
                 save_masks(t.patient_dir, t.patient_id, masks, t.slice_names,
-                           review=self._review_by_name(t.slice_names), ai_masks=ai)
+                           review=self._review_by_name(t.slice_names), ai_masks=ai, seconds=s.seconds.copy())
+                s.seconds[:] = 0.0  # recorded: the next save adds only the time spent after this one
                 where = t.patient_dir / "mask"
         except (HeartsegError, ValueError, OSError) as exc:
             self.prompts.error("Could not save", f"{exc} — your corrections are still here; try Save again "

@@ -103,13 +103,18 @@ def load_patient_job(dataset, patient_id: str):
 
 def predict_job(cache: PredictorCache, model_path: Path, volume: Volume, first: int, precision: str = "auto"):
     """Predict every slice of ``volume`` (slice ``first`` first) at ``precision`` (see
-    :data:`core.inference.DTYPES`). ``partial`` receives ``(indices, masks (k, rows, cols) uint8)`` per batch; the
-    job returns ``("<model file> (<runtime> <precision>)", masks (n, rows, cols) uint8, changed)`` where
+    :data:`core.inference.DTYPES`). ``partial`` receives ``(indices, masks (k, rows, cols) uint8, uncertainty (k,),
+    confidence maps (k, s, s) uint8)`` per batch (:mod:`core.review.uncertainty`); the job returns
+    ``("<model file> (<runtime> <precision>)", masks (n, rows, cols) uint8, changed, review)`` where ``review``
+    holds the QC flags of the final masks (``flags`` per slice, ``scan_flags``, ``adjacent``) and
     ``changed`` lists the slices the whole-volume clean-up altered after their batch was sent (the clean-up only
     removes voxels, so a slice changed exactly when its count dropped): the window re-applies only those."""
 
     def run(*, progress, cancel, partial):
         from core.inference import DEFAULT_POSTPROCESS
+        from core.postprocess import slices_adjacent
+        from core.review.qc import scan_flags, slice_flags
+        from core.review.uncertainty import UncertaintyCollector
 
         lower_thread_priority()  # before the runtime starts its thread pools: they inherit it
         predictor = cache.get(model_path, precision, progress)  # a model never seen is converted first (~10 s)
@@ -121,15 +126,20 @@ def predict_job(cache: PredictorCache, model_path: Path, volume: Volume, first: 
         import numpy as np
 
         sent = np.zeros(volume.n_slices, np.int64)
+        collector = UncertaintyCollector(volume.n_slices, DEFAULT_POSTPROCESS.threshold)
 
         def on_batch(indices, masks):
-            sent[list(indices)] = np.count_nonzero(masks.reshape(len(masks), -1), axis=1)
-            partial((list(indices), masks))
+            idx = list(indices)
+            sent[idx] = np.count_nonzero(masks.reshape(len(masks), -1), axis=1)
+            partial((idx, masks, collector.scores[idx].copy(), collector.maps[idx].copy()))
 
         masks = predictor.predict_masks(volume, first=first, progress=progress, cancel=cancel, on_batch=on_batch,
-                                        postprocess=DEFAULT_POSTPROCESS)
+                                        on_probabilities=collector.add, postprocess=DEFAULT_POSTPROCESS)
         final = np.count_nonzero(masks.reshape(len(masks), -1), axis=1)
         changed = [int(i) for i in np.flatnonzero(final != sent)]
-        return (f"{predictor.name} ({predictor.description})", masks, changed)
+        adjacent = slices_adjacent(volume)
+        review = {"flags": slice_flags(masks, adjacent=adjacent),
+                  "scan_flags": scan_flags(masks, adjacent=adjacent, spacing=volume.spacing), "adjacent": adjacent}
+        return (f"{predictor.name} ({predictor.description})", masks, changed, review)
 
     return run

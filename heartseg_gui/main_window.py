@@ -24,7 +24,9 @@ from heartseg_gui.widgets.job_bar import JobBar
 from heartseg_gui.widgets.layer_panel import LayerPanel
 from heartseg_gui.widgets.measurements import MeasurementsPanel
 from heartseg_gui.widgets.patient_list import PatientList
+from heartseg_gui.widgets.area_plot import AreaPlot
 from heartseg_gui.widgets.prompts import Prompts
+from heartseg_gui.widgets.review_queue import ReviewQueue
 from heartseg_gui.widgets.shortcuts_dialog import ShortcutsDialog
 from heartseg_gui.widgets.tool_panel import ToolPanel
 
@@ -47,9 +49,16 @@ class MainWindow(QMainWindow):
         self._build_docks()
         self._build_status_bar()
         self.recent_menu = QMenu("Open &Recent", self)
-        self.actions.build_menus(self, self.recent_menu)
+        menus = self.actions.build_menus(self, self.recent_menu)
+        menus["View"].addSeparator()
+        for dock in (self.queue_dock, self.area_dock):
+            menus["View"].addAction(dock.toggleViewAction())
         self.viewer = Viewer(self.controller, self.slice_view, self.compare_view, self.measurements,
                              self.layer_panel, self)
+        from heartseg_gui.review_panels import ReviewPanels  # queue, area plot, confidence overlay, report
+
+        self.review_panels = ReviewPanels(self.controller, self.slice_view, self.review_queue, self.area_plot,
+                                          self.prompts, self.settings, self)
         self._wire()
         from heartseg_gui.retrain import install_retraining  # Model ▸ Retrain… / Versions…, the training dock
 
@@ -102,6 +111,13 @@ class MainWindow(QMainWindow):
         self._dock("Layers", "layersDock", self.layer_panel, right)
         self.measurements = MeasurementsPanel()
         self._dock("Measurements", "measurementsDock", self.measurements, right)
+        self.review_queue = ReviewQueue()
+        self.queue_dock = self._dock("Review queue", "reviewQueueDock", self.review_queue, right)
+        self.area_plot = AreaPlot()
+        self.area_dock = self._dock("Area per slice", "areaDock", self.area_plot,
+                                    Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.area_plot.setMinimumHeight(110)
+        self.resizeDocks([self.area_dock], [150], Qt.Orientation.Vertical)
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -122,6 +138,7 @@ class MainWindow(QMainWindow):
         a.open_dataset.triggered.connect(f.open_dataset_dialog)
         a.save.triggered.connect(f.save)
         a.export.triggered.connect(f.export_dialog)
+        a.export_report.triggered.connect(self.review_panels.export_report_dialog)
         a.quit.triggered.connect(self.close)
         f.recentChanged.connect(self._fill_recent)
         self._fill_recent(st.recent_files(self.settings))
@@ -178,6 +195,8 @@ class MainWindow(QMainWindow):
         a.review_flag.triggered.connect(lambda: c.set_review_state("flagged"))
         a.review_reset.triggered.connect(lambda: c.set_review_state("not_reviewed"))
         a.next_unreviewed.triggered.connect(lambda: c.next_unreviewed(+1))
+        a.next_uncertain.triggered.connect(c.next_most_uncertain)
+        a.toggle_confidence.toggled.connect(self.review_panels.set_confidence_visible)
         a.prev_unreviewed.triggered.connect(lambda: c.next_unreviewed(-1))
         # model and jobs
         a.load_model.triggered.connect(f.load_model_dialog)
@@ -268,7 +287,7 @@ class MainWindow(QMainWindow):
     def _update_enabled(self) -> None:
         has = self.controller.session is not None
         a = self.actions
-        for action in (a.save, a.export, a.accept_ai_slice, a.accept_ai_all, a.clear_slice, a.fill_holes,
+        for action in (a.save, a.export, a.export_report, a.next_uncertain, a.accept_ai_slice, a.accept_ai_all, a.clear_slice, a.fill_holes,
                        a.keep_largest, a.copy_previous, a.copy_next, a.review_accept, a.review_flag,
                        a.review_reset, a.next_unreviewed, a.prev_unreviewed, a.run_prediction):
             action.setEnabled(has)

@@ -51,6 +51,13 @@ class ScanSession:
         shape = volume.voxels.shape
         self.ai_mask = np.zeros(shape, dtype=np.uint8)
         self.ai_done = np.zeros(shape[0], dtype=bool)
+        # where to look first (core.review): per-slice uncertainty (NaN until predicted), the uint8 confidence maps
+        # at the model grid (for the overlay), QC flags of the AI mask, and seconds on screen since the last save
+        self.uncertainty = np.full(shape[0], np.nan, dtype=np.float32)
+        self.confidence: Optional[np.ndarray] = None
+        self.flags: list[list[str]] = [[] for _ in range(shape[0])]
+        self.scan_flags: list[str] = []
+        self.seconds = np.zeros(shape[0], dtype=np.float64)
         self.value_range = volume_value_range(volume.voxels)
         # per-slice overlap statistics for the Dice read-outs, recomputed only for slices marked stale
         n = shape[0]
@@ -102,6 +109,36 @@ class ScanSession:
         self.ai_mask[:] = 0
         self.ai_done[:] = False
         self._stale[:] = True
+        self.uncertainty[:] = np.nan
+        self.confidence = None
+        self.flags = [[] for _ in range(self.n_slices)]
+        self.scan_flags = []
+
+    def set_uncertainty(self, indices, scores: np.ndarray, maps: Optional[np.ndarray]) -> None:
+        """Scores ``(k,)`` and confidence maps ``(k, s, s)`` uint8 of slices ``indices`` (core.review)."""
+        idx = np.asarray(list(indices), dtype=np.intp)
+        self.uncertainty[idx] = scores
+        if maps is not None:
+            if self.confidence is None or self.confidence.shape[1:] != maps.shape[1:]:
+                self.confidence = np.zeros((self.n_slices,) + maps.shape[1:], np.uint8)
+            self.confidence[idx] = maps
+
+    def set_flags(self, flags: list, scan_flags: list) -> None:
+        self.flags = [list(f) for f in flags]
+        self.scan_flags = list(scan_flags)
+
+    def confidence_slice(self, slice_index: int) -> Optional[np.ndarray]:
+        """The confidence map of one slice on the slice's own grid (uint8, 255 = p near 0.5), or None."""
+        if self.confidence is None or not self.ai_done[slice_index]:
+            return None
+        import cv2
+
+        rows, cols = self.volume.slice_shape
+        return cv2.resize(self.confidence[slice_index], (cols, rows), interpolation=cv2.INTER_LINEAR)
+
+    def add_seconds(self, slice_index: int, seconds: float) -> None:
+        if 0 <= slice_index < self.n_slices and seconds > 0:
+            self.seconds[slice_index] += seconds
 
     def set_prediction(self, indices, masks: np.ndarray) -> None:
         """Store the AI masks ``(k, rows, cols)`` uint8 0/1 of slices ``indices`` (probabilities are not kept)."""

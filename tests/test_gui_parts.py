@@ -175,14 +175,20 @@ def test_prediction_job_reports_the_slices_its_cleanup_changed(tmp_path, monkeyp
                  [f"s{i}" for i in range(12)], "hu", "nifti", "synthetic")
     shown = np.zeros((12, 64, 64), np.uint8)
 
+    scores = np.full(12, np.nan)
+
     def partial(payload):
-        idx, masks = payload
+        idx, masks, unc, maps = payload
         shown[idx] = masks
+        scores[idx] = unc
+        assert maps.dtype == np.uint8 and maps.shape == (len(idx), 64, 64)
 
     run = jobs.predict_job(jobs.PredictorCache(), model, vol, 5, "float32")
     messages = []
-    name, final, changed = run(progress=lambda p: messages.append(p.message), cancel=CancelToken(),
-                               partial=partial)
+    name, final, changed, review = run(progress=lambda p: messages.append(p.message), cancel=CancelToken(),
+                                       partial=partial)
+    assert np.all((scores >= 0) & (scores <= 1))  # every slice got its uncertainty with its batch
+    assert len(review["flags"]) == 12 and review["adjacent"] is True
     assert messages[0].startswith("Preparing this model for fast inference")  # a new model is converted first
     assert messages[-1] == "12/12 slices"
     assert name.startswith("m.keras (OpenVINO float32")

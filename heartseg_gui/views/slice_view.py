@@ -25,6 +25,18 @@ from heartseg_gui.views.mask_layer import MaskLayerItem
 NAVIGATE, BRUSH, ERASER = "navigate", "brush", "eraser"
 
 
+def confidence_lut() -> np.ndarray:
+    """256 RGBA entries: fully transparent below 40 (the model is sure), then yellow -> red, more opaque as the
+    probability nears 0.5."""
+    lut = np.zeros((256, 4), np.uint8)
+    v = np.arange(256, dtype=np.float32) / 255.0
+    on = v >= 40 / 255.0
+    lut[:, 0] = 255
+    lut[:, 1] = np.clip(255 * (1.0 - v) * 1.6, 0, 255).astype(np.uint8)
+    lut[:, 3] = np.where(on, np.clip(60 + 170 * v, 0, 230), 0).astype(np.uint8)
+    return lut
+
+
 class SliceViewBox(pg.ViewBox):
     """A ViewBox that turns mouse gestures into intents instead of panning with every button."""
 
@@ -115,6 +127,14 @@ class SliceView(pg.GraphicsView):
             item.setZValue({"dataset": 1, "ai": 2, "working": 3}[style.key])
             self.viewbox.addItem(item)
             self.layers[style.key] = item
+        # the AI's doubt as a heat map (core.review.uncertainty.confidence_map): transparent where the model is
+        # sure, yellow to red where p is near 0.5; under the mask outlines, hidden until View ▸ Show AI confidence
+        self.confidence_item = pg.ImageItem(axisOrder="row-major")
+        self.confidence_item.setAutoDownsample(False)
+        self.confidence_item.setLookupTable(confidence_lut())
+        self.confidence_item.setZValue(0.5)
+        self.confidence_item.setVisible(False)
+        self.viewbox.addItem(self.confidence_item)
         self.cursor_item = QGraphicsEllipseItem()
         pen = QPen(QColor(255, 255, 255, 220))
         pen.setCosmetic(True)
@@ -154,8 +174,19 @@ class SliceView(pg.GraphicsView):
         if rows and cols:
             self.viewbox.setRange(QRectF(0, 0, cols, rows), padding=0.02)
 
+    def set_confidence(self, conf: Optional[np.ndarray]) -> None:
+        """The confidence map of the slice on screen (uint8 on the slice grid, 255 = p near 0.5) or None."""
+        if conf is None:
+            self.confidence_item.clear()
+        else:
+            self.confidence_item.setImage(conf, autoLevels=False, levels=(0, 255))
+
+    def set_confidence_visible(self, visible: bool) -> None:
+        self.confidence_item.setVisible(bool(visible))
+
     def clear(self) -> None:
         self.image_item.clear()
+        self.confidence_item.clear()
         for layer in self.layers.values():
             layer.set_mask(None)
         self._shape = (0, 0)

@@ -1,0 +1,78 @@
+"""Area per slice (pyqtgraph): the AI mask and the working mask, the current slice marked, QC-flagged slices
+marked; a click goes to that slice. Where the slices are not neighbours the curves are drawn as points only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+
+class AreaPlot(QWidget):
+    sliceChosen = Signal(int)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.plot = pg.PlotWidget()
+        self.plot.setBackground("k")
+        self.plot.setLabel("bottom", "slice")
+        self.plot.setLabel("left", "area")
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.plot.addLegend(offset=(5, 5))
+        self.plot.setMouseEnabled(x=True, y=False)
+        self.ai_curve = self.plot.plot([], [], pen=pg.mkPen((255, 160, 40), width=1.5), name="AI")
+        self.work_curve = self.plot.plot([], [], pen=pg.mkPen((60, 220, 90), width=1.5), name="working")
+        self.flag_points = pg.ScatterPlotItem(size=8, brush=pg.mkBrush(255, 60, 60), pen=None, name="QC flag")
+        self.plot.addItem(self.flag_points)
+        self.current = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((200, 200, 255), width=1))
+        self.plot.addItem(self.current)
+        self.plot.scene().sigMouseClicked.connect(self._clicked)
+        self._n = 0
+        self.unit = "px"
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plot)
+
+    def clear(self) -> None:
+        self._n = 0
+        self.ai_curve.setData([], [])
+        self.work_curve.setData([], [])
+        self.flag_points.setData([], [])
+
+    def set_unit(self, unit: str, adjacent: bool) -> None:
+        self.unit = unit
+        self.plot.setLabel("left", f"area ({unit})")
+        symbol = None if adjacent else "o"
+        for curve in (self.ai_curve, self.work_curve):
+            curve.setSymbol(symbol)
+            curve.setSymbolSize(4)
+
+    def set_areas(self, ai: np.ndarray, working: np.ndarray, ai_done: np.ndarray, flagged) -> None:
+        """``ai``, ``working``: area per slice (the unit of :meth:`set_unit`); slices not predicted are gaps."""
+        n = len(working)
+        self._n = n
+        x = np.arange(1, n + 1, dtype=np.float64)  # slices numbered as on screen
+        ai_y = np.where(ai_done, ai, np.nan).astype(np.float64)
+        self.ai_curve.setData(x, ai_y, connect="finite")
+        self.work_curve.setData(x, np.asarray(working, np.float64))
+        idx = [i for i in flagged if ai_done[i]]
+        self.flag_points.setData(x[idx] if idx else [], ai_y[idx] if idx else [])
+
+    def set_current(self, index: int) -> None:
+        self.current.setValue(index + 1)
+
+    def _clicked(self, ev) -> None:
+        if self._n == 0:
+            return
+        pos = self.plot.getViewBox().mapSceneToView(ev.scenePos())
+        self.choose_x(float(pos.x()))
+
+    def choose_x(self, x: float) -> None:
+        """Go to the slice nearest plot position ``x`` (slices are numbered from 1)."""
+        if self._n:
+            self.sliceChosen.emit(int(min(self._n - 1, max(0, round(x) - 1))))
+
+    def curve_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """(AI, working) y values as drawn (tests)."""
+        return self.ai_curve.getData()[1], self.work_curve.getData()[1]
