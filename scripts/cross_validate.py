@@ -63,12 +63,15 @@ def runs() -> dict:
     return out
 
 
-def train_command(root: Path, out: Path, train: list, val: list) -> list:
+def train_command(root: Path, out: Path, train: list, val: list, epochs: int | None = None) -> list:
+    recipe = list(RECIPE)
+    if epochs is not None:
+        recipe[recipe.index("--epochs") + 1] = str(epochs)
     return [str(Path(sys.executable).parent / "heartseg"), "train", str(root), "--out", str(out),
-            "--patients", ",".join(train + val), "--val-patients", ",".join(val), *RECIPE]
+            "--patients", ",".join(train + val), "--val-patients", ",".join(val), *recipe]
 
 
-def cmd_train(root: Path, out: Path, only: list) -> None:
+def cmd_train(root: Path, out: Path, only: list, fold_epochs: int | None = None) -> None:
     plan = runs()
     for name in only or list(plan):
         train, val, test = plan[name]
@@ -76,7 +79,7 @@ def cmd_train(root: Path, out: Path, only: list) -> None:
         if (run_dir / "done.json").exists():
             print(f"{name}: done already", flush=True)
             continue
-        cmd = train_command(root, run_dir, train, val)
+        cmd = train_command(root, run_dir, train, val, fold_epochs if name.startswith("fold") else None)
         print(f"{name}: {' '.join(cmd)}", flush=True)
         t0 = time.monotonic()
         rc = subprocess.call(cmd)
@@ -88,15 +91,62 @@ def cmd_train(root: Path, out: Path, only: list) -> None:
 
 # ------------------------------------------------------------------------------------------------ analysis
 def predict_probabilities(model_path: Path, dataset, pids: list) -> dict:
-    """pid -> (probabilities (n, rows, cols) float32, Volume)."""
+    """pid -> (probabilities (n, rows, cols) float32, Volume, model-grid probabilities (n, s, s))."""
+    from core import preprocess
     from core.inference import Predictor
 
     predictor = Predictor(model_path, runtime="tensorflow", dtype="float32")
     out = {}
     for pid in pids:
         vol = dataset.load(pid)
-        out[pid] = (predictor.predict_volume(vol), vol)
+        grid = np.zeros((vol.n_slices, predictor.image_size, predictor.image_size), np.float32)
+        for idx, probs in predictor.iter_batches(vol, model_grid=True):
+            grid[list(idx)] = probs.reshape(len(idx), predictor.image_size, predictor.image_size)
+        full = np.stack([preprocess.probability_to_slice(g, vol.slice_shape) for g in grid])
+        out[pid] = (full, vol, grid)
     return out
+
+
+def needs_correction(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Per slice: AI Dice < 0.90 on a slice with heart (a miss included), or a false mask on one without."""
+    from core.metrics import dice
+
+    return np.array([(dice(t, p) < 0.90) if t.any() else bool(p.any()) for t, p in zip(truth, pred)], bool)
+
+
+def uncertainty_entries(preds: dict, pids: list, rule: dict) -> list:
+    """[(pid, measures dict of (n,) arrays, needs-correction labels (n,))] for scored slices."""
+    from core.review.uncertainty import slice_measures
+
+    out = []
+    for pid in pids:
+        probs, vol, grid = preds[pid]
+        pred = apply_rule(probs, vol, rule)
+        truth, pred = scored(vol, pred)
+        keep = np.ones(vol.n_slices, bool) if vol.mask_present is None else np.asarray(vol.mask_present, bool)
+        m = {k: v[keep] for k, v in slice_measures(grid, rule["threshold"]).items()}
+        out.append((pid, m, needs_correction(truth, pred)))
+    return out
+
+
+def uncertainty_figures(entries: list) -> dict:
+    """Per measure: pooled AUROC for needs-correction, and the share of such slices in the first 20 % of each
+    scan's queue (pooled over scans)."""
+    from core.review.uncertainty import MEASURES, auroc, review_order
+
+    res = {}
+    for name in MEASURES:
+        scores = np.concatenate([m[name] for _, m, _ in entries]) if entries else np.zeros(0)
+        labels = np.concatenate([y for _, _, y in entries]) if entries else np.zeros(0, bool)
+        found = total = 0
+        for _, m, y in entries:
+            order = review_order(m[name])
+            k = int(np.ceil(0.2 * len(order)))
+            found += int(y[order[:k]].sum())
+            total += int(y.sum())
+        res[name] = {"auroc": auroc(scores, labels), "top20_found": found / total if total else float("nan"),
+                     "needs_correction": total, "slices": int(len(labels))}
+    return res
 
 
 def apply_rule(probs: np.ndarray, vol, rule: dict) -> np.ndarray:
@@ -135,7 +185,7 @@ def score(entries: dict, rule: dict) -> tuple:
     from core.metrics import evaluate_masks, pool_evaluations
 
     needs, evals = 0, []
-    for probs, vol in entries.values():
+    for probs, vol, _grid in entries.values():
         pred = apply_rule(probs, vol, rule)
         truth, pred = scored(vol, pred)
         needs += slice_table(truth, pred)["needs_correction"]
@@ -156,7 +206,7 @@ def choose_rule(entries: dict) -> dict:
     return min(grid, key=lambda r: (score(entries, r), abs(r["threshold"] - 0.5), r["min_slice_fraction"]))
 
 
-def patient_row(pid: str, probs, vol, rule: dict) -> dict:
+def patient_row(pid: str, probs, vol, _grid, rule: dict) -> dict:
     from core.metrics import evaluate_masks
 
     pred = apply_rule(probs, vol, rule)
@@ -175,6 +225,26 @@ def pooled_row(rows: list) -> dict:
     return out
 
 
+def demo_checks(model_path: Path, rule: dict) -> dict:
+    """The bundled demo: the whole sample scan (its 57 training slices included) and the 20 abdomen DICOM slices
+    (no heart), under the shipped rule, as ``heartseg predict`` runs them."""
+    from core.inference import Predictor
+    from core.io import open_scan
+    from core.metrics import evaluate_masks
+    from core.resources import sample_mask_path, sample_scan_path
+
+    predictor = Predictor(model_path, runtime="tensorflow", dtype="float32")
+    opts = rule_options(rule)
+    sample = open_scan(sample_scan_path(), sample_mask_path())
+    pred = predictor.predict_masks(sample, threshold=rule["threshold"], postprocess=opts)
+    ev = evaluate_masks(sample.mask, pred)
+    abd = open_scan(Path(__file__).resolve().parents[2] / "shared" / "data" / "ts_abdomen_dicom")
+    abd_pred = predictor.predict_masks(abd, threshold=rule["threshold"], postprocess=opts)
+    return {"sample_scan": {**ev.as_row(), **slice_table(sample.mask, pred)},
+            "abdomen_slices_with_false_mask": int(abd_pred.reshape(abd.n_slices, -1).any(axis=1).sum()),
+            "abdomen_slices": abd.n_slices}
+
+
 def clean(row: dict) -> dict:
     return {k: v for k, v in row.items() if not k.startswith("_")}
 
@@ -186,6 +256,7 @@ def cmd_analyse(root: Path, out: Path) -> None:
     result = {"folds": {}, "recipe": RECIPE, "folds_def": FOLDS}
     val_pool = {}
     test_rows = []
+    unc_val, unc_test = [], []
     for name, (train, val, test) in runs().items():
         model = out / name / "best_model.keras"
         if not model.exists():
@@ -197,6 +268,8 @@ def cmd_analyse(root: Path, out: Path) -> None:
         rule = choose_rule(val_entries)
         rows = [patient_row(p, *preds[p], rule) for p in test]
         test_rows += rows
+        unc_val += uncertainty_entries(preds, val, rule)
+        unc_test += uncertainty_entries(preds, test, rule)
         done = json.loads((out / name / "done.json").read_text()) if (out / name / "done.json").exists() else {}
         history = (out / name / "history.csv").read_text().splitlines()
         result["folds"][name] = {
@@ -209,6 +282,9 @@ def cmd_analyse(root: Path, out: Path) -> None:
     if test_rows:
         result["cv_pooled"] = clean(pooled_row(test_rows))
         result["cv_patients"] = [clean(r) for r in test_rows]
+    if unc_test:
+        result["uncertainty_validation"] = uncertainty_figures(unc_val)
+        result["uncertainty_cv_test"] = uncertainty_figures(unc_test)
     if val_pool:
         result["shipped_rule"] = choose_rule(val_pool)
         result["shipped_rule_chosen_on"] = sorted(val_pool)
@@ -217,8 +293,13 @@ def cmd_analyse(root: Path, out: Path) -> None:
         rule = result["shipped_rule"]
         preds = predict_probabilities(final, dataset, FINAL_VAL + SAMPLE_HELD_OUT)
         result["final_rows"] = [clean(patient_row(p, *preds[p], rule)) for p in FINAL_VAL + SAMPLE_HELD_OUT]
+        result["final_sample_pooled"] = clean(pooled_row([patient_row(p, *preds[p], rule) for p in SAMPLE_HELD_OUT]))
+        result["uncertainty_sample"] = uncertainty_figures(uncertainty_entries(preds, SAMPLE_HELD_OUT, rule))
+        result["final_demo"] = demo_checks(final, rule)
     (out / "cv.json").write_text(json.dumps(result, indent=2, default=float))
-    print(json.dumps({k: result.get(k) for k in ("cv_pooled", "shipped_rule")}, indent=2, default=float))
+    print(json.dumps({k: result.get(k) for k in ("cv_pooled", "shipped_rule", "uncertainty_validation",
+                                                 "uncertainty_cv_test", "final_sample_pooled",
+                                                 "uncertainty_sample")}, indent=2, default=float))
 
 
 def main() -> None:
@@ -227,10 +308,12 @@ def main() -> None:
     ap.add_argument("root", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("--only", default="", help="comma-separated run names (fold0..fold3, final)")
+    ap.add_argument("--fold-epochs", type=int, default=None,
+                    help="cap the folds' epochs below the recipe's (a time budget; the card says so)")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     if a.command == "train":
-        cmd_train(a.root, a.out, [s for s in a.only.split(",") if s])
+        cmd_train(a.root, a.out, [s for s in a.only.split(",") if s], a.fold_epochs)
     else:
         cmd_analyse(a.root, a.out)
 
