@@ -110,9 +110,10 @@ def naive_scan(model, files: list[Path], out_dir: Path) -> int:
     from core.preprocess import image_to_model_input, probability_to_slice, threshold
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    size = int(model.input_shape[1])
     for path in files:
         img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        x = image_to_model_input(img, 256)[None]
+        x = image_to_model_input(img, size)[None]
         p = model.predict(x, verbose=0)[0, :, :, 0]
         mask = threshold(probability_to_slice(p, img.shape))
         cv2.imwrite(str(out_dir / path.name), mask * np.uint8(255))

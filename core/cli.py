@@ -76,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--val-fraction", type=float, default=0.2)
     t.add_argument("--epochs", type=int, default=20)
     t.add_argument("--batch-size", type=int, default=16)
-    t.add_argument("--image-size", type=int, default=256)
+    t.add_argument("--image-size", type=int, default=None,
+                   help="model input size (default: 256 from scratch; a fine-tuned model keeps its own)")
     t.add_argument("--loss", choices=["bce_dice", "dice"], default="bce_dice")
     t.add_argument("--learning-rate", type=float, default=1e-4)
     t.add_argument("--geometric", choices=["none", "mild", "strong"], default="none",

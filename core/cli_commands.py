@@ -58,7 +58,19 @@ def cmd_train(args) -> int:
         train_pids, val_pids = registry.fixed_split(labelled, args.val_fraction, args.seed, val_list)
     else:
         train_pids, val_pids = patient_split(labelled, args.val_fraction, args.seed, val_list)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, image_size=args.image_size,
+    init_model = args.init_model
+    if registry is not None and args.from_version is not None:
+        init_model = registry.model_path(args.from_version)
+    image_size = args.image_size
+    if image_size is None:
+        from core.preprocess import DEFAULT_IMAGE_SIZE
+
+        image_size = DEFAULT_IMAGE_SIZE
+        if init_model is not None:  # fine-tuning keeps the model's input size (the bundled model's is 128)
+            from core.model import check_model_io, load_model
+
+            image_size = check_model_io(load_model(init_model), init_model)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, image_size=image_size,
                          loss=args.loss, learning_rate=args.learning_rate, augment=not args.no_augment,
                          geometric=args.geometric, seed=args.seed, steps_per_epoch=args.steps_per_epoch,
                          early_stopping_patience=args.early_stopping_patience, lr_patience=args.lr_patience,
@@ -76,9 +88,6 @@ def cmd_train(args) -> int:
           f"validating on {len(val_pids)} ({', '.join(val_pids) or 'none'})", file=sys.stderr)
     train_set = load_slice_pairs(pairs(train_pids), config.image_size, progress=bar)
     val_set = load_slice_pairs(pairs(val_pids), config.image_size, progress=bar) if val_pids else None
-    init_model = args.init_model
-    if registry is not None and args.from_version is not None:
-        init_model = registry.model_path(args.from_version)
     cancel = CancelToken()
     sigint_cancels(cancel)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -284,6 +284,15 @@ class MaskEditor(SliceToolsMixin):
         """Set slice ``i``'s review state (one of :data:`REVIEW_STATES`); not an undo step."""
         self._review[self._check_index(i)] = check_state(state)
 
+    def load_review_states(self, states: Sequence[str]) -> None:
+        """The review states last saved (read from the dataset's sidecar on open): set for every slice without
+        counting as an unsaved change, so the next save merges onto them instead of resetting them."""
+        states = [check_state(str(s)) for s in states]
+        if len(states) != self._shape[0]:
+            raise ValueError(f"{len(states)} review states for {self._shape[0]} slices")
+        self._review = list(states)
+        self._saved_review = list(states)
+
     def next_unreviewed(self, start: int, direction: int = +1, *, wrap: bool = False) -> Optional[int]:
         """The nearest slice after ``start`` (before it with ``direction=-1``) that is ``"not_reviewed"``.
 

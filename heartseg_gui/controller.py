@@ -190,6 +190,7 @@ class Controller(QObject):
         self.cancel_job(PREDICT)
         self.session = ScanSession(volume, origin, save_target)
         self._visit_start = time.monotonic()
+        self._load_review_record()
         self.current_slice = volume.n_slices // 2
         self.sessionChanged.emit()
         self.sliceChanged.emit(self.current_slice)
@@ -290,6 +291,23 @@ class Controller(QObject):
             self.flush_slice_time()
             self.current_slice = index
             self.sliceChanged.emit(index)
+
+    def _load_review_record(self) -> None:
+        """Review states saved in an earlier sitting (the patient's sidecar) come back with the scan: without this
+        the next save would reset every slice to "not reviewed"."""
+        from core.errors import HeartsegError
+        from core.io.writeback import HEARTSEG_DIR, review_states
+
+        t = self.session.save_target
+        if t is None or not (t.patient_dir / HEARTSEG_DIR).is_dir():
+            return
+        try:
+            by_name = review_states(t.patient_dir, t.slice_names)
+        except HeartsegError as exc:
+            self.errorOccurred.emit("Review record unreadable", f"{exc} — the review states of earlier sittings are "
+                                    "not shown; the file is left as it is")
+            return
+        self.session.editor.load_review_states([by_name[n] for n in t.slice_names])
 
     #: a single visit counts at most this long (a window left open overnight is not review time)
     MAX_VISIT_SECONDS = 300.0

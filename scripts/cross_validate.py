@@ -302,11 +302,67 @@ def cmd_analyse(root: Path, out: Path) -> None:
                                                  "uncertainty_sample")}, indent=2, default=float))
 
 
+# ---------------------------------------------------------------------------------------------------- card
+CARD_COLUMNS = [("pooled_dice", "pooled Dice"), ("pooled_iou", "pooled IoU"),
+                ("nonempty_pooled_dice", "Dice heart slices (pooled)"),
+                ("nonempty_mean_dice", "Dice heart slices (mean)"), ("false_masks", "false masks"),
+                ("empty_slices", "empty slices"), ("missed_heart_slices", "missed heart slices"),
+                ("needs_correction", "slices needing correction"), ("slices", "slices")]
+
+
+def _cell(v) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def table(rows: list, first: str = "patient") -> str:
+    head = "| " + " | ".join([first] + [c[1] for c in CARD_COLUMNS]) + " |"
+    rule = "|" + "---|" * (len(CARD_COLUMNS) + 1)
+    body = ["| " + " | ".join([str(r["patient"])] + [_cell(r[c[0]]) for c in CARD_COLUMNS]) + " |" for r in rows]
+    return "\n".join([head, rule, *body])
+
+
+def card_record(result: dict) -> dict:
+    """What the model card states, as data (resources/model/cv_record.json; tests compare the two)."""
+    keep = [c[0] for c in CARD_COLUMNS] + ["patient"]
+    folds = {}
+    for name, f in result["folds"].items():
+        if name.startswith("fold"):
+            folds[name] = {"test": f["test"], "val": f["val"], "rule": f["rule"], "epochs_run": f["epochs_run"],
+                           "pooled": {k: f["test_pooled"][k] for k in keep}}
+    return {"recipe": result["recipe"], "folds": folds,
+            "cv_pooled": {k: result["cv_pooled"][k] for k in keep},
+            "cv_patients": [{k: r[k] for k in keep} for r in result["cv_patients"]],
+            "shipped_rule": result["shipped_rule"],
+            "shipped_on_validation_patients": [{k: r[k] for k in keep} for r in result["final_rows"]],
+            "demo": result["final_demo"],
+            "uncertainty": {"validation": result["uncertainty_validation"],
+                            "cv_test": result["uncertainty_cv_test"], "sample": result["uncertainty_sample"]}}
+
+
+def cmd_card(out: Path, record_path: Path | None) -> None:
+    result = json.loads((out / "cv.json").read_text())
+    rec = card_record(result)
+    fold_rows = [{"patient": f"{n} ({', '.join(f['test'])})", **f["pooled"]} for n, f in rec["folds"].items()]
+    print("## Cross-validation, per fold (test patients)\n")
+    print(table(fold_rows + [{**rec["cv_pooled"], "patient": "**pooled, 16 patients**"}], "fold"))
+    print("\n## Cross-validation, per patient\n")
+    print(table(sorted(rec["cv_patients"], key=lambda r: r["patient"])))
+    print("\n## Shipped model on its validation patients\n")
+    print(table(rec["shipped_on_validation_patients"]))
+    print("\n## Uncertainty\n")
+    for where, figs in rec["uncertainty"].items():
+        print(where, json.dumps(figs))
+    if record_path is not None:
+        record_path.write_text(json.dumps(rec, indent=2, default=float) + "\n")
+        print(f"\nwrote {record_path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=["train", "analyse"])
+    ap.add_argument("command", choices=["train", "analyse", "card"])
     ap.add_argument("root", type=Path)
     ap.add_argument("out", type=Path)
+    ap.add_argument("--record", type=Path, default=None, help="card: also write this JSON record")
     ap.add_argument("--only", default="", help="comma-separated run names (fold0..fold3, final)")
     ap.add_argument("--fold-epochs", type=int, default=None,
                     help="cap the folds' epochs below the recipe's (a time budget; the card says so)")
@@ -314,8 +370,10 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     if a.command == "train":
         cmd_train(a.root, a.out, [s for s in a.only.split(",") if s], a.fold_epochs)
-    else:
+    elif a.command == "analyse":
         cmd_analyse(a.root, a.out)
+    else:
+        cmd_card(a.out, a.record)
 
 
 if __name__ == "__main__":

@@ -120,3 +120,32 @@ def test_save_keeps_the_correction_record_and_report_exports(qtbot, make_window,
     with open(out / "record.csv") as fh:
         rows = {r["slice"]: r for r in csv.DictReader(fh)}
     assert rows[name]["state"] == "corrected" and int(rows[name]["saved_area_px"]) == rec["area_px"]
+
+
+@pytest.mark.shared
+def test_review_states_survive_a_second_sitting(qtbot, make_window, tmp_path, shared_data):
+    patient = tmp_path / "data" / "train" / "100065"
+    shutil.copytree(shared_data / "kaggle_strips" / "train" / "100065", patient)
+    w = make_window(patient)
+    wait_predicted(qtbot, w)
+    c = w.controller
+    c.set_slice(0)
+    c.set_review_state("accepted")
+    c.set_slice(1)
+    c.set_review_state("flagged")
+    c.set_slice(2)
+    w.set_tool("brush")
+    drag(qtbot, w.slice_view, [(200, 200), (200, 240)])  # corrected by painting
+    assert w.files.save()
+    w.close()
+    w2 = make_window(patient)  # a new sitting
+    wait_predicted(qtbot, w2)
+    states = w2.controller.session.editor.review_states
+    assert states[:3] == ["accepted", "flagged", "corrected"]
+    assert not w2.controller.session.editor.modified  # loading the record is not an unsaved change
+    w2.controller.set_slice(3)
+    w2.controller.set_review_state("accepted")
+    assert w2.files.save()
+    sidecar = json.loads((patient / ".heartseg" / "review.json").read_text())["slices"]
+    names = w2.controller.session.volume.slice_names
+    assert [sidecar[n]["state"] for n in names[:4]] == ["accepted", "flagged", "corrected", "accepted"]

@@ -38,12 +38,13 @@ def test_openvino_float32_matches_keras_on_the_bundled_model():
     from core.model import load_model
 
     model = load_model(bundled_model_path())
-    x = np.random.default_rng(0).random((3, 256, 256, 3), dtype=np.float32)
+    size = int(model.input_shape[1])
+    x = np.random.default_rng(0).random((3, size, size, 3), dtype=np.float32)
     ref = np.asarray(model(x, training=False))[..., 0]
     ov = Predictor(bundled_model_path(), batch_size=4, dtype="float32")
-    assert ov.runtime == "openvino" and ov.dtype == "float32" and ov.image_size == 256
+    assert ov.runtime == "openvino" and ov.dtype == "float32" and ov.image_size == model.input_shape[1]
     out = ov.predict_batch(x)
-    assert out.shape == (3, 256, 256) and out.dtype == np.float32
+    assert out.shape == (3, size, size) and out.dtype == np.float32
     np.testing.assert_allclose(out, ref, atol=1e-4)
     tf = Predictor(model, batch_size=4)
     assert tf.runtime == "tensorflow"
