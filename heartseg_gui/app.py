@@ -59,7 +59,7 @@ def _take_screenshot(window, target: Path) -> bool:
 
 
 def run(path: Optional[str] = None, mask_path: Optional[str] = None, model_path: Optional[str] = None,
-        screenshot: Optional[str] = None) -> int:
+        screenshot: Optional[str] = None, *, confidence: bool = False, most_uncertain: bool = False) -> int:
     """Run the window until it closes. With ``screenshot``: wait until the scan is open and its prediction has
     finished (or failed), save the window as a PNG there and exit (0 when the prediction finished)."""
     from PySide6.QtCore import QTimer
@@ -70,6 +70,15 @@ def run(path: Optional[str] = None, mask_path: Optional[str] = None, model_path:
     from heartseg_gui.main_window import MainWindow  # noqa: F401  (import before the window for a fast start)
 
     window = create_window(path, mask_path, model_path)
+    if confidence:
+        window.actions.toggle_confidence.setChecked(True)
+    if most_uncertain:
+        def once(outcome: str) -> None:
+            window.predictionFinished.disconnect(once)
+            if outcome == "returned":
+                window.controller.next_most_uncertain()
+
+        window.predictionFinished.connect(once)
     if not screenshot:
         return int(app.exec())
 

@@ -25,6 +25,9 @@ def _gui_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a .keras model (default: the bundled model)")
     p.add_argument("--screenshot", metavar="FILE",
                    help="save the window as PNG once the prediction has finished, then exit")
+    p.add_argument("--confidence", action="store_true", help="start with the AI confidence heat map shown (K)")
+    p.add_argument("--most-uncertain", action="store_true",
+                   help="once predicted, go to the slice the AI is least sure of (Review ▸ Next most uncertain, Q)")
     return p
 
 
@@ -40,7 +43,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     opts = _gui_parser().parse_args(args)
     from heartseg_gui.app import run
 
-    return run(opts.path, opts.mask, opts.model, opts.screenshot)
+    return run(opts.path, opts.mask, opts.model, opts.screenshot, confidence=opts.confidence,
+               most_uncertain=opts.most_uncertain)
 
 
 if __name__ == "__main__":
