@@ -163,3 +163,15 @@ def write_many_atomic(items) -> None:
         folders.add(target.parent)
     for folder in folders:
         _fsync_dir(folder)
+
+
+def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
+    """Lay out a matplotlib figure, write it atomically as PNG to ``path`` and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    return Path(path)
+

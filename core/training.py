@@ -319,7 +319,7 @@ def plot_history(history: list, path: Path) -> Optional[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from core.atomic import atomic_path
+    from core.atomic import save_figure
 
     epochs = [row["epoch"] for row in history]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -332,11 +332,7 @@ def plot_history(history: list, path: Path) -> Optional[Path]:
         ax.set_title(title)
         ax.legend()
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def compile_model(model, config: TrainConfig) -> None:

@@ -23,6 +23,7 @@ Design (nothing is chosen on the patient it is scored on):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -99,12 +100,31 @@ def predict_probabilities(model_path: Path, dataset, pids: list) -> dict:
     out = {}
     for pid in pids:
         vol = dataset.load(pid)
-        grid = np.zeros((vol.n_slices, predictor.image_size, predictor.image_size), np.float32)
-        for idx, probs in predictor.iter_batches(vol, model_grid=True):
-            grid[list(idx)] = probs.reshape(len(idx), predictor.image_size, predictor.image_size)
+        grid = model_grid(predictor, vol)
+        flipped = model_grid(predictor, dataclasses.replace(vol, voxels=np.ascontiguousarray(vol.voxels[:, :, ::-1])))
+        FLIPPED[pid] = flipped[:, :, ::-1]
         full = np.stack([preprocess.probability_to_slice(g, vol.slice_shape) for g in grid])
         out[pid] = (full, vol, grid)
     return out
+
+
+#: pid -> model-grid probabilities of the horizontally flipped scan, flipped back (the test-time-flip experiment)
+FLIPPED: dict = {}
+
+
+def model_grid(predictor, vol) -> np.ndarray:
+    grid = np.zeros((vol.n_slices, predictor.image_size, predictor.image_size), np.float32)
+    for idx, probs in predictor.iter_batches(vol, model_grid=True):
+        grid[list(idx)] = probs.reshape(len(idx), predictor.image_size, predictor.image_size)
+    return grid
+
+
+def flip_disagreement(grid: np.ndarray, flipped: np.ndarray, threshold: float) -> np.ndarray:
+    """1 - Dice between the masks of a slice and of its mirror image (0 where both are empty)."""
+    a, b = grid >= threshold, flipped >= threshold
+    inter = (a & b).reshape(len(a), -1).sum(1)
+    total = a.reshape(len(a), -1).sum(1) + b.reshape(len(b), -1).sum(1)
+    return np.where(total > 0, 1.0 - 2.0 * inter / np.maximum(total, 1), 0.0).astype(np.float32)
 
 
 def needs_correction(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -125,6 +145,9 @@ def uncertainty_entries(preds: dict, pids: list, rule: dict) -> list:
         truth, pred = scored(vol, pred)
         keep = np.ones(vol.n_slices, bool) if vol.mask_present is None else np.asarray(vol.mask_present, bool)
         m = {k: v[keep] for k, v in slice_measures(grid, rule["threshold"]).items()}
+        if pid in FLIPPED:  # experiment only: the window does not run the extra pass
+            m["flip"] = flip_disagreement(grid, FLIPPED[pid], rule["threshold"])[keep]
+            m["soft_dice+flip"] = np.maximum(m["soft_dice"], m["flip"])
         out.append((pid, m, needs_correction(truth, pred)))
     return out
 
@@ -132,10 +155,10 @@ def uncertainty_entries(preds: dict, pids: list, rule: dict) -> list:
 def uncertainty_figures(entries: list) -> dict:
     """Per measure: pooled AUROC for needs-correction, and the share of such slices in the first 20 % of each
     scan's queue (pooled over scans)."""
-    from core.review.uncertainty import MEASURES, auroc, review_order
+    from core.review.uncertainty import auroc, review_order
 
     res = {}
-    for name in MEASURES:
+    for name in (entries[0][1] if entries else {}):
         scores = np.concatenate([m[name] for _, m, _ in entries]) if entries else np.zeros(0)
         labels = np.concatenate([y for _, _, y in entries]) if entries else np.zeros(0, bool)
         found = total = 0

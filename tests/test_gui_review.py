@@ -20,6 +20,15 @@ from tests.test_gui_window import (drag, key, make_window, settings_dir, tiny_mo
 pytestmark = pytest.mark.gui
 
 
+def _open_copy(qtbot, make_window, tmp_path, shared_data, pid: str):
+    """The real window on a copy of kaggle_strips patient ``pid`` (its prediction finished)."""
+    patient = tmp_path / "data" / "train" / pid
+    shutil.copytree(shared_data / "kaggle_strips" / "train" / pid, patient)
+    w = make_window(patient)
+    wait_predicted(qtbot, w)
+    return patient, w
+
+
 def _settle(qtbot):
     qtbot.wait(400)  # the docks redraw at most every 150 ms (qthrottled)
 
@@ -93,10 +102,7 @@ def test_area_plot_follows_painting_and_navigates(qtbot, make_window):
 
 @pytest.mark.shared
 def test_save_keeps_the_correction_record_and_report_exports(qtbot, make_window, tmp_path, shared_data):
-    patient = tmp_path / "data" / "train" / "100056"
-    shutil.copytree(shared_data / "kaggle_strips" / "train" / "100056", patient)
-    w = make_window(patient)
-    wait_predicted(qtbot, w)
+    patient, w = _open_copy(qtbot, make_window, tmp_path, shared_data, "100056")
     c, s = w.controller, w.controller.session
     c.set_slice(2)
     qtbot.wait(300)  # time on screen
@@ -124,10 +130,7 @@ def test_save_keeps_the_correction_record_and_report_exports(qtbot, make_window,
 
 @pytest.mark.shared
 def test_review_states_survive_a_second_sitting(qtbot, make_window, tmp_path, shared_data):
-    patient = tmp_path / "data" / "train" / "100065"
-    shutil.copytree(shared_data / "kaggle_strips" / "train" / "100065", patient)
-    w = make_window(patient)
-    wait_predicted(qtbot, w)
+    patient, w = _open_copy(qtbot, make_window, tmp_path, shared_data, "100065")
     c = w.controller
     c.set_slice(0)
     c.set_review_state("accepted")

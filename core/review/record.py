@@ -17,7 +17,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from core.atomic import atomic_path, write_text_atomic
+from core.atomic import save_figure, write_text_atomic
 
 COLUMNS = ["patient", "slice", "state", "ai_area_px", "saved_area_px", "area_change_px", "dice_ai", "seconds",
            "saved_at"]
@@ -111,11 +111,7 @@ def plot_areas(rows: list[dict], path: Path) -> Optional[Path]:
         ax.set_ylabel("area (px)")
         ax.legend(loc="upper right", fontsize=8)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def write_report(rows: list[dict], out_dir: str | Path, title: str = "Correction record") -> list[Path]:
