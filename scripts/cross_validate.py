@@ -61,6 +61,8 @@ def runs() -> dict:
         train = [p for p in KAGGLE if p not in test and p not in val]
         out[f"fold{k}"] = (train + SAMPLE_TRAIN, val, test)
     out["final"] = ([p for p in KAGGLE if p not in FINAL_VAL] + SAMPLE_TRAIN, FINAL_VAL, [])
+    # the same without the sample's training slices: does mixing the demo patient in help or hurt?
+    out["final_nosample"] = ([p for p in KAGGLE if p not in FINAL_VAL], FINAL_VAL, [])
     return out
 
 
@@ -281,6 +283,8 @@ def cmd_analyse(root: Path, out: Path) -> None:
     test_rows = []
     unc_val, unc_test = [], []
     for name, (train, val, test) in runs().items():
+        if name == "final_nosample":
+            continue
         model = out / name / "best_model.keras"
         if not model.exists():
             print(f"{name}: no model yet, skipped", flush=True)
@@ -319,6 +323,12 @@ def cmd_analyse(root: Path, out: Path) -> None:
         result["final_sample_pooled"] = clean(pooled_row([patient_row(p, *preds[p], rule) for p in SAMPLE_HELD_OUT]))
         result["uncertainty_sample"] = uncertainty_figures(uncertainty_entries(preds, SAMPLE_HELD_OUT, rule))
         result["final_demo"] = demo_checks(final, rule)
+    nosample = out / "final_nosample" / "best_model.keras"
+    if nosample.exists() and "shipped_rule" in result:
+        rule = result["shipped_rule"]
+        preds = predict_probabilities(nosample, dataset, FINAL_VAL + SAMPLE_HELD_OUT)
+        result["nosample_rows"] = [clean(patient_row(p, *preds[p], rule)) for p in FINAL_VAL + SAMPLE_HELD_OUT]
+        result["nosample_demo"] = demo_checks(nosample, rule)
     (out / "cv.json").write_text(json.dumps(result, indent=2, default=float))
     print(json.dumps({k: result.get(k) for k in ("cv_pooled", "shipped_rule", "uncertainty_validation",
                                                  "uncertainty_cv_test", "final_sample_pooled",
