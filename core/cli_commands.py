@@ -171,8 +171,14 @@ def write_qc_csv(out: Path, volume, masks, scores) -> Path:
     adjacent = slices_adjacent(volume)
     flags = slice_flags(masks, adjacent=adjacent)
     rank = {i: k + 1 for k, i in enumerate(review_order(scores))}
-    names = volume.slice_names if volume.kind in ("kaggle_patient", "png_folder") else \
-        [str(i) for i in range(volume.n_slices)]
+    if volume.kind in ("kaggle_patient", "png_folder"):
+        names = volume.slice_names
+    elif volume.kind == "dicom":  # the names of the Kaggle-layout PNGs predict wrote for it
+        from core.io.common import kaggle_slice_names
+
+        names = kaggle_slice_names(volume.n_slices)
+    else:
+        names = [str(i) for i in range(volume.n_slices)]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["slice", "area_px", "uncertainty", "flags", "review_rank"])
