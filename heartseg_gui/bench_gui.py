@@ -183,9 +183,11 @@ def peak_rss_bytes() -> int:
 
 
 def memory(quick: bool, scan: Path) -> dict:
+    import cv2
     import numpy as np
     from PySide6.QtWidgets import QApplication
 
+    from core.review.uncertainty import confidence_map, slice_uncertainty
     from heartseg_gui.app import create_window
     from heartseg_gui.controller import LOAD
 
@@ -209,6 +211,9 @@ def memory(quick: bool, scan: Path) -> dict:
             r = 20 + 60 * np.sin(np.pi * (i + 0.5) / n)
             probs[j] = np.clip(1.0 - (((yy - rows / 2) ** 2 + (xx - cols / 2) ** 2) / r ** 2) / 2, 0, 1)
         s.set_prediction(idx, (probs >= 0.5).astype(np.uint8))
+        # the review data that arrives with each batch: uncertainty and the uint8 confidence maps (model grid)
+        grid = np.stack([cv2.resize(p, (128, 128), interpolation=cv2.INTER_AREA) for p in probs])
+        s.set_uncertainty(idx, slice_uncertainty(grid), confidence_map(grid))
         c.predictionChanged.emit(idx)
         app.processEvents()
     c.accept_ai_all()
@@ -231,7 +236,7 @@ def memory(quick: bool, scan: Path) -> dict:
         current = None
     detail = {"voxels": int(s.volume.voxels.nbytes), "editor_mask": int(s.editor.mask.nbytes),
               "undo_bytes": int(s.editor.undo_bytes)}
-    for name in ("ai_mask",):
+    for name in ("ai_mask", "confidence"):
         arr = getattr(s, name, None)
         if arr is not None and hasattr(arr, "nbytes"):
             detail[name] = int(arr.nbytes)
