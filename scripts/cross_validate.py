@@ -61,8 +61,10 @@ def runs() -> dict:
         train = [p for p in KAGGLE if p not in test and p not in val]
         out[f"fold{k}"] = (train + SAMPLE_TRAIN, val, test)
     out["final"] = ([p for p in KAGGLE if p not in FINAL_VAL] + SAMPLE_TRAIN, FINAL_VAL, [])
-    # the same without the sample's training slices: does mixing the demo patient in help or hurt?
-    out["final_nosample"] = ([p for p in KAGGLE if p not in FINAL_VAL], FINAL_VAL, [])
+    # fold 0 without the sample's training slices (same epochs, patients and seed): does mixing the demo
+    # patient in help or hurt the Kaggle patients, and what does it do to the demo?
+    train0, val0, test0 = out["fold0"]
+    out["fold0_nosample"] = ([p for p in train0 if p not in SAMPLE_TRAIN], val0, test0)
     return out
 
 
@@ -283,7 +285,7 @@ def cmd_analyse(root: Path, out: Path) -> None:
     test_rows = []
     unc_val, unc_test = [], []
     for name, (train, val, test) in runs().items():
-        if name == "final_nosample":
+        if name == "fold0_nosample":
             continue
         model = out / name / "best_model.keras"
         if not model.exists():
@@ -323,12 +325,18 @@ def cmd_analyse(root: Path, out: Path) -> None:
         result["final_sample_pooled"] = clean(pooled_row([patient_row(p, *preds[p], rule) for p in SAMPLE_HELD_OUT]))
         result["uncertainty_sample"] = uncertainty_figures(uncertainty_entries(preds, SAMPLE_HELD_OUT, rule))
         result["final_demo"] = demo_checks(final, rule)
-    nosample = out / "final_nosample" / "best_model.keras"
-    if nosample.exists() and "shipped_rule" in result:
-        rule = result["shipped_rule"]
-        preds = predict_probabilities(nosample, dataset, FINAL_VAL + SAMPLE_HELD_OUT)
-        result["nosample_rows"] = [clean(patient_row(p, *preds[p], rule)) for p in FINAL_VAL + SAMPLE_HELD_OUT]
-        result["nosample_demo"] = demo_checks(nosample, rule)
+    for name in ("fold0", "fold0_nosample"):  # the sample mixed in, or not: fold 0's test patients and the demo
+        model = out / name / "best_model.keras"
+        if not model.exists():
+            continue
+        train, val, test = runs()[name]
+        preds = predict_probabilities(model, dataset, val + test + SAMPLE_HELD_OUT)
+        rule = choose_rule({p: preds[p] for p in val})
+        rows = [patient_row(p, *preds[p], rule) for p in test]
+        sample = [patient_row(p, *preds[p], rule) for p in SAMPLE_HELD_OUT]
+        result.setdefault("sample_mixing", {})[name] = {
+            "rule": rule, "test_pooled": clean(pooled_row(rows)), "sample_held_out": clean(pooled_row(sample)),
+            "demo": demo_checks(model, rule)}
     (out / "cv.json").write_text(json.dumps(result, indent=2, default=float))
     print(json.dumps({k: result.get(k) for k in ("cv_pooled", "shipped_rule", "uncertainty_validation",
                                                  "uncertainty_cv_test", "final_sample_pooled",
