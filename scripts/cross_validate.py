@@ -107,11 +107,15 @@ def predict_probabilities(model_path: Path, dataset, pids: list) -> dict:
         grid = model_grid(predictor, vol)
         flipped = model_grid(predictor, dataclasses.replace(vol, voxels=np.ascontiguousarray(vol.voxels[:, :, ::-1])))
         FLIPPED[pid] = flipped[:, :, ::-1]
+        if TTA["on"]:  # test-time flip: the mean of the slice's and its mirror image's probabilities
+            grid = 0.5 * (grid + FLIPPED[pid])
         full = np.stack([preprocess.probability_to_slice(g, vol.slice_shape) for g in grid])
         out[pid] = (full, vol, grid)
     return out
 
 
+#: analyse --tta: every figure from flip-averaged probabilities (what a test-time flip would give)
+TTA = {"on": False}
 #: pid -> model-grid probabilities of the horizontally flipped scan, flipped back (the test-time-flip experiment)
 FLIPPED: dict = {}
 
@@ -337,7 +341,8 @@ def cmd_analyse(root: Path, out: Path) -> None:
         result.setdefault("sample_mixing", {})[name] = {
             "rule": rule, "test_pooled": clean(pooled_row(rows)), "sample_held_out": clean(pooled_row(sample)),
             "demo": demo_checks(model, rule)}
-    (out / "cv.json").write_text(json.dumps(result, indent=2, default=float))
+    result["tta_flip"] = TTA["on"]
+    (out / ("cv_tta.json" if TTA["on"] else "cv.json")).write_text(json.dumps(result, indent=2, default=float))
     print(json.dumps({k: result.get(k) for k in ("cv_pooled", "shipped_rule", "uncertainty_validation",
                                                  "uncertainty_cv_test", "final_sample_pooled",
                                                  "uncertainty_sample")}, indent=2, default=float))
@@ -404,6 +409,7 @@ def main() -> None:
     ap.add_argument("root", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("--record", type=Path, default=None, help="card: also write this JSON record")
+    ap.add_argument("--tta", action="store_true", help="analyse: flip-averaged probabilities -> cv_tta.json")
     ap.add_argument("--only", default="", help="comma-separated run names (fold0..fold3, final)")
     ap.add_argument("--fold-epochs", type=int, default=None,
                     help="cap the folds' epochs below the recipe's (a time budget; the card says so)")
@@ -412,6 +418,7 @@ def main() -> None:
     if a.command == "train":
         cmd_train(a.root, a.out, [s for s in a.only.split(",") if s], a.fold_epochs)
     elif a.command == "analyse":
+        TTA["on"] = a.tta
         cmd_analyse(a.root, a.out)
     else:
         cmd_card(a.out, a.record)
