@@ -219,6 +219,7 @@ class MainWindow(QMainWindow):
         c.errorOccurred.connect(self.prompts.error)
         c.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 6000))
         self.patient_list.patientChosen.connect(f.open_patient)
+        c.reviewChanged.connect(self._update_patient_review)
 
     # --- reactions ------------------------------------------------------------------------------------------------
     def set_tool(self, tool: str) -> None:
@@ -301,6 +302,16 @@ class MainWindow(QMainWindow):
             return
         self.patient_list.set_patients(dataset.patients)
         self.patients_dock.setVisible(True)
+
+    def _update_patient_review(self) -> None:
+        """The open patient's row in the Patients dock shows its review states as they are now."""
+        c = self.controller
+        if c.dataset is None or c.session is None or not c.patient_id:
+            return
+        counts: dict = {}
+        for state in c.session.editor.review_states:
+            counts[state] = counts.get(state, 0) + 1
+        self.patient_list.set_review(c.patient_id, counts)
 
     def _on_job_started(self, kind: str, message: str) -> None:
         self.job_bar.start(message)

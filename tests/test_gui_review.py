@@ -152,3 +152,20 @@ def test_review_states_survive_a_second_sitting(qtbot, make_window, tmp_path, sh
     sidecar = json.loads((patient / ".heartseg" / "review.json").read_text())["slices"]
     names = w2.controller.session.volume.slice_names
     assert [sidecar[n]["state"] for n in names[:4]] == ["accepted", "flagged", "corrected", "accepted"]
+
+
+@pytest.mark.shared
+def test_patient_list_review_column_updates_live(qtbot, make_window, tmp_path, shared_data):
+    root = tmp_path / "data" / "train"
+    for pid in ("100065", "100072"):
+        shutil.copytree(shared_data / "kaggle_strips" / "train" / pid, root / pid)
+    w = make_window(tmp_path)
+    qtbot.waitUntil(lambda: w.controller.dataset is not None, timeout=60_000)
+    w.files.open_patient("100072")
+    wait_predicted(qtbot, w)
+    assert w.patient_list.review_text("100072") == "not reviewed 13"
+    w.controller.set_review_state("accepted")
+    assert w.patient_list.review_text("100072") == "not reviewed 12, accepted 1"
+    w.controller.set_review_state("flagged")
+    assert "flagged 1" in w.patient_list.review_text("100072")
+    assert w.patient_list.review_text("100065").startswith("not reviewed")  # other rows untouched

@@ -38,7 +38,7 @@ class AreaPlot(QWidget):
         self._n = 0
         self.ai_curve.setData([], [])
         self.work_curve.setData([], [])
-        self.flag_points.setData([], [])
+        self.flag_points.clear()
 
     def set_unit(self, unit: str, adjacent: bool) -> None:
         self.unit = unit
@@ -57,7 +57,10 @@ class AreaPlot(QWidget):
         self.ai_curve.setData(x, ai_y, connect="finite")
         self.work_curve.setData(x, np.asarray(working, np.float64))
         idx = [i for i in flagged if ai_done[i]]
-        self.flag_points.setData(x[idx] if idx else [], ai_y[idx] if idx else [])
+        if idx:
+            self.flag_points.setData(x[idx], ai_y[idx])
+        else:
+            self.flag_points.clear()
 
     def set_current(self, index: int) -> None:
         self.current.setValue(index + 1)

@@ -59,6 +59,19 @@ class PatientList(QTableWidget):
                     item.setData(Qt.ItemDataRole.UserRole, pid)
                 self.setItem(row, col, item)
 
+    def set_review(self, pid: str, summary) -> None:
+        """Update one patient's Review cell (live, after a review action or a save)."""
+        for r in range(self.rowCount()):
+            if self.item(r, 0).data(Qt.ItemDataRole.UserRole) == pid:
+                self.setItem(r, 3, QTableWidgetItem(_summary_text(summary)))
+                return
+
+    def review_text(self, pid: str) -> str:
+        for r in range(self.rowCount()):
+            if self.item(r, 0).data(Qt.ItemDataRole.UserRole) == pid:
+                return self.item(r, 3).text()
+        return ""
+
     def patient_ids(self) -> list[str]:
         return [self.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in range(self.rowCount())]
 
