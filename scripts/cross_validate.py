@@ -48,8 +48,8 @@ FINAL_VAL = ["100056", "100065"]
 RECIPE = ["--image-size", "128", "--epochs", "30", "--batch-size", "8", "--learning-rate", "1e-3", "--lr-patience", "4",
           "--early-stopping-patience", "8", "--geometric", "mild", "--seed", "0"]
 
-THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
-MIN_SLICE_FRACTIONS = (0.0, 0.002, 0.004, 0.008, 0.012)
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+MIN_SLICE_FRACTIONS = (0.0, 0.002, 0.004, 0.008, 0.012, 0.016, 0.02, 0.03)
 
 
 def runs() -> dict:
@@ -388,7 +388,7 @@ def card_record(result: dict) -> dict:
 def cmd_card(out: Path, record_path: Path | None) -> None:
     result = json.loads((out / "cv.json").read_text())
     rec = card_record(result)
-    fold_rows = [{"patient": f"{n} ({', '.join(f['test'])})", **f["pooled"]} for n, f in rec["folds"].items()]
+    fold_rows = [{**f["pooled"], "patient": f"{n} ({', '.join(f['test'])})"} for n, f in rec["folds"].items()]
     print("## Cross-validation, per fold (test patients)\n")
     print(table(fold_rows + [{**rec["cv_pooled"], "patient": "**pooled, 16 patients**"}], "fold"))
     print("\n## Cross-validation, per patient\n")

@@ -27,7 +27,7 @@ def test_card_tables_are_the_recorded_cross_validation():
 
     rec = _record()
     card = model_card_path().read_text()
-    fold_rows = [{"patient": f"{n} ({', '.join(f['test'])})", **f["pooled"]} for n, f in rec["folds"].items()]
+    fold_rows = [{**f["pooled"], "patient": f"{n} ({', '.join(f['test'])})"} for n, f in rec["folds"].items()]
     pooled = {**rec["cv_pooled"], "patient": "**pooled, 16 patients**"}
     for text in (table(fold_rows + [pooled], "fold"), table(sorted(rec["cv_patients"], key=lambda r: r["patient"])),
                  table(rec["shipped_on_validation_patients"])):
