@@ -54,7 +54,10 @@ class AreaPlot(QWidget):
         self._n = n
         x = np.arange(1, n + 1, dtype=np.float64)  # slices numbered as on screen
         ai_y = np.where(ai_done, ai, np.nan).astype(np.float64)
-        self.ai_curve.setData(x, ai_y, connect="finite")
+        if np.any(ai_done):
+            self.ai_curve.setData(x, ai_y, connect="finite")
+        else:  # nothing predicted yet (an all-NaN curve makes pyqtgraph warn)
+            self.ai_curve.setData([], [])
         self.work_curve.setData(x, np.asarray(working, np.float64))
         idx = [i for i in flagged if ai_done[i]]
         if idx:
