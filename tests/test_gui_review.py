@@ -50,6 +50,7 @@ def test_queue_lists_slices_most_uncertain_first_and_q_walks_it(qtbot, make_wind
     assert c.current_slice == order[1]
     c.set_slice(order[0])
     key(qtbot, w, Qt.Key.Key_A)  # accept: leaves the queue of slices not reviewed
+    c.set_slice(order[-1])  # wander off: Q starts again from the top of what is left
     key(qtbot, w, Qt.Key.Key_Q)
     assert c.current_slice == order[1]
     # a click in the dock goes to that slice
