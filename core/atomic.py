@@ -175,3 +175,16 @@ def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
     plt.close(fig)
     return Path(path)
 
+
+def write_csv_atomic(path: str | Path, columns, rows, lineterminator: str = "\r\n") -> Path:
+    """Write ``rows`` (dicts keyed by ``columns``) as a CSV with a header, atomically."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator=lineterminator)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
+    return Path(path)
+

@@ -159,10 +159,7 @@ def cmd_predict(args) -> int:
 def write_qc_csv(out: Path, volume, masks, scores) -> Path:
     """``out/<scan>_qc.csv``: per slice its name, mask area, uncertainty (0..1, higher = less sure), QC flags
     (names joined by ``;``) and its place in the review queue (1 = look first); scan-level flags on stderr."""
-    import csv
-    import io
-
-    from core.atomic import write_text_atomic
+    from core.atomic import write_csv_atomic
     from core.dataset import output_name
     from core.postprocess import slices_adjacent
     from core.review.qc import describe, scan_flags, slice_flags
@@ -179,13 +176,10 @@ def write_qc_csv(out: Path, volume, masks, scores) -> Path:
         names = kaggle_slice_names(volume.n_slices)
     else:
         names = [str(i) for i in range(volume.n_slices)]
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["slice", "area_px", "uncertainty", "flags", "review_rank"])
-    for i in range(volume.n_slices):
-        writer.writerow([names[i], int(masks[i].sum()), f"{float(scores[i]):.4f}", ";".join(flags[i]), rank[i]])
-    path = out / f"{output_name(volume.name)}_qc.csv"
-    write_text_atomic(path, buf.getvalue())
+    rows = [{"slice": names[i], "area_px": int(masks[i].sum()), "uncertainty": f"{float(scores[i]):.4f}",
+             "flags": ";".join(flags[i]), "review_rank": rank[i]} for i in range(volume.n_slices)]
+    path = write_csv_atomic(out / f"{output_name(volume.name)}_qc.csv",
+                            ["slice", "area_px", "uncertainty", "flags", "review_rank"], rows, lineterminator="\n")
     whole = scan_flags(masks, adjacent=adjacent, spacing=volume.spacing)
     if whole:
         print(f"scan QC: {describe(whole)}", file=sys.stderr)

@@ -6,8 +6,6 @@ slices without heart reported apart). Panels are the seed notebook's ``[image | 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -17,7 +15,7 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-from core.atomic import write_bytes_atomic, write_text_atomic
+from core.atomic import write_bytes_atomic, write_csv_atomic, write_text_atomic
 from core.dataset import output_name
 from core.metrics import Evaluation, evaluate_masks, pool_evaluations
 from core.preprocess import to_kaggle_scale
@@ -109,11 +107,7 @@ def write_report(result: EvaluationReport, out_dir: Path, model_name: str = "") 
     """Write ``metrics.csv``, ``metrics.json`` and ``report.md`` to ``out_dir``; return the Markdown text."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = result.rows()
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(out_dir / "metrics.csv", buf.getvalue())
+    write_csv_atomic(out_dir / "metrics.csv", COLUMNS, rows)
     write_text_atomic(out_dir / "metrics.json", json.dumps({"model": model_name, "rows": rows}, indent=2,
                                                            default=float))
     text = (f"# Evaluation of {model_name}\n\n{format_table(rows)}\n\n"

@@ -30,7 +30,7 @@ BatchFn = Callable[[list, np.ndarray], None]
 
 # Post-processing lives in core.postprocess; re-exported here for the callers that predict and clean up in one go.
 from core.postprocess import (DEFAULT_POSTPROCESS, NO_POSTPROCESS, PostprocessOptions,  # noqa: E402,F401
-                              postprocess_for_volume, postprocess_masks)
+                              postprocess_for_volume, postprocess_masks, threshold_of)
 
 
 def slice_order(n: int, first: Optional[int]) -> list[int]:
@@ -269,12 +269,12 @@ class Predictor:
 
         ``on_batch(indices, masks (k, rows, cols) uint8)`` gets each batch's thresholded masks (before the
         whole-volume post-processing); ``on_probabilities(indices, probs (k, s, s) float32)`` the batch's
-        model-grid probabilities (for :class:`core.review.uncertainty.UncertaintyCollector`). Same as ``probabilities_to_masks(predict_volume(...), ...)`` with
-        ``postprocess_for_volume(volume, postprocess)``. ``threshold`` defaults to ``postprocess.threshold`` (0.5
+        model-grid probabilities (for :class:`core.review.uncertainty.UncertaintyCollector`). Same as
+        ``probabilities_to_masks(predict_volume(...), ...)`` with ``postprocess_for_volume(volume, postprocess)``. ``threshold`` defaults to ``postprocess.threshold`` (0.5
         without post-processing).
         """
         if threshold is None:
-            threshold = postprocess.threshold if postprocess is not None else preprocess.THRESHOLD
+            threshold = threshold_of(postprocess)
         postprocess = postprocess_for_volume(volume, postprocess)
         rows, cols = volume.slice_shape
         out = np.zeros((volume.n_slices, rows, cols), np.uint8)
@@ -301,5 +301,5 @@ def probabilities_to_masks(probs: np.ndarray, threshold: Optional[float] = None,
     post-processing's own, else 0.5) then post-processed. Give ``postprocess_for_volume(volume, options)`` so the
     clean-up knows whether the slices are neighbours."""
     if threshold is None:
-        threshold = postprocess.threshold if postprocess is not None else preprocess.THRESHOLD
+        threshold = threshold_of(postprocess)
     return postprocess_masks(preprocess.threshold(probs, threshold), postprocess)

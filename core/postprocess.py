@@ -22,6 +22,7 @@ from typing import Optional
 
 import numpy as np
 
+from core.preprocess import THRESHOLD
 from core.types import Volume
 
 
@@ -38,7 +39,7 @@ class PostprocessOptions:
         slice (0 = off) — suppresses specks on slices without heart.
     """
 
-    threshold: float = 0.5
+    threshold: float = THRESHOLD
     keep_largest: bool = False
     slices_adjacent: bool = True
     min_region_px: int = 0
@@ -82,6 +83,11 @@ def slices_adjacent(volume: Volume) -> bool:
         return False
     steps = np.diff(np.asarray(numbers))
     return bool(np.all(steps == 1) or np.all(steps == -1))
+
+
+def threshold_of(options: Optional[PostprocessOptions]) -> float:
+    """The threshold a rule uses (:data:`core.preprocess.THRESHOLD` without one)."""
+    return THRESHOLD if options is None else options.threshold
 
 
 def postprocess_for_volume(volume: Volume, options: Optional[PostprocessOptions]) -> Optional[PostprocessOptions]:
@@ -141,4 +147,4 @@ def postprocess_masks(masks: np.ndarray, postprocess: Optional[PostprocessOption
 
 
 __all__ = ["PostprocessOptions", "DEFAULT_POSTPROCESS", "NO_POSTPROCESS", "slices_adjacent", "slice_numbers",
-           "postprocess_for_volume", "postprocess_masks"]
+           "threshold_of", "postprocess_for_volume", "postprocess_masks"]

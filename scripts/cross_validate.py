@@ -163,18 +163,15 @@ def uncertainty_entries(preds: dict, pids: list, rule: dict) -> list:
 def uncertainty_figures(entries: list) -> dict:
     """Per measure: pooled AUROC for needs-correction, and the share of such slices in the first 20 % of each
     scan's queue (pooled over scans)."""
-    from core.review.uncertainty import auroc, review_order
+    from core.review.uncertainty import auroc, found_in_top
 
     res = {}
     for name in (entries[0][1] if entries else {}):
         scores = np.concatenate([m[name] for _, m, _ in entries]) if entries else np.zeros(0)
         labels = np.concatenate([y for _, _, y in entries]) if entries else np.zeros(0, bool)
-        found = total = 0
-        for _, m, y in entries:
-            order = review_order(m[name])
-            k = int(np.ceil(0.2 * len(order)))
-            found += int(y[order[:k]].sum())
-            total += int(y.sum())
+        # pooled over scans: each scan's own queue, its share found times its count
+        found = sum(round(found_in_top(m[name], y, 0.2) * int(y.sum())) for _, m, y in entries if y.any())
+        total = sum(int(y.sum()) for _, _, y in entries)
         res[name] = {"auroc": auroc(scores, labels), "top20_found": found / total if total else float("nan"),
                      "needs_correction": total, "slices": int(len(labels))}
     return res

@@ -52,9 +52,8 @@ def _regions(mask: np.ndarray) -> int:
     return int(ndimage.label(mask)[1])
 
 
-def slice_flags(masks: np.ndarray, *, adjacent: bool = True, indices=None) -> list[list[str]]:
-    """Flag names per slice of ``masks`` ``(n, rows, cols)`` 0/1 (``indices``: only these slices get flags,
-    the others an empty list; neighbour rules still look at every slice)."""
+def slice_flags(masks: np.ndarray, *, adjacent: bool = True) -> list[list[str]]:
+    """Flag names per slice of ``masks`` ``(n, rows, cols)`` 0/1."""
     masks = np.asarray(masks)
     n = masks.shape[0]
     flat = masks.reshape(n, -1)
@@ -62,9 +61,8 @@ def slice_flags(masks: np.ndarray, *, adjacent: bool = True, indices=None) -> li
     has = area > 0
     largest = int(area.max()) if n else 0
     heart = np.flatnonzero(has)
-    wanted = range(n) if indices is None else sorted({int(i) for i in indices})
     out: list[list[str]] = [[] for _ in range(n)]
-    for i in wanted:
+    for i in range(n):
         if not has[i]:
             continue
         m = masks[i]
@@ -81,7 +79,7 @@ def slice_flags(masks: np.ndarray, *, adjacent: bool = True, indices=None) -> li
             lo, hi = max(0, i - ISOLATION), min(n, i + ISOLATION + 1)
             if heart.size > 1 and not has[lo:i].any() and not has[i + 1:hi].any():
                 flags.append("isolated")
-            if heart.size > 1 and i in (heart[0], heart[-1]) and area[i] > CUT_OFF * area.max():
+            if heart.size > 1 and i in (heart[0], heart[-1]) and area[i] > CUT_OFF * largest:
                 flags.append("cut_off")
         out[i] = flags
     return out

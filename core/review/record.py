@@ -10,14 +10,12 @@ File ▸ Export Report… for the open scan.
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Iterable, Optional
 
 import numpy as np
 
-from core.atomic import save_figure, write_text_atomic
+from core.atomic import save_figure, write_csv_atomic, write_text_atomic
 
 COLUMNS = ["patient", "slice", "state", "ai_area_px", "saved_area_px", "area_change_px", "dice_ai", "seconds",
            "saved_at"]
@@ -118,12 +116,7 @@ def write_report(rows: list[dict], out_dir: str | Path, title: str = "Correction
     """``record.csv``, ``report.md`` and ``area.png`` in ``out_dir``; returns the paths written."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    written = [out_dir / "record.csv"]
-    write_text_atomic(written[0], buf.getvalue())
+    written = [write_csv_atomic(out_dir / "record.csv", COLUMNS, rows)]
     plot = plot_areas(rows, out_dir / "area.png")
     cols = ["patient", "slices", "accepted", "corrected", "flagged", "not_reviewed", "changed", "mean_dice_ai",
             "seconds"]

@@ -3,7 +3,7 @@
 All measures work on the model-grid probabilities ``p`` of one slice (``s x s``, float 0..1) and the mask ``m`` they
 give at the threshold; each is 0..1, higher meaning less sure:
 
-* ``soft_dice`` (the shipped score, :data:`SCORE`): ``1 - (2·Σ p·m + ε) / (Σ p + Σ m + ε)``, the disagreement
+* ``soft_dice``: ``1 - (2·Σ p·m + ε) / (Σ p + Σ m + ε)``, the disagreement
   between the soft probabilities and their own hard mask. It is ~0 where the model is sure (p near 0 or 1),
   grows with a wide uncertain rim around the heart, and is high on a slice with a faint heart-like blob below the
   threshold (a possible missed heart) or a mask made of weak probabilities (a possible false mask).
@@ -11,10 +11,13 @@ give at the threshold; each is 0..1, higher meaning less sure:
   :data:`FLOOR` counts as 0 in ``Σ p``.
 * ``band``: pixels with ``0.3 <= p <= 0.7`` relative to the predicted area (+ ε), clipped to 1.
 * ``entropy``: summed binary entropy (bits) relative to the predicted area (+ ε), clipped to 1.
+* ``small_mask``: how far a non-empty predicted mask falls below :data:`SMALL_FRACTION` of the slice (0 for an
+  empty prediction); ``band_small`` is the larger and ``band_small_mean`` (the shipped score, :data:`SCORE`) the
+  mean of ``band`` and ``small_mask``.
 
-Which one ships was chosen on validation patients only (``scripts/cross_validate.py``); the others are kept for
-the comparison in the model card. Horizontal-flip test-time augmentation was not added: it doubles the inference
-time, and the single-pass score is what the window can afford while the radiologist waits.
+Which one ships was chosen on validation slices only (``scripts/cross_validate.py``; figures in the model card).
+A second, mirrored pass (the mask's change under a horizontal flip) scored higher there but doubles the inference
+time and is not run.
 
 :class:`UncertaintyCollector` receives the batches of :meth:`core.inference.Predictor.predict_masks` and keeps the
 scores and, for the confidence overlay, one uint8 map per slice at the model grid (``255 · (1 - |2p - 1|)``:
@@ -87,7 +90,6 @@ class UncertaintyCollector:
     def __init__(self, n_slices: int, threshold: float = 0.5, keep_maps: bool = True):
         self.threshold = float(threshold)
         self.scores = np.full(int(n_slices), np.nan, np.float32)
-        self.measures = {name: np.full(int(n_slices), np.nan, np.float32) for name in MEASURES}
         self.keep_maps = keep_maps
         self.maps: Optional[np.ndarray] = None
 
@@ -96,9 +98,7 @@ class UncertaintyCollector:
         p = np.asarray(probs, np.float32)
         if p.ndim == 4:
             p = p[..., 0]
-        for name, values in slice_measures(p, self.threshold).items():
-            self.measures[name][idx] = values
-        self.scores[idx] = self.measures[SCORE][idx]
+        self.scores[idx] = slice_uncertainty(p, self.threshold)
         if self.keep_maps:
             if self.maps is None:
                 self.maps = np.zeros((self.scores.shape[0],) + p.shape[1:], np.uint8)
@@ -119,21 +119,14 @@ def review_order(scores: np.ndarray, states=None) -> list[int]:
 def auroc(scores, labels) -> float:
     """Area under the ROC curve of ``scores`` for binary ``labels`` (ties counted half); NaN without both
     classes. Mann-Whitney U with average ranks."""
+    from scipy.stats import rankdata
+
     s = np.asarray(scores, np.float64)
     y = np.asarray(labels, bool)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s), np.float64)
-    sorted_s = s[order]
-    i = 0
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
+    ranks = rankdata(s)  # average ranks for ties
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
