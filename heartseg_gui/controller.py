@@ -59,6 +59,8 @@ class Controller(QObject):
         self._jobs: dict[str, Job] = {}
         self._pending_target: Optional[SaveTarget] = None
         self._stroking = False
+        self._visit_start = time.monotonic()  # when the current slice came on screen (correction record)
+        self._queue_last: Optional[int] = None  # the slice Next most uncertain last went to
 
     # --- generations and jobs -----------------------------------------------------------------------------------
     @property
@@ -315,7 +317,7 @@ class Controller(QObject):
     def flush_slice_time(self) -> None:
         """Add the time the current slice has been on screen to its record (the correction record's seconds)."""
         now = time.monotonic()
-        start, self._visit_start = getattr(self, "_visit_start", now), now
+        start, self._visit_start = self._visit_start, now
         if self.session is not None:
             self.session.add_seconds(self.current_slice, min(now - start, self.MAX_VISIT_SECONDS))
 
@@ -336,7 +338,7 @@ class Controller(QObject):
             self.statusMessage.emit("Every predicted slice is reviewed")
             return
         nxt = order[0]
-        last = getattr(self, "_queue_last", None)
+        last = self._queue_last
         if last == self.current_slice and last in order:
             k = order.index(last)
             nxt = order[k + 1] if k + 1 < len(order) else order[0]

@@ -5,6 +5,7 @@ commands in :mod:`~heartseg_gui.file_flows`.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
@@ -288,7 +289,8 @@ class MainWindow(QMainWindow):
     def _update_enabled(self) -> None:
         has = self.controller.session is not None
         a = self.actions
-        for action in (a.save, a.export, a.export_report, a.next_uncertain, a.accept_ai_slice, a.accept_ai_all, a.clear_slice, a.fill_holes,
+        for action in (a.save, a.export, a.export_report, a.next_uncertain, a.accept_ai_slice, a.accept_ai_all,
+                       a.clear_slice, a.fill_holes,
                        a.keep_largest, a.copy_previous, a.copy_next, a.review_accept, a.review_flag,
                        a.review_reset, a.next_unreviewed, a.prev_unreviewed, a.run_prediction):
             action.setEnabled(has)
@@ -308,10 +310,7 @@ class MainWindow(QMainWindow):
         c = self.controller
         if c.dataset is None or c.session is None or not c.patient_id:
             return
-        counts: dict = {}
-        for state in c.session.editor.review_states:
-            counts[state] = counts.get(state, 0) + 1
-        self.patient_list.set_review(c.patient_id, counts)
+        self.patient_list.set_review(c.patient_id, dict(Counter(c.session.editor.review_states)))
 
     def _on_job_started(self, kind: str, message: str) -> None:
         self.job_bar.start(message)

@@ -85,7 +85,7 @@ class ReviewPanels(QObject):
         if s is None:
             return
         scale = s.pixel_area_mm2() or 1.0
-        ai = np.count_nonzero(s.ai_mask.reshape(s.n_slices, -1), axis=1) * scale
+        ai = s.ai_areas() * scale  # cached: a stroke recounts one slice, not the whole AI volume
         work = np.array([s.editor.area_px(i) for i in range(s.n_slices)], np.float64) * scale
         flagged = [i for i, f in enumerate(s.flags) if f]
         self.area.set_areas(ai, work, s.ai_done, flagged)

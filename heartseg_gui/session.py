@@ -131,7 +131,7 @@ class ScanSession:
         """The confidence map of one slice on the slice's own grid (uint8, 255 = p near 0.5), or None."""
         if self.confidence is None or not self.ai_done[slice_index]:
             return None
-        import cv2
+        import cv2  # not at import time: the window must appear before OpenCV is loaded
 
         rows, cols = self.volume.slice_shape
         return cv2.resize(self.confidence[slice_index], (cols, rows), interpolation=cv2.INTER_LINEAR)
@@ -161,6 +161,12 @@ class ScanSession:
             self._inter[i] = int(np.count_nonzero(ai & work))
             self._ai_area[i] = int(np.count_nonzero(ai))
         self._stale[:] = False
+
+    def ai_areas(self) -> np.ndarray:
+        """AI mask area (pixels) per slice, from the cached per-slice statistics (only slices whose prediction
+        or working mask changed are recounted)."""
+        self._refresh_stats()
+        return self._ai_area.copy()
 
     @property
     def has_prediction(self) -> bool:
