@@ -7,12 +7,32 @@ file. Every file heartseg writes (masks, sidecars, journals, model versions, exp
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
 from core.errors import HeartsegError
+from core.types import CancelToken, check_cancel
+
+_HASH_CHUNK = 1 << 20
+
+
+def file_sha256(path: str | Path, cancel: CancelToken | None = None) -> str:
+    """Streaming SHA-256 of ``path`` (1 MiB chunks, ``cancel`` checked per chunk), lower-case hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+            check_cancel(cancel)
+    return digest.hexdigest()
+
+
+def now_iso() -> str:
+    """The current UTC time to the second, ISO 8601 (``2026-12-01T22:50:34+00:00``): every record's stamp."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _fsync_dir(folder: Path) -> None:

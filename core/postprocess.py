@@ -23,6 +23,7 @@ from typing import Optional
 import numpy as np
 
 from core.preprocess import THRESHOLD
+from core.preprocess import threshold as binarise
 from core.types import Volume
 
 
@@ -148,3 +149,13 @@ def postprocess_masks(masks: np.ndarray, postprocess: Optional[PostprocessOption
 
 __all__ = ["PostprocessOptions", "DEFAULT_POSTPROCESS", "NO_POSTPROCESS", "slices_adjacent", "slice_numbers",
            "threshold_of", "postprocess_for_volume", "postprocess_masks"]
+
+
+def probabilities_to_masks(probs: np.ndarray, threshold: Optional[float] = None,
+                           postprocess: Optional[PostprocessOptions] = None) -> np.ndarray:
+    """``(n, rows, cols)`` probabilities -> uint8 0/1 masks, thresholded (>= ``threshold``, by default the
+    post-processing's own, else 0.5) then post-processed. Give ``postprocess_for_volume(volume, options)`` so the
+    clean-up knows whether the slices are neighbours."""
+    if threshold is None:
+        threshold = threshold_of(postprocess)
+    return postprocess_masks(binarise(probs, threshold), postprocess)

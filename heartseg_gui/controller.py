@@ -33,7 +33,7 @@ class Controller(QObject):
     reviewInfoChanged = Signal()               # QC flags of the AI mask arrived (core.review)
     historyChanged = Signal()                  # undo/redo availability or labels, modified flag
     modelChanged = Signal(str)                 # active model name ("" when none)
-    datasetChanged = Signal(object)            # core.dataset.Dataset or None
+    datasetChanged = Signal(object)            # core.store.dataset.Dataset or None
     jobStarted = Signal(str, str)              # kind, message
     jobProgress = Signal(str, int, int, str)   # kind, done, total, message
     jobFinished = Signal(str, str, str)        # kind, outcome (returned/errored/cancelled), message
@@ -160,7 +160,7 @@ class Controller(QObject):
 
     def open_dataset(self, root: str | Path) -> None:
         """Index a dataset (synchronous: reads only folder listings); raises HeartsegError."""
-        from core.dataset import open_dataset
+        from core.store.dataset import open_dataset
 
         dataset = open_dataset(Path(root))
         self.dataset = dataset
@@ -298,7 +298,7 @@ class Controller(QObject):
         """Review states saved in an earlier sitting (the patient's sidecar) come back with the scan: without this
         the next save would reset every slice to "not reviewed"."""
         from core.errors import HeartsegError
-        from core.io.writeback import HEARTSEG_DIR, review_states
+        from core.store.writeback import HEARTSEG_DIR, review_states
 
         t = self.session.save_target
         if t is None or not (t.patient_dir / HEARTSEG_DIR).is_dir():

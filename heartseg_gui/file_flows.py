@@ -157,7 +157,7 @@ class FileFlows(QObject):
                 s.save_target = target
                 where = target.patient_dir
             else:
-                from core.dataset import save_masks
+                from core.store.dataset import save_masks
 
                 t = s.save_target
                 self.c.flush_slice_time()
@@ -179,8 +179,8 @@ class FileFlows(QObject):
 
     def _add_to_dataset(self, masks, ai_masks=None) -> Optional[SaveTarget]:
         """A scan without a dataset of its own: add it to a dataset the user picks, as a new patient."""
-        from core.dataset import add_patient, sanitize_pid
         from core.io.common import kaggle_slice_names
+        from core.store.dataset import add_patient, sanitize_pid
 
         s = self.c.session
         root = self.prompts.choose_directory("Save: choose the dataset folder to add this scan to (Kaggle layout)",

@@ -17,7 +17,7 @@ from core.types import Volume
 
 
 class PredictorCache:
-    """Keeps the last :class:`core.inference.Predictor` so a second job on the same model does not reload it.
+    """Keeps the last :class:`core.inference.predictor.Predictor` so a second job on the same model does not reload it.
 
     Only touched from worker threads, one model job at a time; guarded by a lock anyway.
     """
@@ -30,7 +30,7 @@ class PredictorCache:
     def get(self, model_path: Path, precision: str = "auto", progress=None):
         """The predictor for ``model_path`` (OpenVINO; TensorFlow only when a model must first be converted, or
         OpenVINO is missing): worker thread only. ``progress`` hears when a new model is being converted."""
-        from core.inference import Predictor
+        from core.inference.predictor import Predictor
 
         key = (str(model_path), _mtime(model_path), precision)
         with self._lock:
@@ -103,7 +103,7 @@ def load_patient_job(dataset, patient_id: str):
 
 def predict_job(cache: PredictorCache, model_path: Path, volume: Volume, first: int, precision: str = "auto"):
     """Predict every slice of ``volume`` (slice ``first`` first) at ``precision`` (see
-    :data:`core.inference.DTYPES`). ``partial`` receives ``(indices, masks (k, rows, cols) uint8, uncertainty (k,),
+    :data:`core.inference.predictor.DTYPES`). ``partial`` receives ``(indices, masks (k, rows, cols) uint8, uncertainty (k,),
     confidence maps (k, s, s) uint8)`` per batch (:mod:`core.review.uncertainty`); the job returns
     ``("<model file> (<runtime> <precision>)", masks (n, rows, cols) uint8, changed, review)`` where ``review``
     holds the QC flags of the final masks (``flags`` per slice, ``scan_flags``, ``adjacent``) and
@@ -111,8 +111,7 @@ def predict_job(cache: PredictorCache, model_path: Path, volume: Volume, first: 
     removes voxels, so a slice changed exactly when its count dropped): the window re-applies only those."""
 
     def run(*, progress, cancel, partial):
-        from core.inference import DEFAULT_POSTPROCESS
-        from core.postprocess import slices_adjacent
+        from core.postprocess import DEFAULT_POSTPROCESS, slices_adjacent
         from core.review.qc import scan_flags, slice_flags
         from core.review.uncertainty import UncertaintyCollector
 

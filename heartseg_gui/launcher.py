@@ -33,6 +33,10 @@ def _gui_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "bench":
+        from heartseg_gui.bench.run import main as bench_main  # Qt only in the window's own subprocesses
+
+        return int(bench_main(args[1:]) or 0)
     if args and args[0] not in GUI_COMMANDS and not args[0].startswith("--screenshot") \
             and not args[0].startswith("--model"):
         from core.cli import main as cli_main  # no Qt for the command-line tools

@@ -10,8 +10,18 @@ from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import QByteArray, Qt, Signal
-from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMenu, QMessageBox, QSlider,
-                               QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QSlider,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from heartseg_gui import settings as st
 from heartseg_gui.actions import Actions
@@ -21,11 +31,11 @@ from heartseg_gui.file_flows import FileFlows
 from heartseg_gui.viewer import Viewer
 from heartseg_gui.views.compare_view import CompareView
 from heartseg_gui.views.slice_view import BRUSH, ERASER, NAVIGATE, SliceView
+from heartseg_gui.widgets.area_plot import AreaPlot
 from heartseg_gui.widgets.job_bar import JobBar
 from heartseg_gui.widgets.layer_panel import LayerPanel
 from heartseg_gui.widgets.measurements import MeasurementsPanel
 from heartseg_gui.widgets.patient_list import PatientList
-from heartseg_gui.widgets.area_plot import AreaPlot
 from heartseg_gui.widgets.prompts import Prompts
 from heartseg_gui.widgets.review_queue import ReviewQueue
 from heartseg_gui.widgets.shortcuts_dialog import ShortcutsDialog
@@ -316,7 +326,7 @@ class MainWindow(QMainWindow):
         self.job_bar.start(message)
 
     def _on_job_progress(self, kind: str, done: int, total: int, message: str) -> None:
-        from core.openvino_runtime import CONVERTING_MESSAGE
+        from core.inference.engines.openvino import CONVERTING_MESSAGE
 
         if message == CONVERTING_MESSAGE:  # a model never seen before is converted once (seconds)
             self.job_bar.progress(done, total, message)

@@ -1,13 +1,13 @@
 """Never lose a clinician's work: the window's edit lock, autosave journal and recovery prompt.
 
-:class:`EditSafety` watches the controller (no logic of its own beyond calling :mod:`core.locking` and
-:mod:`core.journal`):
+:class:`EditSafety` watches the controller (no logic of its own beyond calling :mod:`core.store.locking` and
+:mod:`core.store.journal`):
 
 * a scan opens -> lock it (the patient folder's ``.heartseg/lock.json``, or the per-user folder for scans without
   a dataset). If another live window holds the lock the scan opens **read-only**: editing actions are disabled,
   Save refuses, and a status-bar banner says who holds it and since when. Stale locks of dead processes are taken
   over silently.
-* while editing -> :meth:`core.journal.Journal.tick` every second (writes every ``interval`` seconds or every 5
+* while editing -> :meth:`core.store.journal.Journal.tick` every second (writes every ``interval`` seconds or every 5
   edits, whichever first; ``HEARTSEG_JOURNAL_INTERVAL_S`` overrides the interval, default 3 s).
 * a scan with a journal from a crashed session opens -> :attr:`ask_recover` (a Recover / Discard question;
   tests replace it) -> the edits are restored exactly as one undo step, or the journal is set aside.
@@ -25,7 +25,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QMessageBox
 
 from core.errors import HeartsegError
-from core.journal import DEFAULT_INTERVAL_S, Journal
+from core.store.journal import DEFAULT_INTERVAL_S, Journal
 
 INTERVAL_ENV = "HEARTSEG_JOURNAL_INTERVAL_S"
 #: Actions that change the mask, the review states or the files: disabled while read-only.

@@ -98,7 +98,7 @@ def cmd_train(root: Path, out: Path, only: list, fold_epochs: int | None = None)
 def predict_probabilities(model_path: Path, dataset, pids: list) -> dict:
     """pid -> (probabilities (n, rows, cols) float32, Volume, model-grid probabilities (n, s, s))."""
     from core import preprocess
-    from core.inference import Predictor
+    from core.inference.predictor import Predictor
 
     predictor = Predictor(model_path, runtime="tensorflow", dtype="float32")
     out = {}
@@ -178,14 +178,14 @@ def uncertainty_figures(entries: list) -> dict:
 
 
 def apply_rule(probs: np.ndarray, vol, rule: dict) -> np.ndarray:
-    from core.inference import postprocess_for_volume, probabilities_to_masks
+    from core.postprocess import postprocess_for_volume, probabilities_to_masks
 
     opts = postprocess_for_volume(vol, rule_options(rule))
     return probabilities_to_masks(probs, threshold=rule["threshold"], postprocess=opts)
 
 
 def rule_options(rule: dict):
-    from core.inference import PostprocessOptions
+    from core.postprocess import PostprocessOptions
 
     return PostprocessOptions(keep_largest=True, min_slice_fraction=rule["min_slice_fraction"])
 
@@ -256,7 +256,7 @@ def pooled_row(rows: list) -> dict:
 def demo_checks(model_path: Path, rule: dict) -> dict:
     """The bundled demo: the whole sample scan (its 57 training slices included) and the 20 abdomen DICOM slices
     (no heart), under the shipped rule, as ``heartseg predict`` runs them."""
-    from core.inference import Predictor
+    from core.inference.predictor import Predictor
     from core.io import open_scan
     from core.metrics import evaluate_masks
     from core.resources import sample_mask_path, sample_scan_path
@@ -278,7 +278,7 @@ def clean(row: dict) -> dict:
 
 
 def cmd_analyse(root: Path, out: Path) -> None:
-    from core.dataset import open_dataset
+    from core.store.dataset import open_dataset
 
     dataset = open_dataset(root)
     result = {"folds": {}, "recipe": RECIPE, "folds_def": FOLDS}

@@ -16,7 +16,7 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-# converted models (core.openvino_runtime) go to a throw-away cache, not the user's ~/.cache
+# converted models (core.inference.openvino) go to a throw-away cache, not the user's ~/.cache
 os.environ.setdefault("HEARTSEG_CACHE_DIR", tempfile.mkdtemp(prefix="heartseg-test-cache-"))
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ def tiny_model(path: Path | None = None, seed: int = 0):
     """A 64x64 U-Net small enough to train in seconds; saved to ``path`` when given."""
     import keras
 
-    from core.model import build_unet, save_model
+    from core.model.unet import build_unet, save_model
 
     keras.utils.set_random_seed(seed)
     model = build_unet(**TINY)

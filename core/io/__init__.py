@@ -7,7 +7,7 @@ Accepted inputs (detected in this order):
 3. a folder of PNG slices -> :func:`core.io.kaggle.read_png_folder`;
 4. a folder holding one DICOM series -> :func:`core.io.dicom.read_dicom_series`.
 
-A Kaggle dataset root (``data/train/...``) is refused with a hint to use :func:`core.dataset.open_dataset`.
+A Kaggle dataset root (``data/train/...``) is refused with a hint to use :func:`core.store.dataset.open_dataset`.
 Every problem is a one-line :class:`~core.errors.HeartsegError` ``<path>: <problem>``. Size limits:
 :data:`MAX_SLICE_SIDE`, :data:`MAX_TOTAL_VOXELS` (checked from headers before allocating).
 
@@ -85,7 +85,7 @@ def open_scan(path: str | Path, mask_path: str | Path | None = None, *,
         return open_scan(_single_subfolder(path), mask_path, progress=progress, cancel=cancel)
     elif looks_like_dataset_root(path):
         raise HeartsegError("this is a dataset folder holding many patients; open it as a dataset "
-                            "(core.dataset.open_dataset / File > Open dataset) or pick one patient folder", path)
+                            "(core.store.dataset.open_dataset / File > Open dataset) or pick one patient folder", path)
     elif not list_files(path) and not list_dirs(path):
         raise HeartsegError("the folder is empty", path)
     else:

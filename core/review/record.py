@@ -1,6 +1,6 @@
 """The correction record: what the radiologist changed, slice by slice and patient by patient.
 
-Per slice (kept in the patient's ``.heartseg/review.json`` by :func:`core.io.writeback.save_masks` at every save):
+Per slice (kept in the patient's ``.heartseg/review.json`` by :func:`core.store.writeback.save_masks` at every save):
 review state, AI area and saved area (pixels), the Dice between AI and saved mask (``—`` when both are empty,
 as :mod:`core.metrics` scores an empty pair apart), and the seconds the slice was on screen (summed over
 sittings). :func:`write_report` turns rows into ``record.csv``, ``report.md`` (a summary per patient) and
@@ -16,6 +16,8 @@ from typing import Iterable, Optional
 import numpy as np
 
 from core.atomic import save_figure, write_csv_atomic, write_text_atomic
+from core.metrics import dice
+from core.store.writeback import read_review
 
 COLUMNS = ["patient", "slice", "state", "ai_area_px", "saved_area_px", "area_change_px", "dice_ai", "seconds",
            "saved_at"]
@@ -37,7 +39,6 @@ def patient_rows(patient_dir: str | Path, patient: Optional[str] = None) -> list
     """Rows of one patient's sidecar, in natural slice order (empty if it has none)."""
     from natsort import natsorted
 
-    from core.io.writeback import read_review
 
     patient_dir = Path(patient_dir)
     slices = read_review(patient_dir).get("slices", {})
@@ -48,8 +49,6 @@ def patient_rows(patient_dir: str | Path, patient: Optional[str] = None) -> list
 def session_rows(patient: str, slice_names, ai_masks: np.ndarray, masks: np.ndarray, states,
                  seconds) -> list[dict]:
     """Rows for a scan that is open (not necessarily saved): AI vs working masks."""
-    from core.metrics import dice
-
     rows = []
     for i, name in enumerate(slice_names):
         ai, saved = int(np.count_nonzero(ai_masks[i])), int(np.count_nonzero(masks[i]))

@@ -19,7 +19,7 @@ Which one ships was chosen on validation slices only (``scripts/cross_validate.p
 A second, mirrored pass (the mask's change under a horizontal flip) scored higher there but doubles the inference
 time and is not run.
 
-:class:`UncertaintyCollector` receives the batches of :meth:`core.inference.Predictor.predict_masks` and keeps the
+:class:`UncertaintyCollector` receives the batches of :meth:`core.inference.predictor.Predictor.predict_masks` and keeps the
 scores and, for the confidence overlay, one uint8 map per slice at the model grid (``255 · (1 - |2p - 1|)``:
 255 = a coin toss): 16 KiB a slice at 128², 8 MiB for a 512-slice scan.
 """

@@ -1,6 +1,6 @@
 """Retraining from corrections in the window: Model ▸ Retrain…, the training dock, Model ▸ Versions….
 
-Everything computes in :mod:`core.retraining` / :mod:`core.registry`; this package only shows it. No module here
+Everything computes in :mod:`core.versions.retrain` / :mod:`core.versions.registry`; this package only shows it. No module here
 imports TensorFlow at import time (the job imports it on its worker thread).
 """
 

@@ -2,9 +2,9 @@
 augmentation, corrected-slice weight, held-out patients (default: the registry's fixed split), and how many
 corrected slices will be used.
 
-The counts come from :func:`core.retraining.plan_retraining` (folder listings and review sidecars only, no
+The counts come from :func:`core.versions.retrain.plan_retraining` (folder listings and review sidecars only, no
 TensorFlow), recomputed whenever an option changes. :meth:`RetrainDialog.request` returns the
-:class:`core.retraining.RetrainRequest` to run.
+:class:`core.versions.retrain.RetrainRequest` to run.
 """
 
 from __future__ import annotations
@@ -14,14 +14,29 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
-                               QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton,
-                               QRadioButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from core.errors import HeartsegError
-from core.retraining import DEFAULT_CORRECTED_WEIGHT, RetrainRequest, plan_retraining
-from core.registry import ModelRegistry, default_registry_dir
-from core.training import TrainConfig
+from core.training.loop import TrainConfig
+from core.versions.registry import ModelRegistry, default_registry_dir
+from core.versions.retrain import DEFAULT_CORRECTED_WEIGHT, RetrainRequest, plan_retraining
 
 
 class RetrainDialog(QDialog):
@@ -140,7 +155,7 @@ class RetrainDialog(QDialog):
         root = self.dataset_root
         if root is not None:
             try:
-                from core.dataset import open_dataset
+                from core.store.dataset import open_dataset
 
                 dataset = open_dataset(root)
                 self._dataset = dataset

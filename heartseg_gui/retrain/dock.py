@@ -11,8 +11,16 @@ from typing import Optional
 
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QDockWidget, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 STAGE_TEXT = {"read": "Reading slices", "train": "Training", "epoch": "Training", "evaluate": "Validating",
               "register": "Registering the new version"}
@@ -121,7 +129,7 @@ class RetrainPanel(QWidget):
         self.cancel_button.setEnabled(True)
 
     def show_progress(self, item) -> None:
-        """Show one :class:`core.types.Progress` of :func:`core.retraining.run_retraining`."""
+        """Show one :class:`core.types.Progress` of :func:`core.versions.retrain.run_retraining`."""
         stage = item.stage
         m = item.metrics or {}
         if stage == "train":

@@ -125,7 +125,7 @@ def install_retraining(main_window, controller_or_context=None, *, base_model: O
 
     ``controller_or_context``: the window's controller (default ``main_window.controller``). ``base_model``: the
     file that is version 0 (default: the bundled model); ``base_config``: the recipe the Retrain dialog starts from
-    (default :class:`core.training.TrainConfig` with 5 epochs). Returns the :class:`RetrainingUi` (keep it on the
+    (default :class:`core.training.loop.TrainConfig` with 5 epochs). Returns the :class:`RetrainingUi` (keep it on the
     window, e.g. ``window.retraining``).
     """
     existing = getattr(main_window, "retraining", None)

@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QMessageBox
 
 from core.errors import HeartsegError
-from core.registry import ModelRegistry, default_registry_dir
+from core.versions.registry import ModelRegistry, default_registry_dir
 from heartseg_gui.retrain.dock import RetrainDock
 from heartseg_gui.retrain.worker import make_retrain_job
 
@@ -86,7 +86,7 @@ class RetrainManager(QObject):
 
     # --- starting and stopping ------------------------------------------------------------------------------------
     def start(self, request) -> bool:
-        """Start ``request`` (:class:`core.retraining.RetrainRequest`); waits for a running prediction first."""
+        """Start ``request`` (:class:`core.versions.retrain.RetrainRequest`); waits for a running prediction first."""
         if self.running:
             self._status("A retraining is already running")
             return False
@@ -147,7 +147,7 @@ class RetrainManager(QObject):
     def _on_returned(self, generation: int, outcome) -> None:
         if not self._mine(generation):
             return
-        from core.retraining import compare_text
+        from core.versions.retrain import compare_text
 
         self.last_outcome = outcome
         text = compare_text(outcome)
@@ -192,7 +192,7 @@ class RetrainManager(QObject):
         self._status(text)
 
     def _ask_activate_dialog(self, outcome) -> bool:
-        from core.retraining import compare_text
+        from core.versions.retrain import compare_text
 
         box = QMessageBox(QMessageBox.Icon.Question, "Use the new model?",
                           f"Retraining finished: v{outcome.version}.\n\n{compare_text(outcome)}\n\n"

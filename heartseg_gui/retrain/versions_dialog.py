@@ -6,11 +6,21 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from PySide6.QtWidgets import (QAbstractItemView, QDialog, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from core.errors import HeartsegError
-from core.registry import ModelRegistry
+from core.versions.registry import ModelRegistry
 
 COLUMNS = ["Version", "Active", "Parent", "Created", "Val. pooled Dice", "Val. Dice (heart slices)",
            "Corrected slices", "Train / val patients", "Recipe"]

@@ -1,8 +1,8 @@
-"""The retraining job on a worker thread: :func:`core.retraining.run_retraining` adapted to
+"""The retraining job on a worker thread: :func:`core.versions.retrain.run_retraining` adapted to
 :class:`heartseg_gui.workers.Job` signals (``started / progress / returned / errored / cancelled / finished``).
 
-The job gets a plain :class:`core.retraining.RetrainRequest` (paths and numbers, no shared arrays) and returns a
-:class:`core.retraining.RetrainOutcome`. TensorFlow is imported inside the running job only.
+The job gets a plain :class:`core.versions.retrain.RetrainRequest` (paths and numbers, no shared arrays) and returns a
+:class:`core.versions.retrain.RetrainOutcome`. TensorFlow is imported inside the running job only.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ def retrain_job_fn(request):
     """``fn(*, progress, cancel, partial)`` running one retraining (see :mod:`heartseg_gui.workers`)."""
 
     def run(*, progress, cancel, partial):
-        from core.retraining import run_retraining  # imports TensorFlow lazily, on this worker thread
+        from core.versions.retrain import run_retraining  # imports TensorFlow lazily, on this worker thread
 
         return run_retraining(request, progress=progress, cancel=cancel)
 

@@ -12,7 +12,6 @@ import time
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
-
 MIN_INTERVAL_S = 0.15
 
 

@@ -6,8 +6,17 @@ Buttons are bound to the window's ``QAction`` objects, so the panel, the menus a
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QGridLayout, QGroupBox, QLabel, QSlider, QToolButton, QVBoxLayout,
-                               QWidget, QSizePolicy)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QGroupBox,
+    QLabel,
+    QSizePolicy,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 MIN_RADIUS, MAX_RADIUS = 1, 60
 

@@ -1,0 +1,231 @@
+"""The bodies of the ``heartseg`` CLI sub-commands (argument parsing lives in :mod:`core.cli`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from core.atomic import write_csv_atomic
+from core.cli.progress import ProgressBar, sigint_cancels
+from core.errors import HeartsegError
+from core.inference.predictor import Predictor
+from core.io import open_scan
+from core.io.common import kaggle_slice_names
+from core.io.masks import write_image_pngs, write_mask_nifti, write_mask_pngs
+from core.model.unet import check_model_io, load_model
+from core.postprocess import DEFAULT_POSTPROCESS, NO_POSTPROCESS, slices_adjacent
+from core.preprocess import DEFAULT_IMAGE_SIZE, to_kaggle_scale
+from core.resources import bundled_model_path, kaggle_manifest_path
+from core.review.qc import describe, scan_flags, slice_flags
+from core.review.record import patient_rows
+from core.review.record import write_report as write_record
+from core.review.uncertainty import UncertaintyCollector, review_order
+from core.store.dataset import open_dataset, output_name, patient_split
+from core.store.manifest import verify_dataset
+from core.training.loop import TrainConfig, load_slice_pairs, train
+from core.types import CancelToken
+from core.versions.evaluation import evaluate_volumes
+from core.versions.evaluation import write_report as write_evaluation
+from core.versions.registry import ModelRegistry
+from core.versions.retrain import evaluate_model, validation_volumes
+
+
+def _progress():
+    return ProgressBar()
+
+
+def _model_path(path) -> Path:
+    return Path(path) if path is not None else bundled_model_path()
+
+
+def _postprocess(args):
+    return NO_POSTPROCESS if getattr(args, "no_postprocess", False) else DEFAULT_POSTPROCESS
+
+
+# ----------------------------------------------------------------------------------------------------- train
+def cmd_train(args) -> int:
+    dataset = open_dataset(args.data)
+    labelled = [p.pid for p in dataset.patients if p.has_masks]
+    if getattr(args, "patients", None):
+        chosen = [p.strip() for p in args.patients.split(",") if p.strip()]
+        unknown = [p for p in chosen if p not in labelled]
+        if unknown:
+            raise HeartsegError(f"--patients names patients without masks or not in the dataset: "
+                                f"{', '.join(unknown)}", args.data)
+        labelled = chosen
+    if not labelled:
+        raise HeartsegError("no patient with masks to train on", args.data)
+    val_list = [p.strip() for p in args.val_patients.split(",")] if args.val_patients else None
+    registry = None
+    if args.registry is not None or args.from_version is not None:
+
+        if args.registry is None:
+            raise HeartsegError("--from-version needs --registry")
+        registry = ModelRegistry(args.registry)
+    if registry is not None:  # the registry's fixed split: every version validates on the same patients
+        train_pids, val_pids = registry.fixed_split(labelled, args.val_fraction, args.seed, val_list)
+    else:
+        train_pids, val_pids = patient_split(labelled, args.val_fraction, args.seed, val_list)
+    init_model = args.init_model
+    if registry is not None and args.from_version is not None:
+        init_model = registry.model_path(args.from_version)
+    image_size = args.image_size
+    if image_size is None:
+
+        image_size = DEFAULT_IMAGE_SIZE
+        if init_model is not None:  # fine-tuning keeps the model's input size (the bundled model's is 128)
+
+            image_size = check_model_io(load_model(init_model), init_model)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, image_size=image_size,
+                         loss=args.loss, learning_rate=args.learning_rate, augment=not args.no_augment,
+                         geometric=args.geometric, seed=args.seed, steps_per_epoch=args.steps_per_epoch,
+                         early_stopping_patience=args.early_stopping_patience, lr_patience=args.lr_patience,
+                         corrected_weight=args.corrected_weight)
+
+    def pairs(pids):
+        out = []
+        for p in dataset.training_pairs(pids):
+            weight = config.corrected_weight if p.state == "corrected" else 1.0
+            out.append((p.image_path, p.mask_path, weight, f"{p.pid}/{p.image_path.stem}"))
+        return out
+
+    bar = _progress()
+    print(f"training on {len(train_pids)} patients ({', '.join(train_pids)}), "
+          f"validating on {len(val_pids)} ({', '.join(val_pids) or 'none'})", file=sys.stderr)
+    train_set = load_slice_pairs(pairs(train_pids), config.image_size, progress=bar)
+    val_set = load_slice_pairs(pairs(val_pids), config.image_size, progress=bar) if val_pids else None
+    cancel = CancelToken()
+    sigint_cancels(cancel)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "split.json").write_text(json.dumps({"train": train_pids, "val": val_pids}, indent=2))
+    result = train(train_set, val_set, config, args.out, init_model=init_model, progress=bar, cancel=cancel)
+    state = "cancelled" if result.cancelled else "finished"
+    if result.best_model_path is None:
+        print(f"training {state} before the first epoch ended: no model written", file=sys.stderr)
+        return 130 if result.cancelled else 1
+    print(f"training {state}: best epoch {result.best_epoch} (val_loss {result.best_val_loss:.4f}), "
+          f"{result.images_per_second:.1f} images/s -> {result.best_model_path}", file=sys.stderr)
+    if registry is not None and not result.cancelled:
+
+        validation = None
+        if val_pids:
+            validation = evaluate_model(result.best_model_path, validation_volumes(dataset, val_pids),
+                                        label="validation", progress=bar)
+        counts = {"train_slices": len(train_set), "val_slices": len(val_set) if val_set is not None else 0,
+                  "corrected_slices": sum(p.state == "corrected" for p in dataset.training_pairs(train_pids))}
+        version = registry.add_version(result, config, parent=args.from_version, data_root=args.data,
+                                       train_pids=train_pids, val_pids=val_pids, data=counts,
+                                       validation=validation)
+        print(f"registered as version {version}", file=sys.stderr)
+    return 130 if result.cancelled else 0
+
+
+# --------------------------------------------------------------------------------------------------- predict
+def cmd_predict(args) -> int:
+    volume = open_scan(args.scan)  # reads and validates everything before anything is written
+    model_path = _model_path(args.model)
+    predictor = Predictor(model_path, batch_size=args.batch_size, dtype=args.precision, runtime=args.runtime)
+    print(f"model {predictor.name} on {predictor.description}", file=sys.stderr)
+
+    postprocess = _postprocess(args)
+    collector = UncertaintyCollector(volume.n_slices, postprocess.threshold, keep_maps=False)
+    masks = predictor.predict_masks(volume, progress=_progress(), postprocess=postprocess,
+                                    on_probabilities=collector.add)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if volume.kind in ("kaggle_patient", "png_folder"):
+        written = write_mask_pngs(out, masks, volume.slice_names)
+        print(f"{len(written)} masks -> {out}", file=sys.stderr)
+    else:
+
+        pid = output_name(volume.name)
+        names = kaggle_slice_names(volume.n_slices)
+        write_image_pngs(out / pid / "image", to_kaggle_scale(volume), names)
+        write_mask_pngs(out / pid / "mask", masks, names)
+        nifti = out / f"{pid}_heart.nii.gz"
+        write_mask_nifti(nifti, masks, volume)
+        print(f"{len(names)} slices -> {out / pid} (Kaggle layout) and {nifti}", file=sys.stderr)
+    qc = write_qc_csv(out, volume, masks, collector.scores)
+    heart = int((masks.reshape(masks.shape[0], -1).max(axis=1) > 0).sum())
+    print(f"heart found on {heart} of {volume.n_slices} slices; per-slice uncertainty and QC flags -> {qc}",
+          file=sys.stderr)
+    return 0
+
+
+def write_qc_csv(out: Path, volume, masks, scores) -> Path:
+    """``out/<scan>_qc.csv``: per slice its name, mask area, uncertainty (0..1, higher = less sure), QC flags
+    (names joined by ``;``) and its place in the review queue (1 = look first); scan-level flags on stderr."""
+
+    adjacent = slices_adjacent(volume)
+    flags = slice_flags(masks, adjacent=adjacent)
+    rank = {i: k + 1 for k, i in enumerate(review_order(scores))}
+    if volume.kind in ("kaggle_patient", "png_folder"):
+        names = volume.slice_names
+    elif volume.kind == "dicom":  # the names of the Kaggle-layout PNGs predict wrote for it
+
+        names = kaggle_slice_names(volume.n_slices)
+    else:
+        names = [str(i) for i in range(volume.n_slices)]
+    rows = [{"slice": names[i], "area_px": int(masks[i].sum()), "uncertainty": f"{float(scores[i]):.4f}",
+             "flags": ";".join(flags[i]), "review_rank": rank[i]} for i in range(volume.n_slices)]
+    path = write_csv_atomic(out / f"{output_name(volume.name)}_qc.csv",
+                            ["slice", "area_px", "uncertainty", "flags", "review_rank"], rows, lineterminator="\n")
+    whole = scan_flags(masks, adjacent=adjacent, spacing=volume.spacing)
+    if whole:
+        print(f"scan QC: {describe(whole)}", file=sys.stderr)
+    if not adjacent:
+        print("slices are not neighbours (gaps in the numbering, or no positions): the largest region is kept per "
+              "slice and neighbour checks are off", file=sys.stderr)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------- report
+def cmd_report(args) -> int:
+    """The correction record of every patient of a dataset (their ``.heartseg/review.json``)."""
+    dataset = open_dataset(args.data)
+    rows = []
+    for entry in dataset.patients:
+        rows += patient_rows(dataset.patient_dir(entry.pid), entry.pid)
+    if not rows:
+        raise HeartsegError("no patient has a review record yet (nothing was saved from heartseg)", args.data)
+    written = write_record(rows, Path(args.out), title=f"Correction record: {Path(args.data).name}")
+    for path in written:
+        print(path)
+    return 0
+
+
+# -------------------------------------------------------------------------------------------------- evaluate
+def _labelled_volumes(args):
+    """Yield ``(patient_id, Volume)`` for every labelled scan of ``args.data``."""
+    data = Path(args.data)
+    if data.is_file() or args.mask is not None:
+        vol = open_scan(data, args.mask)
+        if vol.mask is None:
+            raise HeartsegError("this scan has no mask to evaluate against (give --mask)", data)
+        return [(vol.name, vol)]
+
+    dataset = open_dataset(data)
+    pids = [p.strip() for p in args.patients.split(",")] if args.patients else \
+        [p.pid for p in dataset.patients if p.has_masks]
+    if not pids:
+        raise HeartsegError("no patient with masks to evaluate", data)
+    return [(pid, dataset.load(pid)) for pid in pids]
+
+
+def cmd_evaluate(args) -> int:
+    volumes = _labelled_volumes(args)
+    model_path = _model_path(args.model)
+    model = load_model(model_path)
+    report = evaluate_volumes(model, volumes, postprocess=_postprocess(args), progress=_progress(),
+                              panels_dir=Path(args.out) / "panels", panels_per_patient=args.panels)
+    text = write_evaluation(report, Path(args.out), model_name=model_path.name)
+    print(text)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------- verify
+def cmd_verify(args) -> int:
+    report = verify_dataset(args.root, args.manifest or kaggle_manifest_path(), progress=_progress())
+    print(report.summary())
+    return 0 if report.ok else 1

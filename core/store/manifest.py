@@ -1,0 +1,143 @@
+"""Check a downloaded dataset against its file manifest (path, size, sha256).
+
+The manifest is a tab-separated file with the header ``path\tsize_bytes\tsha256``; paths are relative and start
+with ``data/`` (the Kaggle ``ct-heart-segmentation`` layout). :func:`verify_dataset` accepts either the folder
+that contains ``data/`` or ``data/`` itself. Files are compared by size first and hashed (streaming sha256) only
+when the size matches. heartseg's own ``.heartseg/`` folders (review sidecars, mask versions) are not reported
+as extra files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from core.atomic import file_sha256
+from core.errors import HeartsegError
+from core.resources import kaggle_manifest_path
+from core.types import CancelToken, Progress, ProgressFn, as_path, check_cancel, report
+
+_CHUNK = 1 << 20
+_PREFIX = "data/"
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    path: str  # relative, forward slashes, starts with "data/"
+    size: int  # bytes
+    sha256: str  # lower-case hex
+
+
+@dataclass
+class VerifyReport:
+    """Result of :func:`verify_dataset`. Paths are manifest-style (``data/...``).
+
+    ``ok``: every manifest file is present and identical (extra files are allowed: added patients, notes);
+    ``strict_ok``: ``ok`` and no extra files either.
+    """
+
+    root: Path
+    n_expected: int
+    n_matching: int = 0
+    missing: list[str] = field(default_factory=list)
+    altered: list[tuple[str, str]] = field(default_factory=list)  # (path, "size 12 != 34" | "sha256 differs")
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.altered
+
+    @property
+    def strict_ok(self) -> bool:
+        return self.ok and not self.extra
+
+    def summary(self, max_listed: int = 10) -> str:
+        """A short multi-line text: one headline, then up to ``max_listed`` files per problem kind."""
+        head = (f"{self.root}: {self.n_matching}/{self.n_expected} files match the manifest; "
+                f"{len(self.missing)} missing, {len(self.altered)} altered, {len(self.extra)} extra"
+                f" -> {'OK' if self.ok else 'NOT OK'}")
+        lines = [head]
+        for title, items in (("missing", self.missing), ("altered", [f"{p} ({why})" for p, why in self.altered]),
+                             ("extra", self.extra)):
+            for item in items[:max_listed]:
+                lines.append(f"  {title}: {item}")
+            if len(items) > max_listed:
+                lines.append(f"  ... and {len(items) - max_listed} more {title}")
+        return "\n".join(lines)
+
+
+def read_manifest(manifest_path: str | Path) -> list[ManifestEntry]:
+    """Parse a manifest TSV; :class:`HeartsegError` naming it (and the line) when it is malformed."""
+    manifest_path = as_path(manifest_path)
+    try:
+        lines = manifest_path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise HeartsegError(f"cannot read the manifest: {exc.strerror or exc}", manifest_path) from exc
+    entries = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or (number == 1 and line.startswith("path\t")):
+            continue
+        parts = line.split("\t")
+        try:
+            path, size, digest = parts[0], int(parts[1]), parts[2].strip().lower()
+        except (IndexError, ValueError):
+            raise HeartsegError(f"line {number} is not 'path<TAB>size<TAB>sha256'", manifest_path) from None
+        if not path.startswith(_PREFIX) or ".." in path.split("/") or len(digest) != 64:
+            raise HeartsegError(f"line {number}: bad entry {path!r}", manifest_path)
+        entries.append(ManifestEntry(path, size, digest))
+    return entries
+
+
+
+def _data_dir(root: Path) -> Path:
+    if (root / "data").is_dir():
+        return root / "data"
+    if root.is_dir():
+        return root  # root is data/ itself (any name)
+    raise HeartsegError("dataset folder not found", root)
+
+
+def verify_dataset(root: str | Path, manifest_path: str | Path | None = None, *,
+                   progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> VerifyReport:
+    """Compare the files under ``root`` with the manifest (default: the bundled Kaggle manifest).
+
+    ``progress`` gets one :class:`~core.types.Progress` (stage ``"verify"``) per file; ``cancel`` is checked per
+    file and per MiB hashed.
+    """
+    root = as_path(root)
+    data_dir = _data_dir(root)
+    entries = read_manifest(manifest_path if manifest_path is not None else kaggle_manifest_path())
+    result = VerifyReport(root=root, n_expected=len(entries))
+    total = len(entries)
+    for i, entry in enumerate(entries):
+        check_cancel(cancel)
+        path = data_dir / entry.path[len(_PREFIX):]
+        try:
+            size = path.stat().st_size if path.is_file() else None
+        except OSError:
+            size = None
+        if size is None:
+            result.missing.append(entry.path)
+        elif size != entry.size:
+            result.altered.append((entry.path, f"size {size} != {entry.size} bytes"))
+        else:
+            try:
+                same = file_sha256(path, cancel) == entry.sha256
+            except OSError as exc:
+                raise HeartsegError(f"cannot read: {exc.strerror or exc}", path) from exc
+            if same:
+                result.n_matching += 1
+            else:
+                result.altered.append((entry.path, "sha256 differs"))
+        if progress is not None and (i % 16 == 0 or i == total - 1):
+            report(progress, Progress("verify", i + 1, total, f"checked {i + 1}/{total} files"))
+    expected = {e.path for e in entries}
+    for folder, dirs, files in os.walk(data_dir):
+        dirs[:] = sorted(d for d in dirs if d != ".heartseg")
+        for name in sorted(files):
+            rel = _PREFIX + Path(os.path.relpath(Path(folder) / name, data_dir)).as_posix()
+            if rel not in expected:
+                result.extra.append(rel)
+    return result
