@@ -2,6 +2,10 @@
 
 Round trips are exact: ``read_mask_png(write_mask_png(m))`` and ``read_nifti_mask(write_mask_nifti(m))`` give the
 same 0/1 array back.
+
+Label maps (:func:`binary_from_labels`): a mask volume whose non-zero values are not just 1 / 255 (TotalSegmentator,
+nnU-Net and MONAI write one integer per structure) is read as heart where its only non-zero label is; with several
+labels the caller must say which one (``label=N``), else a one-line refusal names the labels.
 """
 
 from __future__ import annotations
@@ -132,3 +136,91 @@ def write_mask_nifti(path: str | Path, mask: np.ndarray, volume: Volume) -> None
     img.set_qform(img.affine, code=1)
     img.set_sform(img.affine, code=1)
     write_with_atomic(as_path(path), lambda tmp: nib.save(img, str(tmp)))
+
+
+# ------------------------------------------------------------------------------------------------ label maps
+#: Non-zero values that mean "foreground" in a plain binary mask.
+BINARY_VALUES = frozenset({1, 255})
+#: How many labels a refusal lists before "...".
+_LABELS_SHOWN = 12
+
+
+def mask_labels(array: np.ndarray) -> list:
+    """The distinct non-zero values of a mask volume, ascending (ints for integral data).
+
+    Counted slice by slice along axis 0 (``np.bincount`` for small non-negative integers), so a 512^3 volume
+    needs no whole-volume temporary."""
+    a = np.asarray(array)
+    if a.dtype == bool:
+        return [1] if a.any() else []
+    if a.ndim == 0:
+        a = a.reshape(1)
+    found: set = set()
+    small_int = a.dtype.kind in "ub" and a.dtype.itemsize <= 2
+    for part in (a if a.ndim > 1 else a[None]):
+        if small_int:
+            counts = np.bincount(np.asarray(part, dtype=np.int32).ravel())
+            found.update(int(v) for v in np.flatnonzero(counts))
+        else:
+            found.update(np.unique(part).tolist())
+    found.discard(0)
+    out = sorted(found)
+    if a.dtype.kind == "f" and all(float(v).is_integer() for v in out):
+        out = [int(v) for v in out]
+    return out
+
+
+def describe_labels(labels: Sequence) -> str:
+    """``1, 3, 7`` (at most 12 shown)."""
+    shown = ", ".join(str(v) for v in labels[:_LABELS_SHOWN])
+    return shown + (f", ... ({len(labels)} labels)" if len(labels) > _LABELS_SHOWN else "")
+
+
+def binary_from_labels(array: np.ndarray, source: str | Path | None, label: Optional[int] = None) -> np.ndarray:
+    """A mask or label-map volume -> uint8 0/1 heart mask of the same shape.
+
+    * ``label=N``: voxels equal to ``N`` are heart (``N`` must occur in the mask, else a refusal naming the labels
+      present).
+    * no ``label``: non-zero values within {1, 255} are a plain binary mask (``> 0``); exactly one other non-zero
+      value (heart = 2, heart = 51 ...) is that label; a 0/255 mask with a few in-between grey levels (resampled
+      edges, values below 255 besides 255 itself) is thresholded at ``> 127``; several labels are refused with one
+      line naming them (pass ``label``).
+    * non-integral floats (probability maps, linearly resampled masks) are thresholded at ``> 0.5``.
+
+    Negative values, NaN and a non-positive ``label`` are refused. Errors are :class:`HeartsegError` naming
+    ``source`` (the mask file).
+    """
+    a = np.asarray(array)
+    if a.dtype == bool:
+        if label is not None and int(label) != 1:
+            raise HeartsegError(f"label {label} is not in the mask (it is a 0/1 mask)", source)
+        return a.astype(np.uint8)
+    if a.dtype.kind not in "uifb":
+        raise HeartsegError(f"mask has {a.dtype} values; a number per voxel is expected", source)
+    if label is not None and (int(label) != label or int(label) <= 0):
+        raise HeartsegError(f"label must be a positive whole number, got {label}", source)
+    if a.dtype.kind == "f":
+        if a.size and not np.isfinite(a).all():
+            raise HeartsegError("mask holds NaN or infinite values", source)
+        if a.size and not np.array_equal(a, np.round(a)):
+            if label is not None:
+                raise HeartsegError(f"label {label} asked for, but the mask holds fractional values (a probability "
+                                    "map?), not labels", source)
+            return (a > 0.5).astype(np.uint8)
+    if a.size and a.min() < 0:
+        raise HeartsegError(f"mask holds negative values (down to {a.min()}); 0 is background, labels are "
+                            "positive", source)
+    labels = mask_labels(a)
+    if label is not None:
+        if int(label) not in labels:
+            raise HeartsegError(f"label {int(label)} is not in the mask (labels present: "
+                                f"{describe_labels(labels) or 'none, the mask is empty'})", source)
+        return (a == int(label)).astype(np.uint8)
+    if set(labels) <= BINARY_VALUES:
+        return (a > 0).astype(np.uint8)
+    if len(labels) == 1:
+        return (a == labels[0]).astype(np.uint8)
+    if labels[-1] == 255 and 1 not in labels:  # a 0/255 mask with anti-aliased / resampled edges
+        return (a > 127).astype(np.uint8)
+    raise HeartsegError(f"mask is a label map with {len(labels)} labels ({describe_labels(labels)}); say which "
+                        "one is the heart (--label N)", source)
