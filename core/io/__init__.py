@@ -11,8 +11,9 @@ A Kaggle dataset root (``data/train/...``) is refused with a hint to use :func:`
 Every problem is a one-line :class:`~core.errors.HeartsegError` ``<path>: <problem>``. Size limits:
 :data:`MAX_SLICE_SIDE`, :data:`MAX_TOTAL_VOXELS` (checked from headers before allocating).
 
-``mask_path`` (optional): a NIfTI mask (for any source with the same grid), or a folder of PNG masks matched to
-slices by file stem (``Volume.slice_names``).
+``mask_path`` (optional): a NIfTI mask (for any source with the same grid), a folder of PNG masks matched to
+slices by file stem (``Volume.slice_names``), or a DICOM-SEG file of a DICOM series (frames matched to slices by
+their source images' SOP Instance UIDs: :func:`core.io.dicom_seg.read_dicom_seg`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 from core.errors import HeartsegError
 from core.io.common import MAX_SLICE_SIDE, MAX_TOTAL_VOXELS, list_dirs, list_files, require_dir
 from core.io.dicom import is_dicom_folder, read_dicom_series
+from core.io.dicom_seg import is_dicom_seg_path, read_dicom_seg
 from core.io.kaggle import is_kaggle_patient, read_kaggle_patient, read_mask_folder, read_png_folder
 from core.io.masks import read_mask_png, write_mask_nifti, write_mask_png, write_mask_pngs
 from core.io.nifti import is_nifti_path, read_nifti, read_nifti_mask
@@ -65,7 +67,7 @@ def open_scan(path: str | Path, mask_path: str | Path | None = None, *,
         vol = read_nifti(path, mask_path if mask_path is not None and is_nifti_path(mask_path) else None,
                          cancel=cancel)
         if mask_path is not None and not is_nifti_path(mask_path):
-            _attach_png_masks(vol, mask_path)
+            _attach_png_or_seg(vol, mask_path)
         return vol
     try:
         path.stat()
@@ -96,7 +98,7 @@ def open_scan(path: str | Path, mask_path: str | Path | None = None, *,
             vol.mask = read_nifti_mask(mask_path, vol)
             vol.mask_present = np.ones(vol.n_slices, dtype=bool)
         else:
-            _attach_png_masks(vol, mask_path)
+            _attach_png_or_seg(vol, mask_path)
     return vol
 
 
@@ -118,6 +120,15 @@ def _single_subfolder(folder: Path) -> Optional[Path]:
     if len(subs) == 1 and not list_files(folder) and not is_kaggle_patient(subs[0]) and is_dicom_folder(subs[0]):
         return subs[0]
     return None
+
+
+def _attach_png_or_seg(vol: Volume, mask_path: Path) -> None:
+    """A DICOM-SEG file (read on the series' grid) or a folder of PNG masks."""
+    if not mask_path.is_dir() and is_dicom_seg_path(mask_path):
+        vol.mask = read_dicom_seg(mask_path, vol)
+        vol.mask_present = np.ones(vol.n_slices, dtype=bool)
+    else:
+        _attach_png_masks(vol, mask_path)
 
 
 def _attach_png_masks(vol: Volume, mask_dir: Path) -> None:
