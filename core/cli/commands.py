@@ -12,6 +12,7 @@ from core.errors import HeartsegError
 from core.inference.predictor import Predictor
 from core.io import open_scan
 from core.io.common import kaggle_slice_names
+from core.io.dicom_seg import check_dicom_seg_source, seg_output_path, write_dicom_seg
 from core.io.masks import write_image_pngs, write_mask_nifti, write_mask_pngs
 from core.model.unet import check_model_io, load_model
 from core.postprocess import DEFAULT_POSTPROCESS, NO_POSTPROCESS, slices_adjacent
@@ -124,6 +125,8 @@ def cmd_train(args) -> int:
 # --------------------------------------------------------------------------------------------------- predict
 def cmd_predict(args) -> int:
     volume = open_scan(args.scan)  # reads and validates everything before anything is written
+    if getattr(args, "dicom_seg", False):
+        check_dicom_seg_source(volume)  # refused before the model runs and before anything is written
     model_path = _model_path(args.model)
     predictor = Predictor(model_path, batch_size=args.batch_size, dtype=args.precision, runtime=args.runtime)
     print(f"model {predictor.name} on {predictor.description}", file=sys.stderr)
@@ -146,6 +149,9 @@ def cmd_predict(args) -> int:
         nifti = out / f"{pid}_heart.nii.gz"
         write_mask_nifti(nifti, masks, volume)
         print(f"{len(names)} slices -> {out / pid} (Kaggle layout) and {nifti}", file=sys.stderr)
+    if getattr(args, "dicom_seg", False):
+        seg = write_dicom_seg(volume, masks, seg_output_path(out, output_name(volume.name)), corrected=False)
+        print(f"DICOM-SEG (AUTOMATIC) -> {seg}", file=sys.stderr)
     qc = write_qc_csv(out, volume, masks, collector.scores)
     heart = int((masks.reshape(masks.shape[0], -1).max(axis=1) > 0).sum())
     print(f"heart found on {heart} of {volume.n_slices} slices; per-slice uncertainty and QC flags -> {qc}",

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+import core
 from core.cli.commands import cmd_evaluate, cmd_predict, cmd_report, cmd_train, cmd_verify
 from core.errors import Cancelled, HeartsegError
 
@@ -25,6 +26,7 @@ WINDOW_COMMANDS = {"open": "open the annotator window on a scan or dataset (see 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="heartseg", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"heartseg {core.__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train the U-Net on a Kaggle-layout dataset")
@@ -66,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--runtime", choices=["auto", "openvino", "tensorflow"], default="auto",
                     help="auto (default): OpenVINO (the model converted once and cached), TensorFlow if OpenVINO "
                          "is missing")
+    pr.add_argument("--dicom-seg", action="store_true",
+                    help="also write OUT/<scan>_heart.seg.dcm, a DICOM Segmentation of the source series "
+                         "(DICOM input with UIDs only)")
 
     ev = sub.add_parser("evaluate", help="evaluate a model on labelled scans")
     ev.add_argument("data", type=Path, help="a dataset root, a Kaggle patient folder or a NIfTI scan")
