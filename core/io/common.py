@@ -6,11 +6,22 @@ Size limits (checked from file headers BEFORE any pixel buffer is allocated):
   room for micro-CT and upsampled exports while refusing corrupt headers claiming 100000 x 100000).
 * :data:`MAX_TOTAL_VOXELS` -- a whole volume may hold at most 2**30 voxels (about 1.07 billion: 2 GiB as int16,
   4 GiB as float32), e.g. 4096 slices of 512 x 512.
+* :data:`MAX_VOLUME_BYTES` -- the decoded data of one volume may hold at most 4 GiB whatever its type (a float64
+  volume of 2**30 voxels, 8 GiB, is refused).
+* :func:`check_memory` -- what reading needs (the decoded data plus the reader's working copies, estimated from the
+  header) must fit in :func:`memory_budget`: :data:`MEMORY_FRACTION` of the memory this process can still get
+  (:func:`available_memory`: the smallest of the system's available memory, the cgroup's remaining limit and the
+  address-space / data rlimits, or ``$HEARTSEG_MAX_MEMORY_MB``). A 2 MB ``.nii.gz`` declaring 2 GiB of zeros is
+  refused on a machine that cannot spare that, before any of it is inflated.
+* :func:`inflate_size` -- compressed data (PNG IDAT) is stream-inflated with a byte cap and discarded, so data
+  that inflates beyond what its header declares is refused after at most the cap, never held in memory.
 """
 
 from __future__ import annotations
 
 import os
+import resource
+import zlib
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -23,6 +34,12 @@ from core.errors import HeartsegError
 MAX_SLICE_SIDE = 8192
 #: Largest accepted number of voxels in one volume.
 MAX_TOTAL_VOXELS = 2**30
+#: Largest accepted decoded size of one volume, bytes (whatever the voxel type).
+MAX_VOLUME_BYTES = 2**32
+#: Share of the memory still available that one read may plan to use.
+MEMORY_FRACTION = 0.5
+#: Environment variable capping the memory budget (megabytes), e.g. on a shared server.
+MEMORY_ENV = "HEARTSEG_MAX_MEMORY_MB"
 
 #: A mask PNG whose pixels are more than this fraction "in between" (not 0, 1 or 255) is not a mask.
 MASK_MAX_INTERMEDIATE_FRACTION = 0.02
@@ -45,6 +62,115 @@ def check_total_voxels(n_slices: int, rows: int, cols: int, path: Path) -> None:
     if total > MAX_TOTAL_VOXELS:
         raise HeartsegError(f"volume of {n_slices} x {rows} x {cols} voxels exceeds the limit of "
                             f"{MAX_TOTAL_VOXELS} voxels (refused before reading)", path)
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{max(1, round(n / 2**20))} MiB"
+
+
+def _meminfo_available() -> Optional[int]:
+    try:
+        with open("/proc/meminfo", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_available() -> Optional[int]:
+    """What the cgroup (v2, else v1) still allows this process, or ``None`` without a limit."""
+    pairs = (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+             ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"))
+    for limit_file, usage_file in pairs:
+        try:
+            with open(limit_file) as fh:
+                limit = fh.read().strip()
+            if limit == "max":
+                return None
+            with open(usage_file) as fh:
+                usage = int(fh.read().strip())
+            limit_n = int(limit)
+            if limit_n >= 2**60:  # v1's "unlimited"
+                return None
+            return max(0, limit_n - usage)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _rlimit_available() -> Optional[int]:
+    """Room left under RLIMIT_AS / RLIMIT_DATA (``ulimit -v`` / ``-d``), from /proc/self/status sizes."""
+    best = None
+    for limit_id, field in ((resource.RLIMIT_AS, b"VmSize:"), (getattr(resource, "RLIMIT_DATA", None), b"VmData:")):
+        if limit_id is None:
+            continue
+        try:
+            soft = resource.getrlimit(limit_id)[0]
+        except (OSError, ValueError):
+            continue
+        if soft == resource.RLIM_INFINITY or soft < 0:
+            continue
+        used = 0
+        try:
+            with open("/proc/self/status", "rb") as fh:
+                for line in fh:
+                    if line.startswith(field):
+                        used = int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        room = max(0, soft - used)
+        best = room if best is None else min(best, room)
+    return best
+
+
+def available_memory() -> int:
+    """Bytes this process can still allocate: the smallest of MemAvailable, the cgroup's remaining limit, the
+    room under the address-space / data rlimits and ``$HEARTSEG_MAX_MEMORY_MB`` (8 GiB where none is known)."""
+    known = [v for v in (_meminfo_available(), _cgroup_available(), _rlimit_available()) if v is not None]
+    env = os.environ.get(MEMORY_ENV, "").strip()
+    if env:
+        try:
+            known.append(max(0, int(float(env) * 2**20)))
+        except ValueError:
+            pass
+    return min(known) if known else 8 * 2**30
+
+
+def memory_budget() -> int:
+    """Bytes one read may plan to use: :data:`MEMORY_FRACTION` of :func:`available_memory`."""
+    return int(available_memory() * MEMORY_FRACTION)
+
+
+def check_memory(data_bytes: int, working_bytes: int, what: str, path: Path) -> None:
+    """Refuse, before allocating, a read whose decoded data is ``data_bytes`` (checked against
+    :data:`MAX_VOLUME_BYTES`) and which needs ``working_bytes`` in all (checked against :func:`memory_budget`).
+    ``what`` describes the data for the message, e.g. ``"512 x 512 x 300 int16 voxels"``."""
+    if data_bytes > MAX_VOLUME_BYTES:
+        raise HeartsegError(f"{what} are {_gib(data_bytes)} of data, more than the {_gib(MAX_VOLUME_BYTES)} limit "
+                            "(refused before reading)", path)
+    budget = memory_budget()
+    if working_bytes > budget:
+        raise HeartsegError(f"{what} need about {_gib(working_bytes)} of memory to read, more than the "
+                            f"{_gib(budget)} this computer can spare now (refused before reading)", path)
+
+
+def inflate_size(data: bytes | memoryview, cap: int, *, wbits: int = zlib.MAX_WBITS) -> int:
+    """How many bytes the zlib / gzip / deflate stream ``data`` inflates to, stream-decompressed and discarded in
+    1 MiB pieces; stops (returning ``cap + 1``) as soon as more than ``cap`` came out. Raises ``zlib.error`` for
+    a corrupt stream. Memory: about 1 MiB whatever the stream claims."""
+    d = zlib.decompressobj(wbits)
+    total = 0
+    buf = d.decompress(data, 1 << 20)
+    while buf:
+        total += len(buf)
+        if total > cap:
+            return cap + 1
+        if d.eof:
+            break
+        buf = d.decompress(d.unconsumed_tail, 1 << 20)
+    return total
 
 
 def read_bytes(path: Path) -> bytes:

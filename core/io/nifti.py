@@ -15,7 +15,7 @@ import nibabel as nib
 import numpy as np
 
 from core.errors import HeartsegError
-from core.io.common import binarize_mask, check_slice_size, check_total_voxels
+from core.io.common import binarize_mask, check_memory, check_slice_size, check_total_voxels
 from core.types import CancelToken, Volume, check_cancel
 
 DISPLAY_AXCODES = ("L", "P", "I")
@@ -48,7 +48,35 @@ def _load(path: Path):
     x, y, z = shape
     check_slice_size(y, x, path)
     check_total_voxels(z, y, x, path)
+    _check_memory(img, shape, path)
     return img
+
+
+def _scale(img) -> tuple[float, float]:
+    slope = getattr(img.dataobj, "slope", 1.0)
+    inter = getattr(img.dataobj, "inter", 0.0)
+    slope = 1.0 if slope is None or not np.isfinite(slope) else float(slope)
+    inter = 0.0 if inter is None or not np.isfinite(inter) else float(inter)
+    return slope, inter
+
+
+def _check_memory(img, shape: tuple, path: Path) -> None:
+    """Refuse, from the header alone, data larger than the limits or than this computer can spare.
+
+    Reading holds the stored array (declared size) plus, for integral data, the int16 result (2 bytes a voxel);
+    for scaled or float data nibabel's float64 copy and the float32 result (12 bytes a voxel). nibabel then reads
+    exactly the declared bytes from the (gzip) stream, so a stream that inflates beyond them is never inflated.
+    """
+    try:
+        dtype = np.dtype(img.get_data_dtype())
+    except Exception as exc:  # noqa: BLE001 - an unknown datatype code
+        raise HeartsegError(f"NIfTI data type is not supported ({exc})", path) from exc
+    n = int(np.prod(shape, dtype=np.int64))
+    slope, inter = _scale(img)
+    integral = np.issubdtype(dtype, np.integer) and slope == round(slope) and inter == round(inter)
+    data = n * dtype.itemsize
+    what = f"{' x '.join(str(s) for s in shape)} {dtype.name} voxels"
+    check_memory(data, data + n * (2 if integral else 12), what, path)
 
 
 def _reorientation(img, path: Path):
@@ -84,10 +112,7 @@ def _hu_voxels(img, path: Path, transform) -> np.ndarray:
     Integral data is scaled slice by slice in int32, so memory stays at the stored array plus the int16 result.
     """
     raw_dtype = img.get_data_dtype()
-    slope = getattr(img.dataobj, "slope", 1.0)
-    inter = getattr(img.dataobj, "inter", 0.0)
-    slope = 1.0 if slope is None or not np.isfinite(slope) else float(slope)
-    inter = 0.0 if inter is None or not np.isfinite(inter) else float(inter)
+    slope, inter = _scale(img)
     if np.issubdtype(raw_dtype, np.integer) and slope == round(slope) and inter == round(inter):
         view = _display_view(img, path, transform, scaled=False)
         lo, hi = (view.min(), view.max()) if view.size else (0, 0)

@@ -2,11 +2,18 @@
 
 Every PNG is checked from its first 33 bytes (signature + IHDR: width, height, bit depth, colour type) before cv2
 decodes it, so a corrupt or hostile header claiming 100000 x 100000 pixels is refused without allocating anything.
+Before decoding, the memory the decoded pixels need is checked against :func:`core.io.common.check_memory`, a file
+much larger than its pixels could need is refused unread, and the IDAT stream is inflated with a byte cap (and
+discarded): data inflating beyond what the header's size needs -- a decompression bomb -- is refused after at most
+that many bytes, in about 1 MiB of memory.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import struct
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +23,20 @@ import cv2
 import numpy as np
 
 from core.errors import HeartsegError
-from core.io.common import check_slice_size, check_total_voxels, read_bytes
+from core.io.common import check_memory, check_slice_size, check_total_voxels, inflate_size, read_bytes
 from core.types import CancelToken, Progress, ProgressFn, check_cancel, report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOUR_TYPES = {0: "grey", 2: "RGB", 3: "palette", 4: "grey+alpha", 6: "RGBA"}
 #: Slices decoded per batch (cancel is checked and progress reported once per batch).
 BATCH = 16
+#: Decoding threads of :func:`read_png_stack`.
+WORKERS = 4
+#: Channels stored in the file per colour type, and the channels cv2 decodes it to (IMREAD_UNCHANGED).
+_FILE_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_DECODED_CHANNELS = {0: 1, 2: 3, 3: 4, 4: 4, 6: 4}
+#: Room for ancillary chunks (ICC profiles, text) beyond the largest possible pixel data, bytes.
+FILE_SLACK = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,50 @@ def parse_png_header(data: bytes, path: Path) -> PngHeader:
     return PngHeader(width, height, depth, colour)
 
 
+def raw_size(header: PngHeader, interlaced: bool = False) -> int:
+    """Bytes the IDAT stream of such a PNG inflates to (filter bytes included; an upper bound when interlaced)."""
+    row = math.ceil(header.width * _FILE_CHANNELS[header.colour_type] * header.bit_depth / 8)
+    size = header.height * (1 + row)
+    return size + (2 * header.height + 16) * 9 if interlaced else size  # Adam7: more rows, rounded widths
+
+
+def decode_working_bytes(header: PngHeader) -> int:
+    """Memory one decode needs: cv2's decoded channels plus the grey copy and a comparison mask."""
+    px = header.width * header.height * (2 if header.bit_depth > 8 else 1)
+    return px * _DECODED_CHANNELS[header.colour_type] + 2 * px
+
+
+def _describe(header: PngHeader) -> str:
+    return f"{header.width} x {header.height} {_COLOUR_TYPES[header.colour_type]} {header.bit_depth}-bit pixels"
+
+
+def _check_idat(data: bytes, header: PngHeader, path: Path) -> None:
+    """Refuse a PNG whose IDAT data inflates beyond what its header's size needs (stream-inflated with that cap,
+    the output discarded). Damaged chunk structure or zlib data is left to the decoder to report."""
+    interlaced = len(data) > 28 and data[28] == 1
+    cap = raw_size(header, interlaced)
+    pieces, pos, view = [], 8, memoryview(data)
+    while pos + 8 <= len(data):
+        length = struct.unpack(">I", data[pos:pos + 4])[0]
+        kind = data[pos + 4:pos + 8]
+        if pos + 12 + length > len(data):
+            break
+        if kind == b"IDAT":
+            pieces.append(view[pos + 8:pos + 8 + length])
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    if not pieces:
+        return
+    try:
+        inflated = inflate_size(b"".join(pieces), cap)
+    except zlib.error:
+        return
+    if inflated > cap:
+        raise HeartsegError(f"PNG image data inflates to more than the {cap} bytes its {header.width} x "
+                            f"{header.height} header needs (a decompression bomb; refused before decoding)", path)
+
+
 def read_png_header(path: Path) -> PngHeader:
     """Read only the first 33 bytes of ``path`` and parse its header."""
     try:
@@ -70,9 +128,22 @@ def read_png(path: Path) -> np.ndarray:
     opaque; otherwise :class:`HeartsegError` names the file and the reason. Size limits are checked from the
     header before decoding.
     """
+    header = read_png_header(path)
+    check_slice_size(header.height, header.width, path)
+    check_memory(header.width * header.height * (2 if header.bit_depth > 8 else 1), decode_working_bytes(header),
+                 _describe(header), path)
+    limit = raw_size(header, True) + FILE_SLACK
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        size = 0  # read_bytes names the problem
+    if size > limit:
+        raise HeartsegError(f"PNG file is {size} bytes, far more than its {header.width} x {header.height} pixels "
+                            "could need (refused before reading)", path)
     data = read_bytes(path)
     header = parse_png_header(data, path)
     check_slice_size(header.height, header.width, path)
+    _check_idat(data, header, path)
     if data.rfind(b"IEND", max(0, len(data) - 1024)) < 0:
         raise HeartsegError("truncated PNG image (the file ends before its IEND chunk)", path)
     try:
@@ -127,12 +198,16 @@ def read_png_stack(files: Sequence[Path], *, progress: Optional[ProgressFn] = No
     n = len(files)
     check_total_voxels(n, first.height, first.width, files[0].parent)
     dtype = np.uint16 if first.bit_depth > 8 else np.uint8
+    stack = n * first.height * first.width * np.dtype(dtype).itemsize
+    per_slice = max(decode_working_bytes(h) + raw_size(h, True) for h in headers)
+    check_memory(stack, stack + min(WORKERS, n) * per_slice, f"{n} slices of {_describe(first)}",
+                 files[0].parent)
     out = np.empty((n, first.height, first.width), dtype=dtype)
 
     def load(i: int) -> None:
         out[i] = read_png(files[i])
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         for start in range(0, n, BATCH):
             check_cancel(cancel)
             list(pool.map(load, range(start, min(n, start + BATCH))))
