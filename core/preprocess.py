@@ -73,6 +73,22 @@ def slice_to_kaggle8(volume: Volume, index: int) -> np.ndarray:
     return kaggle_scale_slice(kaggle_stored_slice(volume, index))
 
 
+def resize_image8(image8: np.ndarray, image_size: int = DEFAULT_IMAGE_SIZE) -> np.ndarray:
+    """A Kaggle-scale slice ``(rows, cols)`` uint8 (or ``(rows, cols, 3)``) at the model size, bilinear."""
+    img = np.asarray(image8)
+    if img.shape[:2] == (image_size, image_size):
+        return img
+    return cv2.resize(img, (image_size, image_size), interpolation=cv2.INTER_LINEAR)
+
+
+def resize_mask(mask01: np.ndarray, image_size: int = DEFAULT_IMAGE_SIZE) -> np.ndarray:
+    """A 0/1 ``(rows, cols)`` uint8 mask at the model size, nearest neighbour (it stays binary)."""
+    m = np.asarray(mask01, np.uint8)
+    if m.shape == (image_size, image_size):
+        return m
+    return cv2.resize(m, (image_size, image_size), interpolation=cv2.INTER_NEAREST)
+
+
 def image_to_model_input(image8: np.ndarray, image_size: int = DEFAULT_IMAGE_SIZE) -> np.ndarray:
     """A Kaggle-scale slice -> model input.
 
@@ -80,9 +96,7 @@ def image_to_model_input(image8: np.ndarray, image_size: int = DEFAULT_IMAGE_SIZ
     float32 in 0..1 (bilinear resize, grey repeated to 3 channels, divided by 255) — exactly what the seed notebook
     fed its U-Net.
     """
-    img = np.asarray(image8)
-    if img.shape[:2] != (image_size, image_size):
-        img = cv2.resize(img, (image_size, image_size), interpolation=cv2.INTER_LINEAR)
+    img = resize_image8(image8, image_size)
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
     return img.astype(np.float32) * (1.0 / 255.0)
@@ -96,10 +110,7 @@ def mask_to_model_target(mask: np.ndarray, image_size: int = DEFAULT_IMAGE_SIZE)
     """
     m = np.asarray(mask)
     binary = (m > 127) if m.max(initial=0) > 1 else (m > 0)
-    binary = binary.astype(np.uint8)
-    if binary.shape != (image_size, image_size):
-        binary = cv2.resize(binary, (image_size, image_size), interpolation=cv2.INTER_NEAREST)
-    return binary.astype(np.float32)[:, :, None]
+    return resize_mask(binary.astype(np.uint8), image_size).astype(np.float32)[:, :, None]
 
 
 def volume_to_model_input(volume: Volume, indices=None, image_size: int = DEFAULT_IMAGE_SIZE) -> np.ndarray:

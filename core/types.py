@@ -28,6 +28,9 @@ _IMAGE_SUFFIXES = (".png", ".dcm", ".dicom", ".ima", ".tif", ".tiff", ".jpg", ".
 SourceKind = Literal["kaggle_patient", "png_folder", "dicom", "nifti"]
 
 
+#: The review state of a slice, as the window, the sidecar (``review.json``) and retraining name it.
+REVIEW_STATES = ("not_reviewed", "accepted", "corrected", "flagged")
+
 @dataclass
 class Volume:
     """One CT scan as a stack of axial slices.

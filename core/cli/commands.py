@@ -2,34 +2,32 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from core.atomic import write_csv_atomic
 from core.cli.progress import ProgressBar, sigint_cancels
-from core.errors import HeartsegError
+from core.errors import Cancelled, HeartsegError
 from core.inference.predictor import Predictor
 from core.io import open_scan
 from core.io.common import kaggle_slice_names
 from core.io.dicom_seg import check_dicom_seg_source, seg_output_path, write_dicom_seg
 from core.io.masks import write_image_pngs, write_mask_nifti, write_mask_pngs
-from core.model.unet import check_model_io, load_model
+from core.model.unet import load_model
 from core.postprocess import DEFAULT_POSTPROCESS, NO_POSTPROCESS, slices_adjacent
-from core.preprocess import DEFAULT_IMAGE_SIZE, to_kaggle_scale
+from core.preprocess import to_kaggle_scale
 from core.resources import bundled_model_path, kaggle_manifest_path
 from core.review.qc import describe, scan_flags, slice_flags
 from core.review.record import patient_rows
 from core.review.record import write_report as write_record
 from core.review.uncertainty import UncertaintyCollector, review_order
-from core.store.dataset import open_dataset, output_name, patient_split
+from core.store.dataset import open_dataset, output_name
 from core.store.manifest import verify_dataset
-from core.training.loop import TrainConfig, load_slice_pairs, train
+from core.training.config import TrainConfig
 from core.types import CancelToken
 from core.versions.evaluation import evaluate_volumes
 from core.versions.evaluation import write_report as write_evaluation
-from core.versions.registry import ModelRegistry
-from core.versions.retrain import evaluate_model, validation_volumes
+from core.versions.retrain import RetrainRequest, compare_text, plan_retraining, run_retraining
 
 
 def _progress():
@@ -46,84 +44,52 @@ def _postprocess(args):
 
 # ----------------------------------------------------------------------------------------------------- train
 def cmd_train(args) -> int:
-    dataset = open_dataset(args.data)
-    labelled = [p.pid for p in dataset.patients if p.has_masks]
-    if getattr(args, "patients", None):
-        chosen = [p.strip() for p in args.patients.split(",") if p.strip()]
-        unknown = [p for p in chosen if p not in labelled]
-        if unknown:
-            raise HeartsegError(f"--patients names patients without masks or not in the dataset: "
-                                f"{', '.join(unknown)}", args.data)
-        labelled = chosen
-    if not labelled:
-        raise HeartsegError("no patient with masks to train on", args.data)
-    val_list = [p.strip() for p in args.val_patients.split(",")] if args.val_patients else None
-    registry = None
-    if args.registry is not None or args.from_version is not None:
-
-        if args.registry is None:
-            raise HeartsegError("--from-version needs --registry")
-        registry = ModelRegistry(args.registry)
-    if registry is not None:  # the registry's fixed split: every version validates on the same patients
-        train_pids, val_pids = registry.fixed_split(labelled, args.val_fraction, args.seed, val_list)
-    else:
-        train_pids, val_pids = patient_split(labelled, args.val_fraction, args.seed, val_list)
-    init_model = args.init_model
-    if registry is not None and args.from_version is not None:
-        init_model = registry.model_path(args.from_version)
-    image_size = args.image_size
-    if image_size is None:
-
-        image_size = DEFAULT_IMAGE_SIZE
-        if init_model is not None:  # fine-tuning keeps the model's input size (the bundled model's is 128)
-
-            image_size = check_model_io(load_model(init_model), init_model)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, image_size=image_size,
-                         loss=args.loss, learning_rate=args.learning_rate, augment=not args.no_augment,
-                         geometric=args.geometric, seed=args.seed, steps_per_epoch=args.steps_per_epoch,
+    """``heartseg train``: :func:`core.versions.retrain.run_retraining`, the path Model > Retrain... takes, into
+    ``--out`` (and the registry with ``--registry``)."""
+    __import__("core.store.outputs").store.outputs.check_output_path(args.out, [args.data])
+    registry_dir = args.registry
+    if args.from_version is not None and registry_dir is None:
+        raise HeartsegError("--from-version needs --registry")
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
+                         image_size=args.image_size or TrainConfig.image_size, loss=args.loss,
+                         learning_rate=args.learning_rate, augment=not args.no_augment, geometric=args.geometric,
+                         seed=args.seed, steps_per_epoch=args.steps_per_epoch,
                          early_stopping_patience=args.early_stopping_patience, lr_patience=args.lr_patience,
                          corrected_weight=args.corrected_weight)
-
-    def pairs(pids):
-        out = []
-        for p in dataset.training_pairs(pids):
-            weight = config.corrected_weight if p.state == "corrected" else 1.0
-            out.append((p.image_path, p.mask_path, weight, f"{p.pid}/{p.image_path.stem}"))
-        return out
-
+    patients = [p.strip() for p in args.patients.split(",") if p.strip()] if args.patients else None
+    val_list = [p.strip() for p in args.val_patients.split(",")] if args.val_patients else None
+    request = RetrainRequest(Path(args.data), config, registry_dir=registry_dir, init_version=args.from_version,
+                             init_model=args.init_model, val_patients=val_list, val_fraction=args.val_fraction,
+                             split_seed=args.seed, patients=patients, out_dir=Path(args.out),
+                             register=registry_dir is not None, skip_flagged=True)
     bar = _progress()
-    print(f"training on {len(train_pids)} patients ({', '.join(train_pids)}), "
-          f"validating on {len(val_pids)} ({', '.join(val_pids) or 'none'})", file=sys.stderr)
-    train_set = load_slice_pairs(pairs(train_pids), config.image_size, progress=bar)
-    val_set = load_slice_pairs(pairs(val_pids), config.image_size, progress=bar) if val_pids else None
+    plan = plan_retraining(open_dataset(args.data), request.registry(), val_patients=val_list,
+                           val_fraction=args.val_fraction, seed=args.seed, patients=patients)
+    print(f"training on {len(plan.train_pids)} patients ({', '.join(plan.train_pids)}), "
+          f"validating on {len(plan.val_pids)} ({', '.join(plan.val_pids) or 'none'})", file=sys.stderr)
     cancel = CancelToken()
     sigint_cancels(cancel)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "split.json").write_text(json.dumps({"train": train_pids, "val": val_pids}, indent=2))
-    result = train(train_set, val_set, config, args.out, init_model=init_model, progress=bar, cancel=cancel)
-    state = "cancelled" if result.cancelled else "finished"
-    if result.best_model_path is None:
-        print(f"training {state} before the first epoch ended: no model written", file=sys.stderr)
-        return 130 if result.cancelled else 1
+    try:
+        outcome = run_retraining(request, progress=bar, cancel=cancel)
+    except Cancelled:
+        print("training cancelled before the first epoch ended: no model written", file=sys.stderr)
+        return 130
+    result = outcome.train_result
+    state = "cancelled" if outcome.cancelled else "finished"
     print(f"training {state}: best epoch {result.best_epoch} (val_loss {result.best_val_loss:.4f}), "
           f"{result.images_per_second:.1f} images/s -> {result.best_model_path}", file=sys.stderr)
-    if registry is not None and not result.cancelled:
-
-        validation = None
-        if val_pids:
-            validation = evaluate_model(result.best_model_path, validation_volumes(dataset, val_pids),
-                                        label="validation", progress=bar)
-        counts = {"train_slices": len(train_set), "val_slices": len(val_set) if val_set is not None else 0,
-                  "corrected_slices": sum(p.state == "corrected" for p in dataset.training_pairs(train_pids))}
-        version = registry.add_version(result, config, parent=args.from_version, data_root=args.data,
-                                       train_pids=train_pids, val_pids=val_pids, data=counts,
-                                       validation=validation)
-        print(f"registered as version {version}", file=sys.stderr)
-    return 130 if result.cancelled else 0
+    if outcome.cancelled:
+        return 130
+    if outcome.new_metrics is not None:
+        print(compare_text(outcome), file=sys.stderr)
+    if outcome.version is not None:
+        print(f"registered as version {outcome.version}", file=sys.stderr)
+    return 0
 
 
 # --------------------------------------------------------------------------------------------------- predict
 def cmd_predict(args) -> int:
+    __import__("core.store.outputs").store.outputs.check_output_path(args.out, [args.scan])
     volume = open_scan(args.scan)  # reads and validates everything before anything is written
     if getattr(args, "dicom_seg", False):
         check_dicom_seg_source(volume)  # refused before the model runs and before anything is written
@@ -189,6 +155,7 @@ def write_qc_csv(out: Path, volume, masks, scores) -> Path:
 # ---------------------------------------------------------------------------------------------------- report
 def cmd_report(args) -> int:
     """The correction record of every patient of a dataset (their ``.heartseg/review.json``)."""
+    __import__("core.store.outputs").store.outputs.check_output_path(args.out, [args.data])
     dataset = open_dataset(args.data)
     rows = []
     for entry in dataset.patients:
@@ -220,6 +187,7 @@ def _labelled_volumes(args):
 
 
 def cmd_evaluate(args) -> int:
+    __import__("core.store.outputs").store.outputs.check_output_path(args.out, [args.data, args.mask])
     volumes = _labelled_volumes(args)
     model_path = _model_path(args.model)
     model = load_model(model_path)

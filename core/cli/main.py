@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 import core
 from core.cli.commands import cmd_evaluate, cmd_predict, cmd_report, cmd_train, cmd_verify
 from core.errors import Cancelled, HeartsegError
+from core.training.config import TrainConfig
 
 EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130
@@ -36,22 +37,23 @@ def _parser() -> argparse.ArgumentParser:
                    help="comma-separated patient ids to use, validation ones included (default: all with masks)")
     t.add_argument("--val-patients", default=None, help="comma-separated patient ids held out for validation")
     t.add_argument("--val-fraction", type=float, default=0.2)
-    t.add_argument("--epochs", type=int, default=20)
-    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    t.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="the global batch")
     t.add_argument("--image-size", type=int, default=None,
-                   help="model input size (default: 256 from scratch; a fine-tuned model keeps its own)")
-    t.add_argument("--loss", choices=["bce_dice", "dice"], default="bce_dice")
-    t.add_argument("--learning-rate", type=float, default=1e-4)
-    t.add_argument("--geometric", choices=["none", "mild", "strong"], default="none",
+                   help=f"model input size (default: {TrainConfig.image_size} from scratch; a fine-tuned model "
+                        "keeps its own)")
+    t.add_argument("--loss", choices=["bce_dice", "dice"], default=TrainConfig.loss)
+    t.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate)
+    t.add_argument("--geometric", choices=["none", "mild", "strong"], default=TrainConfig.geometric,
                    help="geometric augmentation on top of the seed's photometric one")
     t.add_argument("--no-augment", action="store_true")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=TrainConfig.seed)
     t.add_argument("--steps-per-epoch", type=int, default=None)
-    t.add_argument("--early-stopping-patience", type=int, default=15)
-    t.add_argument("--lr-patience", type=int, default=10,
+    t.add_argument("--early-stopping-patience", type=int, default=TrainConfig.early_stopping_patience)
+    t.add_argument("--lr-patience", type=int, default=TrainConfig.lr_patience,
                    help="epochs without validation-loss improvement before the learning rate is cut 10x")
     t.add_argument("--init-model", type=Path, default=None, help="fine-tune this .keras model")
-    t.add_argument("--corrected-weight", type=float, default=1.0,
+    t.add_argument("--corrected-weight", type=float, default=TrainConfig.corrected_weight,
                    help="sample weight of slices reviewed as corrected")
     t.add_argument("--registry", type=Path, default=None, help="model registry folder (adds a version)")
     t.add_argument("--from-version", type=int, default=None, help="fine-tune this registry version")

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-#: Per-slice review states, in the order the GUI offers them.
-REVIEW_STATES = ("not_reviewed", "accepted", "corrected", "flagged")
+from core.types import REVIEW_STATES  # the states, in the order the GUI offers them
 
 
 def check_state(state: str) -> str:

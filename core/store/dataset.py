@@ -34,8 +34,8 @@ from core.io.kaggle import IMAGE_DIR, MASK_DIR, is_kaggle_patient
 from core.io.masks import write_image_pngs, write_mask_pngs
 from core.metrics import dice
 from core.preprocess import to_kaggle_scale
+from core.store.layout import SOURCE_FILE, state_dir
 from core.store.writeback import (  # noqa: F401
-    HEARTSEG_DIR,
     REVIEW_STATES,
     MaskVersion,
     list_versions,
@@ -288,13 +288,13 @@ def add_patient(dataset_root: str | Path, pid: str, volume: Volume, masks: Optio
     try:
         write_image_pngs(tmp / IMAGE_DIR, images, names)
         write_mask_pngs(tmp / MASK_DIR, masks, names)
-        (tmp / HEARTSEG_DIR).mkdir()
+        state_dir(tmp).mkdir()
         source = {"pid_requested": str(pid), "source_kind": volume.kind, "source_name": volume.name,
                   "source_path": str(volume.source_files[0]) if volume.source_files else None,
                   "intensity": volume.intensity, "spacing_mm": list(volume.spacing) if volume.spacing else None,
                   "affine": volume.affine.tolist() if volume.affine is not None else None,
                   "metadata": {k: v for k, v in volume.metadata.items() if isinstance(v, (str, int, float, bool))}}
-        write_text_atomic(tmp / HEARTSEG_DIR / "source.json", json.dumps(source, indent=1))
+        write_text_atomic(state_dir(tmp) / SOURCE_FILE, json.dumps(source, indent=1))
         states = {(names[k] if isinstance(k, (int, np.integer)) else str(k)): v for k, v in (review or {}).items()}
         if not set(states.values()) <= set(REVIEW_STATES):
             raise ValueError(f"review states must be among {REVIEW_STATES}")

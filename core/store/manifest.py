@@ -16,6 +16,7 @@ from typing import Optional
 
 from core.atomic import file_sha256
 from core.errors import HeartsegError
+from core.store.layout import STATE_DIR
 from core.resources import kaggle_manifest_path
 from core.types import CancelToken, Progress, ProgressFn, as_path, check_cancel, report
 
@@ -135,7 +136,7 @@ def verify_dataset(root: str | Path, manifest_path: str | Path | None = None, *,
             report(progress, Progress("verify", i + 1, total, f"checked {i + 1}/{total} files"))
     expected = {e.path for e in entries}
     for folder, dirs, files in os.walk(data_dir):
-        dirs[:] = sorted(d for d in dirs if d != ".heartseg")
+        dirs[:] = sorted(d for d in dirs if d != STATE_DIR)
         for name in sorted(files):
             rel = _PREFIX + Path(os.path.relpath(Path(folder) / name, data_dir)).as_posix()
             if rel not in expected:

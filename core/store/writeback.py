@@ -35,18 +35,18 @@ import numpy as np
 
 from core.atomic import _fsync_dir, now_iso, write_bytes_atomic, write_many_atomic, write_text_atomic
 from core.errors import HeartsegError
+from core.types import REVIEW_STATES  # noqa: F401  (re-exported)
+from core.store.layout import STATE_DIR, review_path, state_dir, versions_dir
+
+HEARTSEG_DIR = STATE_DIR  # transitional name for the window's controller (removed with its split)
 from core.io.common import list_dirs, list_files, read_bytes
 from core.io.kaggle import IMAGE_DIR, MASK_DIR
 from core.io.masks import encode_mask_png, write_mask_png  # noqa: F401  (write_mask_png re-exported)
 from core.io.png import read_png_header
 from core.metrics import dice  # noqa: F401  (re-exported: the sidecar's dice_ai)
 
-HEARTSEG_DIR = ".heartseg"
-REVIEW_FILE = "review.json"
 ORIGINALS_DIR = "original_masks"
-VERSIONS_DIR = "versions"
 #: The review states a slice can have.
-REVIEW_STATES = ("not_reviewed", "accepted", "corrected", "flagged")
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class MaskVersion:
 def read_review(patient_dir: str | Path) -> dict:
     """The sidecar as a dict (an empty one when the patient was never reviewed); a damaged sidecar raises
     :class:`HeartsegError` naming it rather than silently dropping review work."""
-    path = Path(patient_dir) / HEARTSEG_DIR / REVIEW_FILE
+    path = review_path(patient_dir)
     if not path.exists():
         return {"format": "heartseg-review", "format_version": 1, "patient": Path(patient_dir).name,
                 "slices": {}}
@@ -112,7 +112,7 @@ def snapshot_masks(patient_dir: Path) -> Optional[MaskVersion]:
     files = list_files(mask_dir, (".png",)) if mask_dir.is_dir() else []
     if not files:
         return None
-    base = patient_dir / HEARTSEG_DIR / VERSIONS_DIR
+    base = versions_dir(patient_dir)
     tmp = None
     try:
         base.mkdir(parents=True, exist_ok=True)
@@ -146,7 +146,7 @@ def _copy_synced(src: Path, dst: Path) -> None:
 
 def list_versions(patient_dir: str | Path) -> list[MaskVersion]:
     """Earlier saved states of the patient's masks, oldest first."""
-    base = Path(patient_dir) / HEARTSEG_DIR / VERSIONS_DIR
+    base = versions_dir(patient_dir)
     if not base.is_dir():
         return []
     return [MaskVersion(d.name, d, len(list_files(d, (".png",)))) for d in sorted(list_dirs(base),
@@ -197,7 +197,7 @@ def save_masks(patient_dir: str | Path, masks: np.ndarray, slice_names: Sequence
     sidecar = read_review(patient_dir)
     slices = sidecar["slices"]
     mask_dir = patient_dir / MASK_DIR
-    heartseg = patient_dir / HEARTSEG_DIR
+    heartseg = state_dir(patient_dir)
     originals = heartseg / ORIGINALS_DIR
     try:
         mask_dir.mkdir(exist_ok=True)
@@ -235,10 +235,10 @@ def write_review(patient_dir: Path, sidecar: dict) -> None:
     """Write the sidecar atomically (``updated_at`` refreshed)."""
     sidecar = dict(sidecar, format="heartseg-review", format_version=1, updated_at=now_iso())
     try:
-        (patient_dir / HEARTSEG_DIR).mkdir(exist_ok=True)
+        state_dir(patient_dir).mkdir(exist_ok=True)
     except OSError as exc:
         raise HeartsegError(f"cannot save the review states: {exc.strerror or exc}", patient_dir) from exc
-    write_text_atomic(patient_dir / HEARTSEG_DIR / REVIEW_FILE, json.dumps(sidecar, indent=1, sort_keys=True))
+    write_text_atomic(review_path(patient_dir), json.dumps(sidecar, indent=1, sort_keys=True))
 
 
 def set_review_states(patient_dir: str | Path, states: Mapping[str, str]) -> None:
@@ -259,9 +259,9 @@ def restore_version(patient_dir: str | Path, version_id: str) -> Optional[MaskVe
     exist in that version are removed. Returns the version holding the state before the restore.
     """
     patient_dir = Path(patient_dir)
-    source = patient_dir / HEARTSEG_DIR / VERSIONS_DIR / version_id
+    source = versions_dir(patient_dir) / version_id
     if not version_id or "/" in version_id or "\\" in version_id or not source.is_dir():
-        raise HeartsegError(f"no saved mask version {version_id!r}", patient_dir / HEARTSEG_DIR / VERSIONS_DIR)
+        raise HeartsegError(f"no saved mask version {version_id!r}", versions_dir(patient_dir))
     kept = snapshot_masks(patient_dir)
     mask_dir = patient_dir / MASK_DIR
     wanted = {f.name: f for f in list_files(source, (".png",))}

@@ -29,9 +29,9 @@ from core.atomic import atomic_path, file_sha256, now_iso, write_text_atomic
 from core.errors import HeartsegError
 from core.resources import bundled_model_path
 from core.store.dataset import patient_split
+from core.store.layout import registry_dir
 
 RECORD_FORMAT = 1
-REGISTRY_SUBDIR = Path(".heartseg") / "models"
 ACTIVE_FILE = "active.json"
 SPLIT_FILE = "split.json"
 _VERSION_FILE = re.compile(r"^v(\d+)\.(json|keras)$")
@@ -39,9 +39,8 @@ _VERSION_FILE = re.compile(r"^v(\d+)\.(json|keras)$")
 
 
 def default_registry_dir(dataset_root: str | Path) -> Path:
-    """``<dataset root>/.heartseg/models`` (hidden, so :func:`core.store.dataset.open_dataset` never takes it for a
-    patient)."""
-    return Path(dataset_root) / REGISTRY_SUBDIR
+    """``<dataset root>/.heartseg/models`` (:func:`core.store.layout.registry_dir`)."""
+    return registry_dir(dataset_root)
 
 
 
@@ -295,8 +294,8 @@ class ModelRegistry:
                     split: Optional[dict] = None, extra: Optional[dict] = None) -> int:
         """Register the best model of a finished training run as a new version; returns its number.
 
-        ``result``: :class:`core.training.loop.TrainResult` (a cancelled run or one without a model is refused);
-        ``config``: its :class:`core.training.loop.TrainConfig` (the recipe); ``parent``: the version it was fine-tuned
+        ``result``: :class:`core.training.config.TrainResult` (a cancelled run or one without a model is refused);
+        ``config``: its :class:`core.training.config.TrainConfig` (the recipe); ``parent``: the version it was fine-tuned
         from (None: trained from scratch). ``data``: slice counts etc. (merged into the record's ``data``);
         ``validation`` / ``parent_validation``: metrics of the new / parent model on the held-out patients.
         The model file is copied into the registry first, the record written last, both atomically.

@@ -1,4 +1,5 @@
-"""Retraining from the clinician's corrections: one plain, cancellable job shared by the window and scripts.
+"""The one train -> evaluate -> register path: ``heartseg train`` and Model > Retrain... both run
+:func:`run_retraining` (one plain, cancellable job).
 
 :func:`plan_retraining` (no TensorFlow, cheap: folder listings and review sidecars) says which patients train and
 which are held out (the registry's fixed split, :meth:`core.versions.registry.ModelRegistry.fixed_split`), how many slices
@@ -9,21 +10,25 @@ dialog shows.
 
 1. reads the training and validation slices (flagged slices left out; corrected slices weighted
    ``config.corrected_weight``),
-2. trains with :func:`core.training.loop.train` (from scratch or fine-tuning a registry version) in a temporary folder
-   inside the registry,
+2. trains with :func:`core.training.loop.train` (from scratch, or fine-tuning a registry version or a model file) in
+   ``request.out_dir`` (``heartseg train --out``) or a temporary folder inside the registry,
 3. evaluates the old (active) and the new model on the same held-out patients with
    :func:`core.versions.evaluation.evaluate_volumes` (flagged slices are not scored),
-4. registers the new version with its record (:meth:`core.versions.registry.ModelRegistry.add_version`).
+4. converts the new model for OpenVINO (cached; a copy beside the model) and
+5. registers the new version with its record (:meth:`core.versions.registry.ModelRegistry.add_version`), when the
+   request registers (the window always; ``heartseg train`` with ``--registry``).
 
 Progress stages: ``"read"`` (slices), ``"train"`` (batches, with ``metrics`` and ``eta_s``), ``"epoch"`` (epoch
 logs incl. ``val_loss`` / ``val_dice_coef``), ``"evaluate"`` (patients, ``message`` names the model),
-``"register"``. ``cancel`` is checked per training batch and per prediction batch; a cancelled run raises
-:class:`core.errors.Cancelled`, deletes its temporary folder and registers nothing.
+``"register"``. ``cancel`` is checked per training batch and per prediction batch; a cancelled run registers
+nothing: into a temporary folder it raises :class:`core.errors.Cancelled` and deletes the folder; into
+``out_dir`` it keeps the best model so far and returns an outcome with ``cancelled`` True.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import shutil
 import tempfile
@@ -33,27 +38,34 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from core.atomic import write_text_atomic
 from core.errors import Cancelled, HeartsegError
 from core.inference.engines.openvino import copy_ir, ensure_ir, openvino_available, sidecar_dir
 from core.inference.precision import precision_check
 from core.model.unet import load_model
 from core.postprocess import DEFAULT_POSTPROCESS
-from core.store.dataset import Dataset, open_dataset
-from core.training.loop import TrainConfig, TrainResult, load_slice_pairs, train
+from core.store.dataset import Dataset, open_dataset, patient_split
+from core.training.config import TrainConfig, TrainResult
+from core.training.data import load_slice_pairs
+from core.training.loop import train
 from core.types import CancelToken, Progress, ProgressFn, check_cancel, report
 from core.versions.evaluation import evaluate_volumes
 from core.versions.registry import ModelRegistry, default_registry_dir, model_input_size
 
-#: The weight the Retrain dialog suggests for corrected slices (``TrainConfig.corrected_weight``).
-DEFAULT_CORRECTED_WEIGHT = 2.0
+#: The weight of corrected slices (the one default lives in :class:`core.training.config.TrainConfig`).
+DEFAULT_CORRECTED_WEIGHT = TrainConfig.corrected_weight
 
 
 @dataclass
 class RetrainRequest:
-    """What to retrain. ``init_version``: fine-tune this registry version (None: train from scratch with
-    ``config.filters`` / ``config.bottleneck``). ``compare_version``: the "old" model of the comparison (None: the
-    registry's active version). ``val_patients``: None = the registry's fixed split. ``base_model``: the file that
-    is version 0 (None: the bundled model)."""
+    """What to retrain. ``init_version``: fine-tune this registry version; ``init_model``: fine-tune this model
+    file instead (both None: train from scratch with ``config.filters`` / ``config.bottleneck``).
+    ``compare_version``: the "old" model of the comparison (None: the registry's active version; without a registry
+    the ``init_model``). ``val_patients``: None = the registry's fixed split (without a registry,
+    :func:`core.store.dataset.patient_split`). ``patients``: train and validate only among these. ``base_model``:
+    the file that is version 0 (None: the bundled model). ``register``: add the result to the registry
+    (``registry_dir``, default the dataset's own); False trains into ``out_dir`` only. ``out_dir``: keep the run's
+    files there (model, history, plot, ``split.json``, the old-vs-new comparison)."""
 
     dataset_root: Path
     config: TrainConfig = field(default_factory=TrainConfig)
@@ -65,8 +77,14 @@ class RetrainRequest:
     split_seed: int = 0
     base_model: Optional[Path] = None
     skip_flagged: bool = True
+    init_model: Optional[Path] = None
+    patients: Optional[Sequence[str]] = None
+    out_dir: Optional[Path] = None
+    register: bool = True
 
-    def registry(self) -> ModelRegistry:
+    def registry(self) -> Optional[ModelRegistry]:
+        if not self.register and self.registry_dir is None:
+            return None
         folder = self.registry_dir if self.registry_dir is not None else default_registry_dir(self.dataset_root)
         return ModelRegistry(folder, base_model=self.base_model)
 
@@ -75,7 +93,7 @@ class RetrainRequest:
 class RetrainPlan:
     """Patients and slice counts of a retraining (what the dialog shows)."""
     dataset_root: Path
-    registry_dir: Path
+    registry_dir: Optional[Path]
     train_pids: list
     val_pids: list
     split_fixed: bool          # True: the validation patients come from the registry's stored split
@@ -101,41 +119,57 @@ class RetrainPlan:
 @dataclass
 class RetrainOutcome:
     """A finished retraining: the new ``version`` (registered, not activated), its record, and old vs new
-    validation metrics on the same held-out patients (``old_metrics`` None when the old model was unavailable)."""
+    validation metrics on the same held-out patients (``old_metrics`` None when there was no old model)."""
 
-    version: int
+    version: Optional[int]           # None: not registered (``register`` False, or cancelled)
     record: dict
     old_version: Optional[int]
     old_metrics: Optional[dict]
-    new_metrics: dict
+    new_metrics: Optional[dict]      # None without validation patients, or when cancelled
     plan: RetrainPlan
     history: list
-    registry_dir: Path
+    registry_dir: Optional[Path]
     model_path: Path
+    train_result: Optional[TrainResult] = None
+    cancelled: bool = False
 
 
 def _labelled(dataset) -> list[str]:
     return [p.pid for p in dataset.patients if p.has_masks and p.kind == "kaggle_patient"]
 
 
-def plan_retraining(dataset, registry: ModelRegistry, *, val_patients: Optional[Sequence[str]] = None,
+def plan_retraining(dataset, registry: Optional[ModelRegistry], *, val_patients: Optional[Sequence[str]] = None,
                     val_fraction: float = 0.2, seed: int = 0, skip_flagged: bool = True,
-                    store_split: bool = False) -> RetrainPlan:
+                    store_split: bool = False, patients: Optional[Sequence[str]] = None) -> RetrainPlan:
     """Count what a retraining of ``dataset`` (:class:`core.store.dataset.Dataset` or its root) would use.
 
-    Needs at least two patients with masks (one is held out). ``store_split``: fix the split in the registry now
-    (:func:`run_retraining` does; the dialog's preview does not).
+    With a registry: at least two patients with masks (one is held out) and the registry's fixed split
+    (``store_split``: fix it now, as :func:`run_retraining` does; the dialog's preview does not). Without one
+    (``heartseg train --out`` alone): :func:`core.store.dataset.patient_split`; validation may be empty.
+    ``patients``: only these (each must have masks).
     """
-
     if not isinstance(dataset, Dataset):
         dataset = open_dataset(dataset)
     labelled = _labelled(dataset)
-    if len(labelled) < 2:
-        raise HeartsegError(f"retraining needs at least 2 patients with masks (one is held out for validation); "
-                            f"this dataset has {len(labelled)}", dataset.root)
-    fixed = val_patients is None and registry.stored_split() is not None
-    train_pids, val_pids = registry.fixed_split(labelled, val_fraction, seed, val_patients, store=store_split)
-    if not train_pids or not val_pids:
+    if patients is not None:
+        chosen = [str(p).strip() for p in patients if str(p).strip()]
+        unknown = [p for p in chosen if p not in labelled]
+        if unknown:
+            raise HeartsegError(f"these patients have no masks or are not in the dataset: {', '.join(unknown)}",
+                                dataset.root)
+        labelled = chosen
+    if not labelled:
+        raise HeartsegError("no patient with masks to train on", dataset.root)
+    if registry is None:
+        fixed = False
+        train_pids, val_pids = patient_split(labelled, val_fraction, seed, val_patients)
+    else:
+        if len(labelled) < 2:
+            raise HeartsegError(f"retraining needs at least 2 patients with masks (one is held out for "
+                                f"validation); this dataset has {len(labelled)}", dataset.root)
+        fixed = val_patients is None and registry.stored_split() is not None
+        train_pids, val_pids = registry.fixed_split(labelled, val_fraction, seed, val_patients, store=store_split)
+    if not train_pids or (registry is not None and not val_pids):
         raise HeartsegError("the split leaves no training or no validation patient; choose the held-out patients",
                             dataset.root)
     all_pairs = dataset.training_pairs(train_pids + val_pids, skip_flagged=False)
@@ -144,9 +178,9 @@ def plan_retraining(dataset, registry: ModelRegistry, *, val_patients: Optional[
     used = [p for p in all_pairs if not (skip_flagged and p.state == "flagged")]
     train = [p for p in used if p.pid not in val_set]
     val = [p for p in used if p.pid in val_set]
-    return RetrainPlan(Path(dataset.root), registry.folder, list(train_pids), list(val_pids), fixed, len(train),
-                       len(val), sum(p.state == "corrected" for p in train), sum(p.state == "corrected" for p in val),
-                       flagged)
+    return RetrainPlan(Path(dataset.root), registry.folder if registry is not None else None, list(train_pids),
+                       list(val_pids), fixed, len(train), len(val), sum(p.state == "corrected" for p in train),
+                       sum(p.state == "corrected" for p in val), flagged)
 
 
 def _pairs(dataset, pids, weight: float, skip_flagged: bool) -> list[tuple]:
@@ -204,27 +238,28 @@ def evaluate_model(model_path: Path, volumes: Sequence[tuple], *, label: str = "
 
 def run_retraining(request: RetrainRequest, *, progress: Optional[ProgressFn] = None,
                    cancel: Optional[CancelToken] = None) -> RetrainOutcome:
-    """Train, evaluate old vs new on the held-out patients and register the new version (module docstring).
+    """Train, evaluate old vs new on the held-out patients, convert, and register (module docstring).
 
-    Raises :class:`core.errors.Cancelled` when cancelled (nothing is registered, the temporary folder is removed)
-    and :class:`HeartsegError` for problems a user can act on (too few patients, missing model, ...).
+    Raises :class:`core.errors.Cancelled` when cancelled into a temporary folder (nothing is registered, the folder
+    is removed) and :class:`HeartsegError` for problems a user can act on (too few patients, missing model, ...).
     """
-
     check_cancel(cancel)
     dataset = open_dataset(request.dataset_root)
     registry = request.registry()
+    if request.register and registry is None:
+        raise HeartsegError("registering a version needs a registry folder", request.dataset_root)
     config = dataclasses.replace(request.config)
-    init_path = None
-    if request.init_version is not None:
-        init_path = registry.model_path(request.init_version)
+    init_path = _init_model(request, registry)
+    if init_path is not None:
         size = model_input_size(init_path)
         if size is not None and size != config.image_size:
             config = dataclasses.replace(config, image_size=size)  # fine-tuning keeps the model's input size
-    old_version = registry.active_version() if request.compare_version is None else int(request.compare_version)
     plan = plan_retraining(dataset, registry, val_patients=request.val_patients, val_fraction=request.val_fraction,
-                           seed=request.split_seed, skip_flagged=request.skip_flagged, store_split=True)
+                           seed=request.split_seed, skip_flagged=request.skip_flagged,
+                           store_split=request.register, patients=request.patients)
     if plan.train_slices == 0:
         raise HeartsegError("no training slices left (every slice flagged or without a mask)", dataset.root)
+    old_version, old_path = _old_model(request, registry, init_path)
 
     train_set = load_slice_pairs(_pairs(dataset, plan.train_pids, config.corrected_weight, request.skip_flagged),
                                  config.image_size, progress=progress, cancel=cancel)
@@ -232,45 +267,92 @@ def run_retraining(request: RetrainRequest, *, progress: Optional[ProgressFn] = 
     val_set = load_slice_pairs(val_pairs, config.image_size, progress=progress, cancel=cancel) if val_pairs else None
     check_cancel(cancel)
 
-    registry._ensure_folder()
-    work = Path(tempfile.mkdtemp(prefix=".training-", dir=registry.folder))
+    keep = request.out_dir is not None
+    if keep:
+        work = Path(request.out_dir)
+        work.mkdir(parents=True, exist_ok=True)
+        split = {"train": plan.train_pids, "val": plan.val_pids}
+        write_text_atomic(work / "split.json", json.dumps(split, indent=2) + "\n")
+    else:
+        registry._ensure_folder()
+        work = Path(tempfile.mkdtemp(prefix=".training-", dir=registry.folder))
     try:
         result: TrainResult = train(train_set, val_set, config, work, init_model=init_path, progress=progress,
                                     cancel=cancel)
-        if result.cancelled or (cancel is not None and cancel.cancelled):
+        cancelled = result.cancelled or (cancel is not None and cancel.cancelled)
+        if cancelled and keep and result.best_model_path is not None:
+            return RetrainOutcome(None, {}, old_version, None, None, plan, list(result.history),
+                                  registry.folder if registry else None, result.best_model_path, result, True)
+        if cancelled:
             raise Cancelled()
         if result.best_model_path is None:
             raise HeartsegError("training finished without a model (no epoch completed)", work)
 
-        volumes = validation_volumes(dataset, plan.val_pids, skip_flagged=request.skip_flagged, cancel=cancel)
-        old_metrics = None
-        try:
-            old_path = registry.model_path(old_version)
-        except HeartsegError:
-            old_path = None
-        if old_path is not None:
-            old_metrics = evaluate_model(old_path, volumes, label=f"v{old_version} (old)", progress=progress,
+        old_metrics = new_metrics = None
+        if plan.val_pids:
+            volumes = validation_volumes(dataset, plan.val_pids, skip_flagged=request.skip_flagged, cancel=cancel)
+            if old_path is not None:
+                label = f"v{old_version} (old)" if old_version is not None else f"{old_path.name} (old)"
+                old_metrics = evaluate_model(old_path, volumes, label=label, progress=progress, cancel=cancel)
+            new_metrics = evaluate_model(result.best_model_path, volumes, label="new", progress=progress,
                                          cancel=cancel)
-        new_metrics = evaluate_model(result.best_model_path, volumes, label="new", progress=progress, cancel=cancel)
         check_cancel(cancel)
         prepared = _prepare_fast_inference(result.best_model_path, progress)  # before registering: cancellable
         check_cancel(cancel)
+        if keep:
+            if prepared is not None:
+                _install_beside(prepared, result.best_model_path)
+            comparison = {"old_model": str(old_path) if old_path else None, "old_version": old_version,
+                          "old": old_metrics, "new": new_metrics}
+            write_text_atomic(work / "validation.json", json.dumps(comparison, indent=2, default=str) + "\n")
+        if not request.register:
+            return RetrainOutcome(None, {}, old_version, old_metrics, new_metrics, plan, list(result.history),
+                                  registry.folder if registry else None, result.best_model_path, result)
 
         report(progress, Progress("register", 0, 1, "registering the new version"))
         split = {"train": plan.train_pids, "val": plan.val_pids, "fixed": plan.split_fixed or
                  request.val_patients is None}
+        parent = request.init_version if request.init_model is None else None
         version = registry.add_version(
-            result, config, parent=request.init_version, data_root=dataset.root, train_pids=plan.train_pids,
+            result, config, parent=parent, data_root=dataset.root, train_pids=plan.train_pids,
             val_pids=plan.val_pids, data=plan.data_record(), validation=new_metrics,
             parent_validation=old_metrics, split=split, extra={"compared_with": old_version if old_path else None})
         report(progress, Progress("register", 1, 1, f"registered v{version}"))
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
     entry = registry.get(version)
     if prepared is not None:
         _install_beside(prepared, entry.model_path)  # best effort: the cached copy serves either way
     return RetrainOutcome(version, entry.record, old_version if old_path else None, old_metrics, new_metrics, plan,
-                          list(result.history), registry.folder, entry.model_path)
+                          list(result.history), registry.folder, entry.model_path, result)
+
+
+def _init_model(request: RetrainRequest, registry: Optional[ModelRegistry]) -> Optional[Path]:
+    """The model file to fine-tune: ``init_model``, else the registry's ``init_version``, else None (scratch)."""
+    if request.init_model is not None:
+        path = Path(request.init_model)
+        if not path.is_file():
+            raise HeartsegError("model file not found", path)
+        return path
+    if request.init_version is None:
+        return None
+    if registry is None:
+        raise HeartsegError("fine-tuning a version needs a registry", request.dataset_root)
+    return registry.model_path(request.init_version)
+
+
+def _old_model(request: RetrainRequest, registry: Optional[ModelRegistry],
+               init_path: Optional[Path]) -> tuple[Optional[int], Optional[Path]]:
+    """The "old" side of the comparison: ``compare_version`` or the registry's active version; without a registry
+    the model being fine-tuned (None when training from scratch)."""
+    if registry is None:
+        return None, init_path
+    version = registry.active_version() if request.compare_version is None else int(request.compare_version)
+    try:
+        return version, registry.model_path(version)
+    except HeartsegError:
+        return version, None
 
 
 def _prepare_fast_inference(model_path: Path, progress: Optional[ProgressFn]):
@@ -303,13 +385,14 @@ def compare_text(outcome: RetrainOutcome) -> str:
 
     old, new = outcome.old_metrics, outcome.new_metrics
     old_label = f"v{outcome.old_version}" if outcome.old_version is not None else "old"
+    new_label = f"v{outcome.version}" if outcome.version is not None else "new"
     lines = [f"Validation on held-out patient(s) {', '.join(outcome.plan.val_pids)} "
              f"({outcome.plan.val_slices} slices):",
-             f"  pooled Dice:            {old_label} {fmt(old, 'pooled_dice')}  →  v{outcome.version} "
+             f"  pooled Dice:            {old_label} {fmt(old, 'pooled_dice')}  →  {new_label} "
              f"{fmt(new, 'pooled_dice')}",
-             f"  Dice on heart slices:   {old_label} {fmt(old, 'nonempty_pooled_dice')}  →  v{outcome.version} "
+             f"  Dice on heart slices:   {old_label} {fmt(old, 'nonempty_pooled_dice')}  →  {new_label} "
              f"{fmt(new, 'nonempty_pooled_dice')}",
-             f"  empty-slice FP rate:    {old_label} {fmt(old, 'empty_slice_fp_rate')}  →  v{outcome.version} "
+             f"  empty-slice FP rate:    {old_label} {fmt(old, 'empty_slice_fp_rate')}  →  {new_label} "
              f"{fmt(new, 'empty_slice_fp_rate')}"]
     return "\n".join(lines)
 

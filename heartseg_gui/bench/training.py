@@ -1,6 +1,6 @@
 """Training section of ``heartseg bench`` (see :mod:`heartseg_gui.bench.run`).
 
-Images per second of :mod:`core.training.loop`'s pipeline (:func:`core.training.loop.make_dataset`: seeded shuffle, the seed's
+Images per second of :mod:`core.training.loop`'s pipeline (:func:`core.training.data.make_dataset`: seeded shuffle, the seed's
 photometric augmentations via albumentations in ``tf.numpy_function``, parallel map, batching, prefetch) against a
 plain ``model.fit(x, y)`` on the same in-memory arrays without augmentation. Same model, same compile (the
 project's loss and metrics), batch 16; one warm-up epoch each, then timed epochs alternating between the two.
@@ -16,7 +16,9 @@ import numpy as np
 
 from core.model.unet import build_unet
 from core.preprocess import hu_to_stored, kaggle_scale_slice
-from core.training.loop import SliceSet, TrainConfig, compile_model, make_dataset
+from core.training.config import TrainConfig
+from core.training.data import make_dataset, SliceSet
+from core.training.loop import compile_model
 from heartseg_gui.bench.report import Report, Row, Stat, synthetic_slice_hu
 
 

@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 
 from core.errors import Cancelled
-from core.training.loop import TrainConfig, load_slice_pairs, slice_set_from_arrays, train
+from core.training.config import TrainConfig
+from core.training.data import load_slice_pairs
+from core.training.loop import train
 from core.types import CancelToken
-from tests.helpers import TINY
+from tests.helpers import TINY, slice_set_from_arrays
 
 pytestmark = pytest.mark.shared
 
@@ -68,7 +70,7 @@ def test_cancel_before_start_raises(sets, tmp_path):
 
 
 def test_weighted_samples_and_augmented_pipeline_shapes(sets):
-    from core.training.loop import make_dataset
+    from core.training.data import make_dataset
 
     train_set, _ = sets
     weighted = slice_set_from_arrays(train_set.images, train_set.masks, train_set.ids, 64,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import HeartsegError
-from core.training.loop import TrainConfig
+from core.training.config import TrainConfig
 from core.versions.registry import ModelRegistry, default_registry_dir, model_input_size
 
 

@@ -16,7 +16,7 @@ import pytest
 from core.atomic import file_sha256
 from core.errors import Cancelled, HeartsegError
 from core.store.dataset import open_dataset, set_review_states
-from core.training.loop import TrainConfig
+from core.training.config import TrainConfig
 from core.versions.registry import ModelRegistry, default_registry_dir
 from core.versions.retrain import RetrainRequest, compare_text, plan_retraining, run_retraining
 
@@ -164,3 +164,27 @@ def test_cli_train_with_registry_adds_a_version_on_the_fixed_split(world, tmp_pa
     assert rec["validation"]["patients"] == reg.stored_split()["val"] and rec["data"]["train_slices"] > 0
     assert file_sha256(reg.model_path(1)) == world["v1_sha"]  # the parent is untouched
     assert main(["train", str(world["root"]), "--out", str(tmp_path / "r2"), "--from-version", "1"]) == 2
+    # the same path as Model > Retrain...: the old-vs-new comparison and the split are kept with the run
+    run = tmp_path / "run"
+    comparison = json.loads((run / "validation.json").read_text())
+    assert comparison["old_version"] == 1 and comparison["new"]["patients"] == reg.stored_split()["val"]
+    assert json.loads((run / "split.json").read_text())["val"] == reg.stored_split()["val"]
+
+
+def test_cli_train_runs_the_retraining_path_and_takes_its_defaults_from_the_config(world, tmp_path, monkeypatch):
+    """One training path: `heartseg train` builds a RetrainRequest for core.versions.retrain.run_retraining, and every
+    default it does not set comes from core.training.config.TrainConfig."""
+    from core.cli import commands, main
+    from core.training.config import TrainConfig
+
+    seen = {}
+
+    def fake_run(request, **kwargs):
+        seen["request"] = request
+        raise Cancelled()
+
+    monkeypatch.setattr(commands, "run_retraining", fake_run)
+    assert main(["train", str(world["root"]), "--out", str(tmp_path / "run")]) == 130
+    request = seen["request"]
+    assert request.config == TrainConfig()  # nothing given: every default is the config's
+    assert request.out_dir == tmp_path / "run" and request.register is False and request.init_version is None

@@ -1,0 +1,193 @@
+"""Training data: Kaggle-layout slices read through :mod:`core.io`, brought to the model size and scale by
+:mod:`core.preprocess` (the same functions inference uses), held as a :class:`SliceSet`, and served as a seeded
+``tf.data`` pipeline with per-sample deterministic augmentation (:mod:`core.training.augment`).
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from core.errors import HeartsegError
+from core.io.kaggle import read_mask_slice
+from core.io.png import read_png
+from core.preprocess import (
+    DEFAULT_IMAGE_SIZE,
+    image_to_model_input,
+    kaggle_scale_slice,
+    mask_to_model_target,
+    resize_image8,
+    resize_mask,
+)
+from core.training.config import TrainConfig
+from core.types import CancelToken, Progress, ProgressFn, check_cancel, report
+
+
+@dataclass
+class SliceSet:
+    """Training or validation slices held in memory.
+
+    images: ``(n, s, s)`` uint8 Kaggle-scale grey at the model size; masks: ``(n, s, s)`` uint8 0/1;
+    weights: ``(n,)`` float32 sample weights; ids: ``"<patient>/<slice name>"`` per slice.
+    """
+
+    images: np.ndarray
+    masks: np.ndarray
+    weights: np.ndarray
+    ids: list
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def patients(self) -> list[str]:
+        return sorted({i.split("/", 1)[0] for i in self.ids})
+
+
+def _read_image8(path: Path) -> np.ndarray:
+    """A training image as ``(rows, cols)`` uint8 in the Kaggle scale, through :func:`core.io.png.read_png` (its size
+    limits and one-line errors); a 16-bit slice is scaled ``pixel / max * 255`` like the Kaggle PNGs."""
+
+    img = read_png(path)
+    return img if img.dtype == np.uint8 else kaggle_scale_slice(img)
+
+
+def load_slice_pairs(pairs: Sequence[tuple], image_size: int = DEFAULT_IMAGE_SIZE, *,
+                     progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+                     workers: int = 4) -> SliceSet:
+    """Read ``(image_path, mask_path, weight, slice_id)`` tuples into a :class:`SliceSet` (parallel decoding).
+
+    Images and masks are read by :mod:`core.io` (the same rules and errors as the viewer: masks 0/255 or 0/1),
+    images resized bilinearly, masks with nearest neighbour. A mask whose size differs from its image is an error
+    naming the mask.
+    """
+    n = len(pairs)
+    if n == 0:
+        raise HeartsegError("no training slices found (need image/ and mask/ PNG pairs)")
+    images = np.empty((n, image_size, image_size), np.uint8)
+    masks = np.empty((n, image_size, image_size), np.uint8)
+    weights = np.empty((n,), np.float32)
+
+    def load(k: int) -> None:
+        img_path, mask_path, weight, _ = pairs[k]
+        img = _read_image8(Path(img_path))
+        mask = read_mask_slice(Path(mask_path), img.shape)  # 0/1; a size mismatch names the mask
+        images[k] = resize_image8(img, image_size)
+        masks[k] = resize_mask(mask, image_size)
+        weights[k] = weight
+
+    chunk = 64
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in range(0, n, chunk):
+            check_cancel(cancel)
+            list(pool.map(load, range(start, min(n, start + chunk))))
+            report(progress, Progress("read", min(n, start + chunk), n, "reading slices"))
+    ids = [p[3] for p in pairs]
+    return SliceSet(images, masks, weights, ids)
+
+
+def make_dataset(data: SliceSet, config: TrainConfig, *, training: bool):
+    """A ``tf.data`` pipeline yielding ``(images (b,s,s,3) float32 0..1, masks (b,s,s,1) float32[, weights])``.
+
+    Training: shuffled per epoch (seeded), augmented on the fly in parallel (deterministic per sample: the sample
+    seed is derived from the run seed, the slice index and its position in the epoch), batched, prefetched.
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return SlicePyDataset(data, config, training=training)
+    import tensorflow as tf
+
+    from core.training.augment import Augmenter  # lazy: albumentations loads only to train
+
+    n = len(data)
+    augmenter = Augmenter(config.geometric) if (training and config.augment) else None
+    use_weights = bool(np.any(data.weights != 1.0))
+    seed = int(config.seed)
+
+    def load(index, position):
+        i = int(index)
+        x, y = _sample(data, i, int(position), augmenter, seed)
+        return x, y, np.float32(data.weights[i])
+
+    def tf_load(index, position):
+        x, y, w = tf.numpy_function(load, [index, position], [tf.float32, tf.float32, tf.float32])
+        s = config.image_size
+        x.set_shape((s, s, 3))
+        y.set_shape((s, s, 1))
+        w.set_shape(())
+        return (x, y, w) if use_weights else (x, y)
+
+    ds = tf.data.Dataset.from_tensor_slices(np.arange(n, dtype=np.int64))
+    if training:
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.enumerate().map(lambda pos, idx: tf_load(idx, pos), num_parallel_calls=tf.data.AUTOTUNE,
+                            deterministic=True)
+    ds = ds.batch(config.batch_size)
+    if training and config.steps_per_epoch:
+        ds = ds.repeat()
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _sample(data: SliceSet, i: int, position: int, augmenter, seed: int):
+    img = np.repeat(data.images[i][:, :, None], 3, axis=2)
+    mask = data.masks[i]
+    if augmenter is not None:
+        img, mask = augmenter(img, mask, seed * 1_000_003 + int(position) * 7_919 + i)
+    size = data.images.shape[1]
+    return image_to_model_input(img, size), mask_to_model_target(mask, size)
+
+
+def _py_dataset_class():
+    import keras
+
+    class _SlicePyDataset(keras.utils.PyDataset):
+        """The same pipeline as :func:`make_dataset` for Keras backends other than TensorFlow (JAX, torch):
+        seeded per-epoch shuffle, per-sample deterministic augmentation, batches built in worker threads."""
+
+        def __init__(self, data: SliceSet, config: TrainConfig, *, training: bool):
+            super().__init__(workers=8 if training else 2, use_multiprocessing=False, max_queue_size=16)
+            from core.training.augment import Augmenter  # lazy: albumentations loads only to train
+
+            self.data, self.config, self.training = data, config, training
+            self.augmenter = Augmenter(config.geometric) if (training and config.augment) else None
+            self.use_weights = bool(np.any(data.weights != 1.0))
+            self.epoch = 0
+            self.order = np.arange(len(data))
+            self.on_epoch_end()
+
+        def __len__(self):
+            if self.training and self.config.steps_per_epoch:
+                return int(self.config.steps_per_epoch)
+            return math.ceil(len(self.data) / self.config.batch_size)
+
+        def on_epoch_end(self):
+            if self.training:
+                rng = np.random.default_rng(self.config.seed + self.epoch)
+                self.order = rng.permutation(len(self.data))
+                self.epoch += 1
+
+        def __getitem__(self, b):
+            bs = self.config.batch_size
+            n = len(self.data)
+            positions = [(b * bs + k) for k in range(bs)]
+            if not (self.training and self.config.steps_per_epoch):
+                positions = [p for p in positions if p < n]
+            idx = [int(self.order[p % n]) for p in positions]
+            pairs = [_sample(self.data, i, p, self.augmenter, self.config.seed) for i, p in zip(idx, positions)]
+            x = np.stack([p[0] for p in pairs])
+            y = np.stack([p[1] for p in pairs])
+            if self.use_weights:
+                return x, y, self.data.weights[idx]
+            return x, y
+
+    return _SlicePyDataset
+
+
+def SlicePyDataset(data: SliceSet, config: TrainConfig, *, training: bool):
+    return _py_dataset_class()(data, config, training=training)
