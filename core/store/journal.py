@@ -23,17 +23,29 @@ history is lost.
 When: :meth:`Journal.tick` is called often (a GUI timer, e.g. once a second) and writes when there are unsaved
 changes not yet journalled and either ``interval_s`` (default 3 s) passed since the last write or
 ``every_n_edits`` (default 5) edits were noted (:meth:`Journal.note_edit`). A failing write (full disk) never
-raises from :meth:`~Journal.tick`; :attr:`Journal.last_error` says why. :meth:`Journal.clear` after a save or a
-deliberate discard; a declined recovery is kept as ``journal.declined.json`` (never silently deleted).
+raises from :meth:`~Journal.tick`; :attr:`Journal.last_error` says why.
+
+Never deleted unless saved or discarded: :meth:`Journal.clear` (after a save or a deliberate discard) removes only
+journals this :class:`Journal` wrote or recovered into the editor -- never one of an earlier session that was not
+yet offered, applied or declined -- and :meth:`Journal.write` sets such a journal aside rather than replace it.
+A journal that is set aside goes to a new dated name beside it, ``journal.<why>-<YYYYmmdd-HHMMSS>[-n].json``, never
+over an earlier one: ``declined`` (the user chose not to recover, :meth:`Journal.decline`), ``damaged`` (it cannot
+be read: :meth:`Journal.find_recovery` raises :class:`JournalKeptError` saying where it went), ``unapplied`` (it
+does not fit the scan: :meth:`Journal.recover_into` raises the same) and ``kept`` (an earlier session's journal
+found in the way of a write). Fields that only say where a journal came from (pid, host, time, base digest) are
+validated; a wrong one is treated as unknown (the journal is then offered, as that of a dead process), never as a
+crash.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import socket
+import stat as stat_mod
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -45,12 +57,12 @@ import numpy as np
 from core.atomic import write_text_atomic
 from core.errors import HeartsegError
 from core.resources import user_dir
-from core.store.locking import EditLock, LockedError, acquire_lock, pid_alive
+from core.store.locking import PID_MAX, EditLock, LockedError, acquire_lock, pid_alive
 
 JOURNAL_FORMAT = "heartseg-journal"
 JOURNAL_VERSION = 1
 JOURNAL_FILE = "journal.json"
-DECLINED_FILE = "journal.declined.json"
+DECLINED_FILE = "journal.declined.json"  # the name before dated names; still never overwritten
 LOCK_FILE = "lock.json"
 DEFAULT_INTERVAL_S = 3.0
 DEFAULT_EVERY_N_EDITS = 5
@@ -106,6 +118,7 @@ class Recovery:
     written_at: str
     n_changed_slices: int
     base_matches: Optional[bool]  # the saved masks are still those the edits were made on (None: unknown)
+    problem: str = ""             # fields of the record that were damaged and treated as unknown
 
     def describe(self) -> str:
         when = self.written_at.replace("T", " ")[:19] + " UTC" if self.written_at else "an earlier session"
@@ -113,25 +126,103 @@ class Recovery:
                 f"{'s' if self.n_changed_slices != 1 else ''}). Recover them?")
         if self.base_matches is False:
             text += " Note: the saved masks changed since; recovered slices replace them."
+        if self.problem:
+            text += f" (Part of its record was damaged and is ignored: {self.problem}.)"
         return text
+
+
+class JournalKeptError(HeartsegError):
+    """A journal could not be read or applied; it was kept aside at :attr:`kept` (``None``: left in place)."""
+
+    def __init__(self, message: str, path: Path, kept: Optional[Path]):
+        self.kept = kept
+        where = f"it is kept as {kept}" if kept is not None else "it was left where it is"
+        super().__init__(f"{message}; {where} (nothing was deleted)", path)
+
+
+def set_aside(path: Path, why: str) -> Path:
+    """Move journal ``path`` to ``journal.<why>-<UTC date-time>[-n].json`` beside it, never over an existing file.
+    Raises ``OSError`` when it cannot be moved (it then stays where it is)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        target = path.with_name(f"journal.{why}-{stamp}{'' if n == 0 else f'-{n}'}.json")
+        try:
+            os.link(path, target)  # fails if the target exists: an earlier one is never replaced
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+                raise
+            if os.path.lexists(target):
+                continue
+            os.rename(path, target)  # no hard links on this file system
+            return target
+        os.unlink(path)
+        return target
+    raise OSError(errno.EEXIST, "too many set-aside journals", str(path))
+
+
+def _read_regular(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
 
 
 def read_journal(path: str | Path) -> dict:
     """The journal record at ``path``; :class:`HeartsegError` naming it when it is missing or damaged."""
     path = Path(path)
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = json.loads(_read_regular(path).decode("utf-8"))
     except FileNotFoundError as exc:
         raise HeartsegError("no edit journal here", path) from exc
+    except IsADirectoryError as exc:
+        raise HeartsegError("the edit journal is damaged (a folder, not a file)", path) from exc
     except OSError as exc:
         raise HeartsegError(f"cannot read the edit journal: {exc.strerror or exc}", path) from exc
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise HeartsegError("the edit journal is damaged (not valid JSON)", path) from exc
     if not isinstance(data, dict) or data.get("format") != JOURNAL_FORMAT or not isinstance(data.get("edits"), dict):
-        raise HeartsegError("not a heartseg edit journal", path)
-    if data.get("version") != JOURNAL_VERSION:
-        raise HeartsegError(f"edit journal version {data.get('version')!r} is not supported", path)
+        raise HeartsegError("the edit journal is damaged (not a heartseg edit journal)", path)
+    if type(data.get("version")) is not int or data.get("version") != JOURNAL_VERSION:
+        raise HeartsegError(f"the edit journal is damaged (version {data.get('version')!r} is not supported)", path)
     return data
+
+
+def journal_origin(data: dict) -> tuple[Optional[int], str, str, Optional[str], str]:
+    """``(pid, host, written_at, base_sha256, problem)`` of a journal record, each validated: a damaged field
+    becomes unknown (``None`` / ``""``) and ``problem`` names it."""
+    problems = []
+    pid = data.get("pid")
+    if not (type(pid) is int and 0 < pid <= PID_MAX):
+        problems.append(f"pid {pid!r}")
+        pid = None
+    host = data.get("host")
+    if not (isinstance(host, str) and 0 < len(host) <= 255 and host.isprintable()):
+        problems.append(f"host {host!r}")
+        host = ""
+    written = data.get("written_at")
+    try:
+        if not (isinstance(written, str) and len(written) <= 64 and written.isprintable()):
+            raise ValueError
+        datetime.fromisoformat(written)
+    except (ValueError, TypeError):
+        problems.append(f"written_at {written!r}")
+        written = ""
+    base = data.get("base_sha256")
+    if base is not None and not (isinstance(base, str) and len(base) == 64
+                                 and all(c in "0123456789abcdef" for c in base)):
+        problems.append("base_sha256")
+        base = None
+    return pid, host, written, base, ", ".join(p[:60] for p in problems)
 
 
 class Journal:
@@ -157,6 +248,8 @@ class Journal:
         self._edits_since_write = 0
         self._last_write_t = clock()
         self._written_key = None
+        self._owned: set[Path] = set()        # journals this object wrote or recovered: the only ones clear() removes
+        self.set_aside: list[Path] = []       # where journals in the way were kept (the window may say so)
 
     # --- lock ------------------------------------------------------------------------------------------------
     def acquire_lock(self) -> tuple[Optional[EditLock], Optional[str]]:
@@ -230,6 +323,8 @@ class Journal:
             target = folder / JOURNAL_FILE
             try:
                 folder.mkdir(parents=True, exist_ok=True)
+                if target not in self._owned and os.path.lexists(target):  # an earlier session's: keep it
+                    self.set_aside.append(set_aside(target, "kept"))
                 write_text_atomic(target, text)
             except OSError as exc:
                 errors.append(HeartsegError(f"cannot write the edit journal: {exc.strerror or exc}", target))
@@ -237,10 +332,12 @@ class Journal:
             except HeartsegError as exc:
                 errors.append(exc)
                 continue
-            if self.path is not None and self.path != target:
+            if self.path is not None and self.path != target and self.path in self._owned:
                 with contextlib.suppress(OSError):
                     self.path.unlink()
+                self._owned.discard(self.path)
             self.path = target
+            self._owned.add(target)
             self.writes += 1
             self.last_error = None
             self._written_key = self._key(editor)
@@ -250,10 +347,12 @@ class Journal:
         raise errors[0]
 
     def clear(self) -> None:
-        """Remove this scan's journal (after a save, or when the user discards the edits)."""
-        for folder in self.dirs:
+        """Remove this scan's journal (after a save, or when the user discards the edits) -- only a journal this
+        object wrote or recovered; one of an earlier session not yet recovered or declined stays."""
+        for path in sorted(self._owned):
             with contextlib.suppress(OSError):
-                (folder / JOURNAL_FILE).unlink()
+                path.unlink()
+        self._owned.clear()
         self.path = None
         self._written_key = None
         self._edits_since_write = 0
@@ -268,41 +367,55 @@ class Journal:
         """The journal left by an earlier session of this scan, or ``None``.
 
         Journals of a process that is still running on this host (another window editing the scan) are not
-        offered. A damaged journal raises :class:`HeartsegError` naming it (so the user hears about it).
+        offered. A damaged journal is set aside (``journal.damaged-<date>.json``) and :class:`JournalKeptError`
+        names it and says where it went (so the user hears about it and nothing overwrites it). Damaged
+        origin fields (pid, host, time, base digest) are treated as unknown: the journal is offered.
         ``saved_mask``: the mask as opened now, to tell whether it is still the base the edits were made on.
         """
         for folder in self.dirs:
             path = folder / JOURNAL_FILE
-            if not path.exists():
+            if not os.path.lexists(path):
                 continue
-            data = read_journal(path)
-            if data.get("host") == socket.gethostname() and int(data.get("pid") or 0) != os.getpid() \
-                    and pid_alive(int(data.get("pid") or 0)):
+            try:
+                data = read_journal(path)
+            except HeartsegError as exc:
+                problem = str(exc).removeprefix(f"{path}: ")
+                try:
+                    kept = set_aside(path, "damaged")
+                except OSError:
+                    kept = None
+                raise JournalKeptError(problem, path, kept) from exc
+            pid, host, written, base, problem = journal_origin(data)
+            if pid is not None and host == socket.gethostname() and pid != os.getpid() and pid_alive(pid):
                 continue
-            base = data.get("base_sha256")
             matches = None if saved_mask is None or not base else (mask_digest(saved_mask) == base)
             edits = data["edits"]
             slices = edits.get("slices", [])
-            return Recovery(path, edits, str(data.get("written_at", "")),
-                            len(slices) if isinstance(slices, list) else 0, matches)
+            return Recovery(path, edits, written, len(slices) if isinstance(slices, list) else 0, matches, problem)
         return None
 
     def recover_into(self, editor, recovery: Recovery) -> list:
         """Apply the recovered edits to ``editor`` (which holds the saved mask): one undo step "Recover unsaved
-        edits", review states restored. Raises :class:`HeartsegError` naming the journal if it does not fit."""
+        edits", review states restored. If they do not fit, the journal is set aside
+        (``journal.unapplied-<date>.json``) and :class:`JournalKeptError` names it and where it went."""
         try:
             regions = editor.apply_journal(recovery.payload)
-        except HeartsegError as exc:
-            raise HeartsegError(str(exc), recovery.path) from exc
+        except Exception as exc:
+            problem = str(exc) if isinstance(exc, HeartsegError) else \
+                f"the edit journal does not fit this scan ({type(exc).__name__})"
+            try:
+                kept = set_aside(recovery.path, "unapplied")
+            except OSError:
+                kept = None
+            raise JournalKeptError(f"cannot recover the unsaved edits: {problem}", recovery.path, kept) from exc
         self.path = recovery.path
+        self._owned.add(recovery.path)
         return regions
 
     def decline(self, recovery: Recovery) -> Path:
-        """The user chose not to recover: keep the journal as ``journal.declined.json`` (replacing an older
-        one) rather than deleting a clinician's work outright. Returns where it went."""
-        target = recovery.path.with_name(DECLINED_FILE)
+        """The user chose not to recover: keep the journal as ``journal.declined-<date>.json`` (never over an
+        earlier declined one) rather than deleting a clinician's work outright. Returns where it went."""
         try:
-            os.replace(recovery.path, target)
+            return set_aside(recovery.path, "declined")
         except OSError as exc:
             raise HeartsegError(f"cannot set the edit journal aside: {exc.strerror or exc}", recovery.path) from exc
-        return target

@@ -12,8 +12,12 @@ the per-user journal folder of that scan, see :func:`core.store.journal.journal_
   :class:`LockedError` (a :class:`~core.errors.HeartsegError`) says who and since when.
 * A lock is *stale* when it was written on this host by a process that no longer exists (or whose pid now
   belongs to a process started later -- pid reuse is detected through ``/proc/<pid>/stat`` where available),
-  or when the file is damaged. Stale locks are taken over silently; :attr:`EditLock.took_over` tells whether
-  that happened (the window can say so). A lock from another host is never considered stale (we cannot see
+  or when the file is damaged. Every field is validated (:func:`lock_problem`): a lock file that is not a regular
+  file, larger than 64 KiB, not UTF-8 JSON, or with a pid that is not an integer in 1 .. 2**31-1, an empty or
+  non-numeric ``process_start`` on this host, a host, user, time or token of the wrong type or form, is *damaged*
+  and therefore stale -- never an exception, never "locked for good". Stale locks are taken over;
+  :attr:`EditLock.took_over` tells whether that happened and :attr:`EditLock.message` says it in one line (the
+  window shows it). A lock from another host is never considered stale (we cannot see
   its processes); ``force=True`` takes it anyway.
 * :func:`open_for_editing` is the one call a window needs: ``(lock or None, read_only_reason or None)``.
 
@@ -29,6 +33,7 @@ import json
 import os
 import secrets
 import socket
+import stat as stat_mod
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,6 +44,10 @@ from core.errors import HeartsegError
 
 LOCK_FORMAT = "heartseg-lock"
 LOCK_FILE = "lock.json"
+#: A lock file larger than this is damaged (a real one is ~300 bytes).
+MAX_LOCK_BYTES = 64 * 1024
+#: Largest pid any system gives (pid_t is a signed 32-bit integer).
+PID_MAX = 2**31 - 1
 
 try:  # POSIX only; elsewhere the takeover race is merely narrower, not prevented
     import fcntl
@@ -57,6 +66,7 @@ class LockOwner:
     process_start: str
     token: str
     what: str = ""
+    problem: str = ""  # why the lock file is damaged ("" when it is valid)
 
     def describe(self) -> str:
         """One line for the user, e.g. ``anna (process 4242 on ws-12) since 2026-11-26 21:50 UTC``."""
@@ -89,8 +99,14 @@ def _user() -> str:
         return ""
 
 
+def _valid_pid(pid) -> bool:
+    return type(pid) is int and 0 < pid <= PID_MAX
+
+
 def process_start_time(pid: int) -> str:
     """Start time of process ``pid`` in clock ticks since boot (``/proc``), or ``""`` where unknown."""
+    if not _valid_pid(pid):
+        return ""
     try:
         with open(f"/proc/{int(pid)}/stat", "rb") as fh:
             stat = fh.read().decode("ascii", "replace")
@@ -100,8 +116,9 @@ def process_start_time(pid: int) -> str:
 
 
 def pid_alive(pid: int) -> bool:
-    """True when a process with ``pid`` exists on this host (zombies count as dead where ``/proc`` says so)."""
-    if pid <= 0:
+    """True when a process with ``pid`` exists on this host (zombies count as dead where ``/proc`` says so).
+    Anything but an integer in 1 .. :data:`PID_MAX` is no process (never OverflowError)."""
+    if not _valid_pid(pid):
         return False
     try:
         os.kill(pid, 0)
@@ -109,7 +126,7 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # exists, belongs to someone else
-    except OSError:
+    except (OSError, OverflowError, ValueError):
         return False
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
@@ -124,30 +141,90 @@ def lock_path_for(folder: str | Path) -> Path:
     return Path(folder) / ".heartseg" / LOCK_FILE
 
 
+def _text_ok(value, *, max_len: int, empty: bool) -> bool:
+    return (isinstance(value, str) and len(value) <= max_len and (empty or bool(value))
+            and all(ch.isprintable() for ch in value))
+
+
+def lock_problem(data) -> str:
+    """Why the parsed lock record ``data`` is not a valid heartseg lock (``""`` when it is)."""
+    if not isinstance(data, dict) or data.get("format") != LOCK_FORMAT:
+        return "not a heartseg lock"
+    if type(data.get("version")) is not int or data["version"] != 1:
+        return f"lock version {data.get('version')!r} is not supported"
+    pid = data.get("pid")
+    if not _valid_pid(pid):
+        return f"pid {pid!r} is not a process id"
+    host = data.get("host")
+    if not _text_ok(host, max_len=255, empty=False) or any(ch.isspace() for ch in host):
+        return f"host {host!r} is not a host name"
+    if not _text_ok(data.get("user", ""), max_len=256, empty=True):
+        return "the user name is not text"
+    created = data.get("created_at")
+    try:
+        if not _text_ok(created, max_len=64, empty=False):
+            raise ValueError
+        datetime.fromisoformat(created)
+    except (ValueError, TypeError):
+        return f"created_at {created!r} is not a time"
+    start = data.get("process_start")
+    if not isinstance(start, str) or len(start) > 24 or (start and not start.isdigit()):
+        return f"process_start {start!r} is not a process start time"
+    if not start and host == _host() and process_start_time(os.getpid()):
+        return "process_start is empty (every lock written on this computer has one)"
+    token = data.get("token")
+    if not _text_ok(token, max_len=128, empty=False) or any(ch.isspace() for ch in token):
+        return "the token is missing or not text"
+    if not _text_ok(data.get("what", ""), max_len=4096, empty=True):
+        return "the locked path is not text"
+    return ""
+
+
+def _damaged(problem: str) -> LockOwner:
+    return LockOwner(-1, "", "", "", "", "", "", problem)
+
+
 def read_lock(lock_path: str | Path) -> Optional[LockOwner]:
-    """The owner written in ``lock_path``; ``None`` when there is no lock file. A damaged lock file gives an
-    owner with ``pid = -1`` (treated as stale)."""
+    """The owner written in ``lock_path``; ``None`` when there is no lock file. A damaged lock file (see
+    :func:`lock_problem`; also a folder, a FIFO or a huge file) gives an owner with ``pid = -1`` and ``problem``
+    saying why (treated as stale). Only a lock file that exists but cannot be read raises
+    :class:`HeartsegError`."""
     lock_path = Path(lock_path)
     try:
-        raw = lock_path.read_bytes()
+        fd = os.open(lock_path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
         return None
+    except IsADirectoryError:
+        return _damaged("the lock file is a folder")
     except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO, errno.ENOTDIR):
+            return _damaged(f"the lock file cannot be opened ({exc.strerror})")
         raise HeartsegError(f"cannot read the lock file: {exc.strerror or exc}", lock_path) from exc
     try:
+        st = os.fstat(fd)
+        if not stat_mod.S_ISREG(st.st_mode):
+            return _damaged("the lock file is not a regular file")
+        if st.st_size > MAX_LOCK_BYTES:
+            return _damaged(f"the lock file is {st.st_size} bytes")
+        raw = os.read(fd, MAX_LOCK_BYTES + 1)
+    except OSError as exc:
+        raise HeartsegError(f"cannot read the lock file: {exc.strerror or exc}", lock_path) from exc
+    finally:
+        os.close(fd)
+    try:
         data = json.loads(raw.decode("utf-8"))
-        if not isinstance(data, dict) or data.get("format") != LOCK_FORMAT:
-            raise ValueError("not a heartseg lock")
-        return LockOwner(int(data["pid"]), str(data.get("host", "")), str(data.get("user", "")),
-                         str(data.get("created_at", "")), str(data.get("process_start", "")),
-                         str(data.get("token", "")), str(data.get("what", "")))
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        return LockOwner(-1, "", "", "", "", "")
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return _damaged("the lock file is not valid JSON" if raw.strip() else "the lock file is empty")
+    problem = lock_problem(data)
+    if problem:
+        return _damaged(problem)
+    return LockOwner(data["pid"], data["host"], data.get("user", ""), data["created_at"], data["process_start"],
+                     data["token"], data.get("what", ""))
 
 
 def is_stale(owner: LockOwner) -> bool:
-    """A lock left by a dead process on this host (or a damaged lock file)."""
-    if owner.pid <= 0:
+    """A lock left by a dead process on this host, or a damaged lock file."""
+    if owner.problem or not _valid_pid(owner.pid):
         return True
     if owner.host != _host():
         return False
@@ -171,6 +248,16 @@ class EditLock:
     def held(self) -> bool:
         return self._held
 
+    @property
+    def message(self) -> str:
+        """One line for the window when a stale or damaged lock was taken over (``""`` otherwise)."""
+        old = self.took_over
+        if old is None:
+            return ""
+        if old.problem:
+            return f"A damaged lock file was replaced ({old.problem}): {self.path}"
+        return f"Took over the lock of {old.describe()} (no longer running, or forced): {self.path}"
+
     def still_ours(self) -> bool:
         """True while the lock file on disk is this lock (another window may have forced it away)."""
         current = read_lock(self.path)
@@ -187,7 +274,7 @@ class EditLock:
             with contextlib.suppress(OSError):
                 self.path.parent.rmdir()
 
-    def __enter__(self) -> "EditLock":
+    def __enter__(self) -> EditLock:
         return self
 
     def __exit__(self, *exc) -> None:
