@@ -23,6 +23,7 @@ from core.review.record import write_report as write_record
 from core.review.uncertainty import UncertaintyCollector, review_order
 from core.store.dataset import open_dataset, output_name
 from core.store.manifest import verify_dataset
+from core.store.outputs import check_output_path
 from core.training.config import TrainConfig
 from core.types import CancelToken
 from core.versions.evaluation import evaluate_volumes
@@ -46,7 +47,7 @@ def _postprocess(args):
 def cmd_train(args) -> int:
     """``heartseg train``: :func:`core.versions.retrain.run_retraining`, the path Model > Retrain... takes, into
     ``--out`` (and the registry with ``--registry``)."""
-    __import__("core.store.outputs").store.outputs.check_output_path(args.out, [args.data])
+    check_output_path(args.out, [args.data])
     registry_dir = args.registry
     if args.from_version is not None and registry_dir is None:
         raise HeartsegError("--from-version needs --registry")
@@ -89,7 +90,7 @@ def cmd_train(args) -> int:
 
 # --------------------------------------------------------------------------------------------------- predict
 def cmd_predict(args) -> int:
-    __import__("core.store.outputs").store.outputs.check_output_path(args.out, [args.scan])
+    check_output_path(args.out, [args.scan])
     volume = open_scan(args.scan)  # reads and validates everything before anything is written
     if getattr(args, "dicom_seg", False):
         check_dicom_seg_source(volume)  # refused before the model runs and before anything is written
@@ -155,7 +156,7 @@ def write_qc_csv(out: Path, volume, masks, scores) -> Path:
 # ---------------------------------------------------------------------------------------------------- report
 def cmd_report(args) -> int:
     """The correction record of every patient of a dataset (their ``.heartseg/review.json``)."""
-    __import__("core.store.outputs").store.outputs.check_output_path(args.out, [args.data])
+    check_output_path(args.out, [args.data])
     dataset = open_dataset(args.data)
     rows = []
     for entry in dataset.patients:
@@ -187,7 +188,7 @@ def _labelled_volumes(args):
 
 
 def cmd_evaluate(args) -> int:
-    __import__("core.store.outputs").store.outputs.check_output_path(args.out, [args.data, args.mask])
+    check_output_path(args.out, [args.data, args.mask])
     volumes = _labelled_volumes(args)
     model_path = _model_path(args.model)
     model = load_model(model_path)
