@@ -1,14 +1,74 @@
-"""Every command of the window as a ``QAction`` with its shortcut, and the menus built from them.
+"""Every command of the window as a ``QAction`` with its shortcut, the menus built from them, and
+:class:`ActionPolicy`: the one place that decides which of them are enabled.
 
-Help ▸ Shortcuts lists these same actions, so the list can never drift from what the keys do.
+Help ▸ Shortcuts lists these same actions, so the list can never drift from what the keys do. The policy is pure
+logic: it maps a declared :class:`WindowState` (a scan open? read-only and why? a retraining running? anything to
+undo?) to a :class:`Verdict` for every action; :meth:`Actions.apply` shows the verdicts. Nothing else in the
+window enables or disables an action.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
 
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu
 
 from heartseg_gui.display import PRESETS
+
+#: why the model actions are disabled while a retraining runs or waits (also the status-bar message)
+RETRAINING_BUSY = "A retraining is running (one model job at a time): predictions wait until it has finished."
+
+
+@dataclass(frozen=True)
+class WindowState:
+    """What enabling depends on, declared in one place (the window fills it from its controller and safety)."""
+
+    session_open: bool = False
+    read_only_reason: str = ""   # the open scan cannot be edited or saved here ("" when it can)
+    retraining: bool = False     # a retraining runs or waits for a prediction (one model job at a time)
+    can_undo: bool = False
+    can_redo: bool = False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    enabled: bool
+    reason: str = ""  # while disabled, shown as the action's tooltip and status tip ("" keeps its own tip)
+
+
+class ActionPolicy:
+    """Which actions are enabled in a :class:`WindowState` (pure logic, no Qt)."""
+
+    #: need an open scan
+    NEEDS_SESSION = frozenset({
+        "save", "export", "export_report", "next_uncertain", "accept_ai_slice", "accept_ai_all", "clear_slice",
+        "fill_holes", "keep_largest", "copy_previous", "copy_next", "review_accept", "review_flag", "review_reset",
+        "next_unreviewed", "prev_unreviewed", "run_prediction"})
+    #: change the mask, the review states or the files: disabled while the scan is read-only
+    EDITS = frozenset({
+        "tool_brush", "tool_eraser", "accept_ai_slice", "accept_ai_all", "clear_slice", "fill_holes", "keep_largest",
+        "copy_previous", "copy_next", "review_accept", "review_flag", "review_reset", "undo", "redo", "save"})
+    #: start or switch a model job: disabled while a retraining runs (one model job at a time)
+    MODEL_JOBS = frozenset({"run_prediction", "load_model", "retrain"})
+
+    def verdict(self, name: str, state: WindowState) -> Verdict:
+        if name in self.MODEL_JOBS and state.retraining:
+            return Verdict(False, RETRAINING_BUSY)
+        if name in self.NEEDS_SESSION and not state.session_open:
+            return Verdict(False)
+        if name in self.EDITS and state.read_only_reason:
+            return Verdict(False)
+        if name == "undo":
+            return Verdict(state.can_undo)
+        if name == "redo":
+            return Verdict(state.can_redo)
+        return Verdict(True)
+
+    def decide(self, state: WindowState, names: Iterable[str]) -> dict[str, Verdict]:
+        """A verdict for every action in ``names``."""
+        return {name: self.verdict(name, state) for name in names}
 
 
 def _keys(*specs) -> list[QKeySequence]:
@@ -24,6 +84,7 @@ class Actions:
     def __init__(self, window: QMainWindow):
         self._window = window
         self.all: list[tuple[str, QAction]] = []   # (group, action) in menu order, for Help ▸ Shortcuts
+        self._tips: dict[QAction, tuple[str, str]] = {}  # each action's own (tooltip, status tip)
         a = self._add
         # File
         self.open_scan = a("File", "&Open Scan…", "Ctrl+O", tip="Open a Kaggle patient folder, DICOM series "
@@ -89,22 +150,30 @@ class Actions:
         self.full_precision = a("Model", "Full float32 Precision (slower)", checkable=True,
                                 tip="Off: bfloat16 where the CPU has AMX units and the model passed its check "
                                     "(Dice on the bundled sample within 0.005 of float32), about 3x faster")
+        self.retrain = a("Model", "&Retrain…", status="Fine-tune the model on the corrected masks of a dataset "
+                                                      "(in the background)", name="retrainAction")
+        self.versions = a("Model", "&Versions…", status="List the dataset's model versions; activate one or roll "
+                                                        "back", name="versionsAction")
         # Help
         self.shortcuts = a("Help", "&Shortcuts", "F1")
         self.about = a("Help", "&About heartseg")
         for act in (self.toggle_ai, self.toggle_working, self.toggle_dataset):
             act.setChecked(True)
+        #: every action by its attribute name (the names :class:`ActionPolicy` speaks of)
+        self.by_name: dict[str, QAction] = {k: v for k, v in vars(self).items() if isinstance(v, QAction)}
 
-    def _add(self, menu: str, text: str, keys=None, *, tip: str = "", checkable: bool = False,
-             exclusive: QActionGroup | None = None, text_short: str | None = None) -> QAction:
+    def _add(self, menu: str, text: str, keys=None, *, tip: str = "", status: str = "", checkable: bool = False,
+             exclusive: QActionGroup | None = None, text_short: str | None = None, name: str = "") -> QAction:
         action = QAction(text, self._window)
         action.setIconText(text_short or text.replace("&", "").rstrip("…"))
+        if name:
+            action.setObjectName(name)
         if keys is not None:
             keys = keys if isinstance(keys, list) else [keys]
             action.setShortcuts(_keys(*keys))
-        if tip:
-            action.setStatusTip(tip)
-            action.setToolTip(tip)
+        self._tips[action] = (tip, status or tip)
+        action.setToolTip(tip)
+        action.setStatusTip(status or tip)
         action.setCheckable(checkable)
         if exclusive is not None:
             exclusive.addAction(action)
@@ -125,10 +194,26 @@ class Actions:
             if action is self.quit:
                 menu.addSeparator()
             if action in (self.toggle_ai, self.reset_zoom, self.radius_down, self.review_accept,
-                          self.full_precision):
+                          self.full_precision, self.retrain):
                 menu.addSeparator()
             menu.addAction(action)
         return menus
+
+    def apply(self, verdicts: dict[str, Verdict]) -> None:
+        """Enable or disable each named action; a disabled one with a reason shows it as its tips."""
+        for name, verdict in verdicts.items():
+            action = self.by_name[name]
+            action.setEnabled(verdict.enabled)
+            tip, status = self._tips[action]
+            if not verdict.enabled and verdict.reason:
+                tip = status = verdict.reason
+            action.setToolTip(tip)
+            action.setStatusTip(status)
+
+    def show_history(self, undo_label: str, redo_label: str) -> None:
+        """Edit ▸ Undo / Redo name the step they would undo or redo ("" for none)."""
+        self.undo.setText(f"&Undo {undo_label}" if undo_label else "&Undo")
+        self.redo.setText(f"&Redo {redo_label}" if redo_label else "&Redo")
 
     def shortcut_rows(self) -> list[tuple[str, str, str]]:
         """``(group, command, keys)`` for Help ▸ Shortcuts."""

@@ -11,12 +11,17 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from core import resources
+from heartseg_gui.main_window import MainWindow
+from heartseg_gui.state.settings import Settings
+
 SCREENSHOT_TIMEOUT_S = 600
 
 
-def _application():
-    from PySide6.QtWidgets import QApplication
-
+def _application() -> QApplication:
     app = QApplication.instance()
     if app is None:
         # worker threads (prediction post-processing) hold the GIL for at most 1 ms at a time instead of 5 ms,
@@ -30,12 +35,10 @@ def _application():
 
 
 def create_window(path: Optional[str | Path] = None, mask_path: Optional[str | Path] = None,
-                  model_path: Optional[str | Path] = None, *, sample_when_empty: bool = True, settings=None):
+                  model_path: Optional[str | Path] = None, *, sample_when_empty: bool = True,
+                  settings: Optional[Settings] = None) -> MainWindow:
     """Build and show the main window, set the model and start opening ``path`` (the bundled sample scan with its
     heart mask when ``path`` is None and ``sample_when_empty``). Returns the window; the caller runs the loop."""
-    from core import resources
-    from heartseg_gui.main_window import MainWindow
-
     _application()
     window = MainWindow(settings=settings)
     window.controller.set_model(Path(model_path) if model_path else resources.bundled_model_path())
@@ -47,9 +50,7 @@ def create_window(path: Optional[str | Path] = None, mask_path: Optional[str | P
     return window
 
 
-def _take_screenshot(window, target: Path) -> bool:
-    from PySide6.QtWidgets import QApplication
-
+def _take_screenshot(window: MainWindow, target: Path) -> bool:
     QApplication.processEvents()
     window.viewer.update_measurements()
     QApplication.processEvents()
@@ -62,13 +63,9 @@ def run(path: Optional[str] = None, mask_path: Optional[str] = None, model_path:
         screenshot: Optional[str] = None, *, confidence: bool = False, most_uncertain: bool = False) -> int:
     """Run the window until it closes. With ``screenshot``: wait until the scan is open and its prediction has
     finished (or failed), save the window as a PNG there and exit (0 when the prediction finished)."""
-    from PySide6.QtCore import QTimer
-
     if screenshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = _application()
-    from heartseg_gui.main_window import MainWindow  # noqa: F401  (import before the window for a fast start)
-
     window = create_window(path, mask_path, model_path)
     if confidence:
         window.actions.toggle_confidence.setChecked(True)

@@ -1,4 +1,4 @@
-"""Pure display helpers (numpy only): window/level presets, layer colours and lookup tables, mask outlines.
+"""Pure display helpers (numpy only): window/level presets, layer colours and lookup tables, value text.
 
 Arrays here are one slice, ``(rows, cols)``, row-major, row 0 at the top of the screen (anterior), column 0 on the
 left (patient right), as everywhere in heartseg.
@@ -102,24 +102,6 @@ def mask_color_table(rgb: tuple[int, int, int], alpha: int = 255) -> list[int]:
     r, g, b = rgb
     colour = (alpha & 0xFF) << 24 | r << 16 | g << 8 | b
     return [0] + [colour] * 255
-
-
-def mask_lut(rgb: tuple[int, int, int], alpha: int = 255) -> np.ndarray:
-    """The same table as a ``(256, 4)`` uint8 RGBA lookup table (for ``pyqtgraph.ImageItem``)."""
-    lut = np.zeros((256, 4), dtype=np.uint8)
-    lut[1:] = (*rgb, alpha)
-    return lut
-
-
-def outline(mask: np.ndarray) -> np.ndarray:
-    """Boundary pixels of a ``(rows, cols)`` 0/1 mask (foreground pixels with a 4-neighbour in the background or
-    on the image edge), uint8 0/1 same shape."""
-    m = np.asarray(mask).astype(bool)
-    if m.size == 0:
-        return m.astype(np.uint8)
-    p = np.pad(m, 1, mode="constant", constant_values=False)
-    interior = p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
-    return (m & ~interior).astype(np.uint8)
 
 
 def as_display_image(slice_pixels: np.ndarray) -> np.ndarray:

@@ -1,8 +1,8 @@
-"""The job functions the window runs on worker threads (see :mod:`heartseg_gui.workers`).
+"""The job functions the window runs on worker threads (see :mod:`heartseg_gui.workers`), and the job kinds.
 
-Each returns a plain function ``fn(*, progress, cancel, partial)`` that calls one core job with copies of the data
-it needs. The inference runtime (OpenVINO, or TensorFlow) is imported only inside the running job, never at
-import time.
+Each returns a plain function ``fn(*, progress, cancel, yielded)`` that calls one core job with copies of the data
+it needs. The inference runtime (OpenVINO, or TensorFlow) and TensorFlow for training are loaded only inside the
+running job (by :mod:`core.inference` and :mod:`core.versions.retrain`), never at import time.
 """
 
 from __future__ import annotations
@@ -13,7 +13,22 @@ import threading
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
+from core.errors import Cancelled
+from core.inference.predictor import Predictor
+from core.io import open_scan
+from core.postprocess import DEFAULT_POSTPROCESS, slices_adjacent
+from core.review.qc import scan_flags, slice_flags
+from core.review.uncertainty import UncertaintyCollector
 from core.types import Volume
+from core.versions.retrain import RetrainRequest, run_retraining
+
+#: the controller's job kinds (one job of each kind at a time; one model job at a time overall)
+LOAD = "load"
+PREDICT = "predict"
+#: the retraining job's name (run by :class:`heartseg_gui.controllers.retrain_manager.RetrainManager`)
+RETRAIN = "retraining"
 
 
 class PredictorCache:
@@ -30,8 +45,6 @@ class PredictorCache:
     def get(self, model_path: Path, precision: str = "auto", progress=None):
         """The predictor for ``model_path`` (OpenVINO; TensorFlow only when a model must first be converted, or
         OpenVINO is missing): worker thread only. ``progress`` hears when a new model is being converted."""
-        from core.inference.predictor import Predictor
-
         key = (str(model_path), _mtime(model_path), precision)
         with self._lock:
             if self._key != key or self._predictor is None:
@@ -86,16 +99,14 @@ def copy_volume(volume: Volume) -> Volume:
 
 
 def open_scan_job(path: Path, mask_path: Optional[Path] = None):
-    def run(*, progress, cancel, partial):
-        from core.io import open_scan
-
+    def run(*, progress, cancel, yielded):
         return open_scan(path, mask_path, progress=progress, cancel=cancel)
 
     return run
 
 
 def load_patient_job(dataset, patient_id: str):
-    def run(*, progress, cancel, partial):
+    def run(*, progress, cancel, yielded):
         return dataset.load(patient_id, progress=progress, cancel=cancel)
 
     return run
@@ -103,34 +114,25 @@ def load_patient_job(dataset, patient_id: str):
 
 def predict_job(cache: PredictorCache, model_path: Path, volume: Volume, first: int, precision: str = "auto"):
     """Predict every slice of ``volume`` (slice ``first`` first) at ``precision`` (see
-    :data:`core.inference.predictor.DTYPES`). ``partial`` receives ``(indices, masks (k, rows, cols) uint8, uncertainty (k,),
+    :data:`core.inference.predictor.DTYPES`). ``yielded`` receives ``(indices, masks (k, rows, cols) uint8, uncertainty (k,),
     confidence maps (k, s, s) uint8)`` per batch (:mod:`core.review.uncertainty`); the job returns
     ``("<model file> (<runtime> <precision>)", masks (n, rows, cols) uint8, changed, review)`` where ``review``
     holds the QC flags of the final masks (``flags`` per slice, ``scan_flags``, ``adjacent``) and
     ``changed`` lists the slices the whole-volume clean-up altered after their batch was sent (the clean-up only
     removes voxels, so a slice changed exactly when its count dropped): the window re-applies only those."""
 
-    def run(*, progress, cancel, partial):
-        from core.postprocess import DEFAULT_POSTPROCESS, slices_adjacent
-        from core.review.qc import scan_flags, slice_flags
-        from core.review.uncertainty import UncertaintyCollector
-
+    def run(*, progress, cancel, yielded):
         lower_thread_priority()  # before the runtime starts its thread pools: they inherit it
         predictor = cache.get(model_path, precision, progress)  # a model never seen is converted first (~10 s)
         if cancel.cancelled:
-            from core.errors import Cancelled
-
             raise Cancelled()
-
-        import numpy as np
-
         sent = np.zeros(volume.n_slices, np.int64)
         collector = UncertaintyCollector(volume.n_slices, DEFAULT_POSTPROCESS.threshold)
 
         def on_batch(indices, masks):
             idx = list(indices)
             sent[idx] = np.count_nonzero(masks.reshape(len(masks), -1), axis=1)
-            partial((idx, masks, collector.scores[idx].copy(), collector.maps[idx].copy()))
+            yielded((idx, masks, collector.scores[idx].copy(), collector.maps[idx].copy()))
 
         masks = predictor.predict_masks(volume, first=first, progress=progress, cancel=cancel, on_batch=on_batch,
                                         on_probabilities=collector.add, postprocess=DEFAULT_POSTPROCESS)
@@ -140,5 +142,15 @@ def predict_job(cache: PredictorCache, model_path: Path, volume: Volume, first: 
         review = {"flags": slice_flags(masks, adjacent=adjacent),
                   "scan_flags": scan_flags(masks, adjacent=adjacent, spacing=volume.spacing), "adjacent": adjacent}
         return (f"{predictor.name} ({predictor.description})", masks, changed, review)
+
+    return run
+
+
+def retrain_job(request: RetrainRequest):
+    """One retraining (:func:`core.versions.retrain.run_retraining`, which imports TensorFlow on this worker
+    thread); returns its :class:`core.versions.retrain.RetrainOutcome`."""
+
+    def run(*, progress, cancel, yielded):
+        return run_retraining(request, progress=progress, cancel=cancel)
 
     return run

@@ -34,18 +34,18 @@ def _gui_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "bench":
-        from heartseg_gui.bench.run import main as bench_main  # Qt only in the window's own subprocesses
+        from heartseg_gui.bench.run import main as bench_main  # lazy: Qt only in the window's own subprocesses
 
         return int(bench_main(args[1:]) or 0)
     if args and args[0] not in GUI_COMMANDS and not args[0].startswith("--screenshot") \
             and not args[0].startswith("--model"):
-        from core.cli import main as cli_main  # no Qt for the command-line tools
+        from core.cli import main as cli_main  # lazy: no Qt for the command-line tools
 
         return int(cli_main(args) or 0)
     if args and args[0] in GUI_COMMANDS:
         args = args[1:]
     opts = _gui_parser().parse_args(args)
-    from heartseg_gui.app import run
+    from heartseg_gui.app import run  # lazy: Qt is imported only for the window
 
     return run(opts.path, opts.mask, opts.model, opts.screenshot, confidence=opts.confidence,
                most_uncertain=opts.most_uncertain)

@@ -1,6 +1,9 @@
 """The annotator's main window: builds the widgets and wires actions and signals together. No logic lives here:
-data and edits are in :mod:`~heartseg_gui.controller`, display state in :mod:`~heartseg_gui.viewer`, file
-commands in :mod:`~heartseg_gui.file_flows`.
+data and edits are in :mod:`~heartseg_gui.controllers.controller`, display state in
+:mod:`~heartseg_gui.controllers.viewer`, file commands in :mod:`~heartseg_gui.controllers.file_flows`, the edit
+lock and journal in :mod:`~heartseg_gui.controllers.safety`, retraining in
+:mod:`~heartseg_gui.controllers.retraining`; which actions are enabled is decided by
+:class:`~heartseg_gui.actions.ActionPolicy` alone (:meth:`MainWindow.refresh_actions`).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtCore import QCoreApplication, Qt, Signal
 from PySide6.QtWidgets import (
     QDockWidget,
     QHBoxLayout,
@@ -23,12 +26,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from heartseg_gui import settings as st
-from heartseg_gui.actions import Actions
-from heartseg_gui.controller import LOAD, PREDICT, Controller
+from heartseg_gui.actions import ActionPolicy, Actions, WindowState
+from heartseg_gui.bool_guard import BoolRefGuard
+from heartseg_gui.controllers.controller import Controller
+from heartseg_gui.controllers.editing import ACCEPTED, FLAGGED, NOT_REVIEWED
+from heartseg_gui.controllers.file_flows import FileFlows
+from heartseg_gui.controllers.job_status import JobStatus
+from heartseg_gui.controllers.retraining import RetrainingUi, install_retraining
+from heartseg_gui.controllers.review_panels import ReviewPanels
+from heartseg_gui.controllers.safety import EditSafety
+from heartseg_gui.controllers.viewer import Viewer
+from heartseg_gui.dialogs.prompts import Prompts
+from heartseg_gui.dialogs.shortcuts_dialog import ShortcutsDialog
 from heartseg_gui.display import PRESETS
-from heartseg_gui.file_flows import FileFlows
-from heartseg_gui.viewer import Viewer
+from heartseg_gui.state.settings import Settings, make_settings
 from heartseg_gui.views.compare_view import CompareView
 from heartseg_gui.views.slice_view import BRUSH, ERASER, NAVIGATE, SliceView
 from heartseg_gui.widgets.area_plot import AreaPlot
@@ -36,9 +47,7 @@ from heartseg_gui.widgets.job_bar import JobBar
 from heartseg_gui.widgets.layer_panel import LayerPanel
 from heartseg_gui.widgets.measurements import MeasurementsPanel
 from heartseg_gui.widgets.patient_list import PatientList
-from heartseg_gui.widgets.prompts import Prompts
 from heartseg_gui.widgets.review_queue import ReviewQueue
-from heartseg_gui.widgets.shortcuts_dialog import ShortcutsDialog
 from heartseg_gui.widgets.tool_panel import ToolPanel
 
 TITLE = "heartseg — heart segmentation review"
@@ -47,15 +56,19 @@ TITLE = "heartseg — heart segmentation review"
 class MainWindow(QMainWindow):
     predictionFinished = Signal(str)   # outcome: returned / errored / cancelled
 
-    def __init__(self, settings=None, parent: Optional[QWidget] = None):
+    def __init__(self, settings: Optional[Settings] = None, parent: Optional[QWidget] = None):
         super().__init__(parent)
+        if QCoreApplication.instance() is not None:
+            BoolRefGuard.install(QCoreApplication.instance())
         self.setWindowTitle(TITLE)
         self.setObjectName("heartsegMainWindow")
-        self.settings = settings if settings is not None else st.make_settings()
+        self.settings = settings if settings is not None else make_settings()
         self.controller = Controller(self)
         self.prompts = Prompts(self)
         self.files = FileFlows(self.controller, self.prompts, self.settings, self)
         self.actions = Actions(self)
+        self.policy = ActionPolicy()
+        self.retraining: Optional[RetrainingUi] = None
         self._build_central()
         self._build_docks()
         self._build_status_bar()
@@ -66,21 +79,17 @@ class MainWindow(QMainWindow):
             menus["View"].addAction(dock.toggleViewAction())
         self.viewer = Viewer(self.controller, self.slice_view, self.compare_view, self.measurements,
                              self.layer_panel, self)
-        from heartseg_gui.review_panels import ReviewPanels  # queue, area plot, confidence overlay, report
-
         self.review_panels = ReviewPanels(self.controller, self.slice_view, self.review_queue, self.area_plot,
                                           self.prompts, self.settings, self)
         self._wire()
-        from heartseg_gui.retrain import install_retraining  # Model ▸ Retrain… / Versions…, the training dock
-
-        self.retraining = install_retraining(self, self.controller)
-        from heartseg_gui.safety import EditSafety  # edit lock, read-only mode, autosave journal, recovery
-
-        self.safety = EditSafety(self)
+        self.retraining = install_retraining(self)  # Model ▸ Retrain… / Versions…, the training dock
+        self.retraining.manager.runningChanged.connect(self.refresh_actions)
+        # edit lock, read-only mode, autosave journal, recovery
+        self.safety = EditSafety(self.controller, self.files, self.prompts, self.statusBar(), self)
+        self.safety.readOnlyChanged.connect(self._on_read_only)
         self._restore_settings()
         self.setAcceptDrops(True)
         self._update_history_actions()
-        self._update_enabled()
 
     # --- construction -------------------------------------------------------------------------------------------
     def _build_central(self) -> None:
@@ -152,7 +161,7 @@ class MainWindow(QMainWindow):
         a.export_report.triggered.connect(self.review_panels.export_report_dialog)
         a.quit.triggered.connect(self.close)
         f.recentChanged.connect(self._fill_recent)
-        self._fill_recent(st.recent_files(self.settings))
+        self._fill_recent(self.settings.recent_files)
         # edit
         a.undo.triggered.connect(c.undo)
         a.redo.triggered.connect(c.redo)
@@ -202,9 +211,9 @@ class MainWindow(QMainWindow):
         a.copy_previous.triggered.connect(lambda: c.copy_from_neighbour(-1))
         a.copy_next.triggered.connect(lambda: c.copy_from_neighbour(+1))
         # review
-        a.review_accept.triggered.connect(lambda: c.set_review_state("accepted", advance=True))
-        a.review_flag.triggered.connect(lambda: c.set_review_state("flagged"))
-        a.review_reset.triggered.connect(lambda: c.set_review_state("not_reviewed"))
+        a.review_accept.triggered.connect(lambda: c.set_review_state(ACCEPTED, advance=True))
+        a.review_flag.triggered.connect(lambda: c.set_review_state(FLAGGED))
+        a.review_reset.triggered.connect(lambda: c.set_review_state(NOT_REVIEWED))
         a.next_unreviewed.triggered.connect(lambda: c.next_unreviewed(+1))
         a.next_uncertain.triggered.connect(c.next_most_uncertain)
         a.toggle_confidence.toggled.connect(self.review_panels.set_confidence_visible)
@@ -224,9 +233,8 @@ class MainWindow(QMainWindow):
         c.historyChanged.connect(self._update_history_actions)
         c.modelChanged.connect(self._on_model)
         c.datasetChanged.connect(self._on_dataset)
-        c.jobStarted.connect(self._on_job_started)
-        c.jobProgress.connect(self._on_job_progress)
-        c.jobFinished.connect(self._on_job_finished)
+        self.job_status = JobStatus(c, self.job_bar, self.statusBar(), self)
+        self.job_status.predictionFinished.connect(self.predictionFinished)
         c.errorOccurred.connect(self.prompts.error)
         c.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 6000))
         self.patient_list.patientChosen.connect(f.open_patient)
@@ -257,7 +265,7 @@ class MainWindow(QMainWindow):
 
     def _on_session(self) -> None:
         s = self.controller.session
-        self._update_enabled()
+        self.refresh_actions()
         if s is None:
             self.setWindowTitle(TITLE)
             return
@@ -289,21 +297,25 @@ class MainWindow(QMainWindow):
 
     def _update_history_actions(self) -> None:
         e = self.controller.editor
-        a = self.actions
-        a.undo.setEnabled(bool(e and e.can_undo))
-        a.redo.setEnabled(bool(e and e.can_redo))
-        a.undo.setText(f"&Undo {e.undo_label}" if e and e.undo_label else "&Undo")
-        a.redo.setText(f"&Redo {e.redo_label}" if e and e.redo_label else "&Redo")
+        self.actions.show_history(e.undo_label if e else "", e.redo_label if e else "")
+        self.refresh_actions()
         self._update_title()
 
-    def _update_enabled(self) -> None:
-        has = self.controller.session is not None
-        a = self.actions
-        for action in (a.save, a.export, a.export_report, a.next_uncertain, a.accept_ai_slice, a.accept_ai_all,
-                       a.clear_slice, a.fill_holes,
-                       a.keep_largest, a.copy_previous, a.copy_next, a.review_accept, a.review_flag,
-                       a.review_reset, a.next_unreviewed, a.prev_unreviewed, a.run_prediction):
-            action.setEnabled(has)
+    def window_state(self) -> WindowState:
+        """What :class:`ActionPolicy` decides from, read from the controller and the retraining manager."""
+        s, e = self.controller.session, self.controller.editor
+        return WindowState(session_open=s is not None, read_only_reason=s.read_only_reason if s else "",
+                           retraining=self.retraining is not None and self.retraining.manager.running,
+                           can_undo=bool(e and e.can_undo), can_redo=bool(e and e.can_redo))
+
+    def refresh_actions(self, *_args) -> None:
+        """Enable every action as the policy says for the state now (the only place actions are enabled)."""
+        self.actions.apply(self.policy.decide(self.window_state(), self.actions.by_name))
+
+    def _on_read_only(self, reason: str) -> None:
+        if reason:
+            self.set_tool(NAVIGATE)
+        self.refresh_actions()
 
     def _on_model(self, name: str) -> None:
         self.status_model.setText(f"Model: {name}" if name else "Model: none")
@@ -321,32 +333,6 @@ class MainWindow(QMainWindow):
         if c.dataset is None or c.session is None or not c.patient_id:
             return
         self.patient_list.set_review(c.patient_id, dict(Counter(c.session.editor.review_states)))
-
-    def _on_job_started(self, kind: str, message: str) -> None:
-        self.job_bar.start(message)
-
-    def _on_job_progress(self, kind: str, done: int, total: int, message: str) -> None:
-        from core.inference.engines.openvino import CONVERTING_MESSAGE
-
-        if message == CONVERTING_MESSAGE:  # a model never seen before is converted once (seconds)
-            self.job_bar.progress(done, total, message)
-            return
-        label = "Predicting" if kind == PREDICT else "Reading"
-        self.job_bar.progress(done, total, f"{label}: {done} / {total} slices")
-
-    def _on_job_finished(self, kind: str, outcome: str, message: str) -> None:
-        if not self.controller.is_busy():
-            self.job_bar.finish()
-        if outcome == "cancelled":
-            self.statusBar().showMessage(f"{'Prediction' if kind == PREDICT else 'Opening'} cancelled", 6000)
-        elif outcome == "returned" and kind == PREDICT:
-            s = self.controller.session
-            hint = "" if s is None or s.editor.mask.any() else " — press Shift+I to use it as the working mask"
-            self.statusBar().showMessage(f"Prediction ready{hint}", 10000)
-        if kind == PREDICT:
-            self.predictionFinished.emit(outcome)
-        elif kind == LOAD and outcome != "returned":
-            self.predictionFinished.emit(outcome)
 
     def _fill_recent(self, paths: list) -> None:
         self.recent_menu.clear()
@@ -377,26 +363,23 @@ class MainWindow(QMainWindow):
 
     # --- settings and closing ------------------------------------------------------------------------------------
     def _restore_settings(self) -> None:
-        geometry = self.settings.value("window/geometry")
-        state = self.settings.value("window/state")
-        if isinstance(geometry, QByteArray):
+        geometry, state = self.settings.geometry, self.settings.window_state
+        if geometry is not None:
             self.restoreGeometry(geometry)
         else:
             self.resize(1400, 900)
-        if isinstance(state, QByteArray):
+        if state is not None:
             self.restoreState(state)
-        full = str(self.settings.value("model/full_precision", "false")).lower() == "true"
-        self.actions.full_precision.setChecked(full)  # toggled -> controller.set_precision
-        radius = self.settings.value("brush/radius")
+        self.actions.full_precision.setChecked(self.settings.full_precision)  # toggled -> controller.set_precision
+        radius = self.settings.brush_radius
         if radius is not None:
-            self.tool_panel.set_radius(int(radius))
+            self.tool_panel.set_radius(radius)
         self.slice_view.set_brush_radius(self.tool_panel.radius.value())
 
     def save_settings(self) -> None:
-        self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState())
-        self.settings.setValue("brush/radius", self.tool_panel.radius.value())
-        self.settings.setValue("model/full_precision", self.actions.full_precision.isChecked())
+        self.settings.save_window(self.saveGeometry(), self.saveState())
+        self.settings.brush_radius = self.tool_panel.radius.value()
+        self.settings.full_precision = self.actions.full_precision.isChecked()
         self.settings.sync()
 
     def closeEvent(self, event) -> None:

@@ -1,13 +1,21 @@
-"""Run plain, cancellable core jobs on QThreads and report through signals.
+"""Run plain, cancellable core jobs on QThreads, in superqt's worker vocabulary.
 
-A *job function* is ``fn(*, progress, cancel, partial) -> result``: ``progress`` takes a
+A *job function* is ``fn(*, progress, cancel, yielded) -> result``: ``progress`` takes a
 :class:`core.types.Progress`, ``cancel`` is a :class:`core.types.CancelToken` the job checks once per batch,
-``partial(payload)`` hands intermediate results (for example one batch of probabilities) back to the window.
+``yielded(value)`` hands an intermediate result (one batch of predicted slices) back to the window.
 
-A :class:`Job` only adapts that to signals (``started / progress / partial / returned / errored / cancelled /
-finished``); it never touches a widget. Every signal carries the job's generation number so the receiver can
-drop results of a superseded job. :class:`JobRunner` owns the threads: it starts each job on its own
-``QThread``, cancels them and waits for them, so closing the window never destroys a running thread.
+A :class:`Job` only adapts that to signals, named as :mod:`superqt.utils` names them: ``started``, ``yielded``,
+``returned``, ``errored`` (the exception object itself), ``aborted`` (cancelled) and ``finished`` (always last),
+plus ``progress``. It never touches a widget. :func:`error_text` is the one line a user reads for an error.
+
+:class:`JobRunner` owns the threads: :meth:`JobRunner.start` runs each job on a ``QThread`` of its own and connects
+that job's callbacks once, through a relay object living in the GUI thread, so every callback runs there and
+knows which job it belongs to (no routing by ``sender()``). When the thread has stopped, the job, its thread and
+its relay are released; closing the window cancels every job and waits for the threads.
+
+Why not ``superqt.utils.new_worker_qthread``: it quits the thread through a queued connection, which never runs
+while the GUI thread waits for that thread (closing the window), and it deletes the thread while it may still be
+waited for. This module keeps superqt's names and the one-QThread-per-job design with a thread it owns.
 """
 
 from __future__ import annotations
@@ -24,110 +32,161 @@ from core.types import CancelToken, Progress
 log = logging.getLogger(__name__)
 
 JobFn = Callable[..., object]
-RETIRED_KEPT = 8
+Callback = Optional[Callable[..., None]]
+
+
+def error_text(job_name: str, exc: BaseException) -> str:
+    """The one-line message for a job's error: a :class:`HeartsegError` says it all; anything else is named."""
+    if isinstance(exc, HeartsegError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return f"{job_name}: not enough memory"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{job_name} failed: {type(exc).__name__}: {text}"
 
 
 class Job(QObject):
-    """One core job. Create it in the main thread, hand it to :meth:`JobRunner.start`."""
+    """One core job. Create it in the GUI thread and hand it to :meth:`JobRunner.start`.
 
-    started = Signal(int)              # generation
-    progress = Signal(int, object)     # generation, core.types.Progress
-    partial = Signal(int, object)      # generation, payload
-    returned = Signal(int, object)     # generation, result
-    errored = Signal(int, str)         # generation, one-line message
-    cancelled = Signal(int)            # generation
-    finished = Signal(int)             # generation (always last)
+    ``generation`` tags the job (the controller drops results of a superseded generation)."""
+
+    started = Signal()
+    progress = Signal(object)      # core.types.Progress
+    yielded = Signal(object)       # an intermediate result (one batch)
+    returned = Signal(object)      # the result
+    errored = Signal(object)       # the exception (see error_text)
+    aborted = Signal()             # cancelled
+    finished = Signal()            # always last
 
     def __init__(self, name: str, fn: JobFn, generation: int = 0):
         super().__init__()
         self.name = name
         self.generation = generation
         self.cancel_token = CancelToken()
-        self._fn = fn
+        self._fn: Optional[JobFn] = fn
         self.outcome: Optional[str] = None  # "returned" | "errored" | "cancelled" once finished
 
     def cancel(self) -> None:
         """Ask the job to stop at its next cancellation check (thread-safe)."""
         self.cancel_token.cancel()
 
-    @property
-    def is_cancelled(self) -> bool:
-        return self.cancel_token.cancelled
-
     def _report(self, item: Progress) -> None:
-        self.progress.emit(self.generation, item)
+        self.progress.emit(item)
 
-    def _partial(self, payload: object) -> None:
+    def _yield(self, value: object) -> None:
         if not self.cancel_token.cancelled:
-            self.partial.emit(self.generation, payload)
+            self.yielded.emit(value)
 
     @Slot()
-    def run(self) -> None:
-        gen = self.generation
-        self.started.emit(gen)
+    def work(self) -> None:
+        """Run the job function (on the worker thread) and report its outcome."""
+        self.started.emit()
         try:
-            result = self._fn(progress=self._report, cancel=self.cancel_token, partial=self._partial)
+            result = self._fn(progress=self._report, cancel=self.cancel_token, yielded=self._yield)
         except Cancelled:
             self.outcome = "cancelled"
-            self.cancelled.emit(gen)
+            self.aborted.emit()
+        except MemoryError as exc:
+            self.outcome = "errored"
+            self.errored.emit(exc)
         except HeartsegError as exc:
             self.outcome = "errored"
-            self.errored.emit(gen, str(exc))
-        except MemoryError:
-            self.outcome = "errored"
-            self.errored.emit(gen, f"{self.name}: not enough memory")
+            self.errored.emit(exc)
         except Exception as exc:  # noqa: BLE001 - a worker must never take the window down
             log.error("job %s failed:\n%s", self.name, traceback.format_exc())
             self.outcome = "errored"
-            text = " ".join(str(exc).split()) or type(exc).__name__
-            self.errored.emit(gen, f"{self.name} failed: {type(exc).__name__}: {text}")
+            self.errored.emit(exc)
         else:
             if self.cancel_token.cancelled:
                 self.outcome = "cancelled"
-                self.cancelled.emit(gen)
+                self.aborted.emit()
             else:
                 self.outcome = "returned"
-                self.returned.emit(gen, result)
+                self.returned.emit(result)
         finally:
             # hand the job back to the GUI thread before the worker thread ends, so it is deleted there
             app = QCoreApplication.instance()
             if app is not None:
                 self.moveToThread(app.thread())
             self._fn = None  # drop the data the job held (volume copies ...)
-            self.finished.emit(gen)
+            self.finished.emit()
 
 
-class _ThreadWatcher(QObject):
-    """Lives in the main thread; receives ``QThread.finished`` (emitted from the worker thread) queued."""
+class _Relay(QObject):
+    """Lives in the GUI thread: receives one job's signals (queued) and calls that job's callbacks there."""
 
-    def __init__(self, runner: "JobRunner", job: Job):
+    def __init__(self, runner: "JobRunner", job: Job, callbacks: dict[str, Callable]):
         super().__init__(runner)
         self._runner = runner
         self._job = job
+        self._callbacks = callbacks
+
+    def _call(self, name: str, *args) -> None:
+        callback = self._callbacks.get(name)
+        if callback is not None:
+            callback(*args)
 
     @Slot()
-    def done(self) -> None:
+    def on_started(self) -> None:
+        self._call("started")
+
+    @Slot(object)
+    def on_progress(self, item) -> None:
+        self._call("progress", item)
+
+    @Slot(object)
+    def on_yielded(self, value) -> None:
+        self._call("yielded", value)
+
+    @Slot(object)
+    def on_returned(self, result) -> None:
+        self._call("returned", result)
+
+    @Slot(object)
+    def on_errored(self, exc) -> None:
+        self._call("errored", exc)
+
+    @Slot()
+    def on_aborted(self) -> None:
+        self._call("aborted")
+
+    @Slot()
+    def on_finished(self) -> None:
+        self._call("finished")
+
+    @Slot()
+    def on_thread_finished(self) -> None:
         self._runner._forget(self._job)
 
 
 class JobRunner(QObject):
-    """Starts jobs on threads and keeps both alive until the thread has really finished."""
+    """Starts jobs on threads and keeps each job, its thread and its relay alive until the thread has stopped."""
+
+    SIGNALS = ("started", "progress", "yielded", "returned", "errored", "aborted", "finished")
 
     def __init__(self, parent: Optional[QObject] = None):
         super().__init__(parent)
-        self._running: dict[Job, tuple[QThread, _ThreadWatcher]] = {}
-        self._retired: list[tuple] = []
+        self._running: dict[Job, tuple[QThread, _Relay]] = {}
 
-    def start(self, job: Job) -> Job:
+    def start(self, job: Job, *, started: Callback = None, progress: Callback = None, yielded: Callback = None,
+              returned: Callback = None, errored: Callback = None, aborted: Callback = None,
+              finished: Callback = None) -> Job:
+        """Run ``job`` on a thread of its own; each given callback is called in the GUI thread with the signal's
+        value (``errored`` with the exception). One connection per signal and job."""
+        callbacks = {"started": started, "progress": progress, "yielded": yielded, "returned": returned,
+                     "errored": errored, "aborted": aborted, "finished": finished}
         thread = QThread()
         thread.setObjectName(f"heartseg-{job.name}")
         job.moveToThread(thread)
-        thread.started.connect(job.run)
-        # direct: QThread.quit is thread-safe, and the main thread may be blocked in wait() (closing)
+        relay = _Relay(self, job, {k: v for k, v in callbacks.items() if v is not None})
+        for name in self.SIGNALS:
+            if callbacks[name] is not None:
+                getattr(job, name).connect(getattr(relay, f"on_{name}"))
+        thread.started.connect(job.work)
+        # direct: QThread.quit is thread-safe, and the GUI thread may be blocked in wait() (closing)
         job.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-        watcher = _ThreadWatcher(self, job)
-        thread.finished.connect(watcher.done)
-        self._running[job] = (thread, watcher)
+        thread.finished.connect(relay.on_thread_finished)
+        self._running[job] = (thread, relay)
         thread.start()
         return job
 
@@ -135,15 +194,10 @@ class JobRunner(QObject):
         entry = self._running.pop(job, None)
         if entry is None:
             return
-        thread, watcher = entry
+        thread, relay = entry
         thread.wait()
-        # the watcher's queued call may still be pending: drop it before the thread it names is deleted
-        QCoreApplication.removePostedEvents(watcher)
-        watcher.setParent(None)
-        # keep the last few finished jobs a little longer: signals they queued (and that name them as sender)
-        # may still be waiting in the event queue; older ones are deleted here, in the GUI thread
-        self._retired.append((thread, job, watcher))
-        del self._retired[:-RETIRED_KEPT]
+        # every signal the job emitted was queued to the relay before the thread finished, so none is pending
+        relay.deleteLater()
 
     @property
     def jobs(self) -> list[Job]:
@@ -159,7 +213,7 @@ class JobRunner(QObject):
     def wait_all(self, timeout_ms: Optional[int] = None) -> bool:
         """Block until every thread has finished (``timeout_ms`` None: forever). Returns True when none runs."""
         ok = True
-        for thread, _watcher in list(self._running.values()):
+        for thread, _relay in list(self._running.values()):
             done = thread.wait() if timeout_ms is None else thread.wait(int(timeout_ms))
             ok = ok and bool(done)
         return ok

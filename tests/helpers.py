@@ -60,3 +60,48 @@ def slice_set_from_arrays(images8: np.ndarray, masks01: np.ndarray, ids: Sequenc
     msks = np.stack([resize_mask((m > 0).astype(np.uint8), image_size) for m in masks01])
     w = np.ones((n,), np.float32) if weights is None else np.asarray(weights, np.float32)
     return SliceSet(imgs, msks, w, list(ids))
+
+
+# --- reading the window's widgets (what a user sees), for GUI tests ------------------------------------------------
+def image_to_widget(view, row: float, col: float):
+    """Viewport coordinates of image position ``(row, col)`` of a SliceView (pixel centres at integers)."""
+    from PySide6.QtCore import QPointF
+
+    scene = view.viewbox.mapViewToScene(QPointF(col + 0.5, row + 0.5))
+    return QPointF(view.mapFromScene(scene))
+
+
+def _user_data(table, row: int, col: int = 0):
+    from PySide6.QtCore import Qt
+
+    return table.item(row, col).data(Qt.ItemDataRole.UserRole)
+
+
+def patient_ids(patient_list) -> list[str]:
+    """The Patients dock's patient ids, in row order."""
+    return [_user_data(patient_list, r) for r in range(patient_list.rowCount())]
+
+
+def review_text(patient_list, pid: str) -> str:
+    """The Review column of patient ``pid`` in the Patients dock ("" when absent)."""
+    for r in range(patient_list.rowCount()):
+        if _user_data(patient_list, r) == pid:
+            return patient_list.item(r, 3).text()
+    return ""
+
+
+def row_slices(queue) -> list[int]:
+    """Slice indices of the review queue's rows, in the table's current order."""
+    return [int(_user_data(queue.table, r)) for r in range(queue.table.rowCount())]
+
+
+def curve_data(area_plot) -> tuple:
+    """(AI, working) y values of the area plot as drawn."""
+    return area_plot.ai_curve.getData()[1], area_plot.work_curve.getData()[1]
+
+
+def select_version(dialog, version: int) -> None:
+    """Select ``version``'s row in Model ▸ Versions…."""
+    for row, entry in enumerate(dialog.versions):
+        if entry.version == version:
+            dialog.table.selectRow(row)

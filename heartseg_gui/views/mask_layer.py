@@ -113,12 +113,6 @@ class MaskLayerItem(pg.GraphicsObject):
     def outline_mode(self) -> bool:
         return self._outline
 
-    def set_rgb(self, rgb: tuple[int, int, int]) -> None:
-        self._rgb = rgb
-        if not self._image.isNull():
-            self._image.setColorTable(mask_color_table(rgb))
-            self.update()
-
     # --- QGraphicsItem --------------------------------------------------------------------------------------------
     def boundingRect(self) -> QRectF:
         rows, cols = self._shape

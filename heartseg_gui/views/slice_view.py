@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsEllipseItem
 
@@ -272,9 +272,3 @@ class SliceView(pg.GraphicsView):
     def enterEvent(self, ev):
         super().enterEvent(ev)
         self._update_cursor()
-
-    # --- helpers for tests and the controller ---------------------------------------------------------------------
-    def image_to_widget(self, row: float, col: float) -> QPointF:
-        """Widget (viewport) coordinates of image position ``(row, col)`` (pixel centres at integers)."""
-        scene = self.viewbox.mapViewToScene(QPointF(col + 0.5, row + 0.5))
-        return QPointF(self.mapFromScene(scene))

@@ -78,7 +78,3 @@ class AreaPlot(QWidget):
         """Go to the slice nearest plot position ``x`` (slices are numbered from 1)."""
         if self._n:
             self.sliceChosen.emit(int(min(self._n - 1, max(0, round(x) - 1))))
-
-    def curve_data(self) -> tuple[np.ndarray, np.ndarray]:
-        """(AI, working) y values as drawn (tests)."""
-        return self.ai_curve.getData()[1], self.work_curve.getData()[1]

@@ -1,16 +1,15 @@
 """Status-bar job indicator: message, progress bar (done / total) and a Cancel button.
 
-Progress is shown at most every :data:`MIN_INTERVAL_S` (the last report always shows, a moment later at most):
-a fast job reports dozens of batches a second, and each label change re-lays out the status bar on the GUI thread
-while the user paints.
+Progress is shown at most every :data:`MIN_INTERVAL_S` (superqt's ``qthrottled``: the first report at once, the
+last one a moment later at most): a fast job reports dozens of batches a second, and each label change re-lays
+out the status bar on the GUI thread while the user paints.
 """
 
 from __future__ import annotations
 
-import time
-
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+from superqt.utils import qthrottled
 
 MIN_INTERVAL_S = 0.15
 
@@ -20,11 +19,7 @@ class JobBar(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self._shown_at = 0.0
-        self._pending = None
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.timeout.connect(self._show_pending)
+        self._show = qthrottled(self._apply, timeout=int(MIN_INTERVAL_S * 1000), leading=True)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.label = QLabel("")
@@ -38,10 +33,13 @@ class JobBar(QWidget):
         layout.addWidget(self.cancel_button)
         self.setVisible(False)
 
+    def _drop_pending(self) -> None:
+        """Forget a report not shown yet, and let the next one show at once."""
+        self._show.cancel()
+        self._show.flush(restart_timer=False)
+
     def start(self, message: str) -> None:
-        self._pending = None
-        self._timer.stop()
-        self._shown_at = 0.0
+        self._drop_pending()
         self.label.setText(message)
         self.bar.setRange(0, 0)  # busy until the first progress report
         self.cancel_button.setEnabled(True)
@@ -49,20 +47,7 @@ class JobBar(QWidget):
 
     def progress(self, done: int, total: int, message: str = "") -> None:
         """Show ``done`` of ``total``; reports closer than :data:`MIN_INTERVAL_S` apart are coalesced."""
-        wait = self._shown_at + MIN_INTERVAL_S - time.monotonic()
-        if wait > 0:
-            self._pending = (done, total, message)
-            if not self._timer.isActive():
-                self._timer.start(max(1, int(wait * 1000)))
-            return
-        self._pending = None
-        self._timer.stop()
-        self._shown_at = time.monotonic()
-        self._apply(done, total, message)
-
-    def _show_pending(self) -> None:
-        if self._pending is not None and self.isVisible():
-            self.progress(*self._pending)
+        self._show(done, total, message)
 
     def _apply(self, done: int, total: int, message: str) -> None:
         if total > 0:
@@ -72,6 +57,5 @@ class JobBar(QWidget):
             self.label.setText(message)
 
     def finish(self) -> None:
-        self._pending = None
-        self._timer.stop()
+        self._drop_pending()
         self.setVisible(False)

@@ -50,12 +50,6 @@ class LayerPanel(QWidget):
     def toggle(self, key: str) -> None:
         self.checks[key].toggle()
 
-    def is_visible(self, key: str) -> bool:
-        return self.checks[key].isChecked()
-
-    def is_outline(self, key: str) -> bool:
-        return self.modes[key].currentIndex() == 1
-
     def toggle_fill_outline(self) -> None:
         """Switch every layer to outline if any is filled, else all to fill."""
         to_outline = any(m.currentIndex() == 0 for m in self.modes.values())

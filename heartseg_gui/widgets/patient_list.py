@@ -66,15 +66,6 @@ class PatientList(QTableWidget):
                 self.setItem(r, 3, QTableWidgetItem(_summary_text(summary)))
                 return
 
-    def review_text(self, pid: str) -> str:
-        for r in range(self.rowCount()):
-            if self.item(r, 0).data(Qt.ItemDataRole.UserRole) == pid:
-                return self.item(r, 3).text()
-        return ""
-
-    def patient_ids(self) -> list[str]:
-        return [self.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in range(self.rowCount())]
-
     def _activated(self, row: int, _col: int) -> None:
         item = self.item(row, 0)
         if item is not None:

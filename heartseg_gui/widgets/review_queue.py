@@ -93,7 +93,3 @@ class ReviewQueue(QWidget):
         if scan_flags:
             text += " — scan: " + "; ".join(FLAGS.get(f, f) for f in scan_flags)
         self.summary.setText(text)
-
-    def row_slices(self) -> list[int]:
-        """Slice indices in the table's current order (tests, keyboard walk)."""
-        return [int(self.table.item(r, 0).data(Qt.ItemDataRole.UserRole)) for r in range(self.table.rowCount())]

@@ -569,7 +569,7 @@ w.close()
 
 @pytest.mark.gui
 def test_long_session_of_signal_emits_does_not_abort_the_window(tmp_path):
-    """PySide6 6.12.0 loses a reference to True on every Signal.emit(); without heartseg_gui.safety's guard a
+    """PySide6 6.12.0 loses a reference to True on every Signal.emit(); without heartseg_gui.bool_guard's guard a
     window aborts ("bool_dealloc") after a few thousand emits -- minutes of painting."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HEARTSEG_SETTINGS_DIR": str(tmp_path / "settings")}
     r = subprocess.run([sys.executable, "-c", LONG_SESSION_CHILD, str(tmp_path)], cwd=ROOT, env=env,

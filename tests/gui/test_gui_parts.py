@@ -11,18 +11,25 @@ pytest.importorskip("pytestqt")
 
 from core.errors import Cancelled, HeartsegError  # noqa: E402
 from heartseg_gui import display  # noqa: E402
+from tests.helpers import outline  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
 
-def test_outline_marks_only_boundary_pixels():
+def test_outline_marks_only_boundary_pixels(qtbot):
+    from heartseg_gui.views.mask_layer import MaskLayerItem
+
     m = np.zeros((7, 7), np.uint8)
     m[1:6, 1:6] = 1
-    edge = display.outline(m)
+    edge = outline(m)
     assert edge[1, 1:6].all() and edge[5, 1:6].all() and edge[1:6, 1].all()
     assert not edge[2:5, 2:5].any() and not edge[0].any()
     full = np.ones((3, 3), np.uint8)
-    assert display.outline(full).sum() == 8  # the image edge counts as background
+    assert outline(full).sum() == 8  # the image edge counts as background
+    for mask in (m, full):  # the mask layer's outline mode draws exactly these pixels
+        item = MaskLayerItem((0, 255, 0), outline_mode=True)
+        item.set_mask(mask)
+        assert np.array_equal(item.drawn_pixels(), outline(mask))
 
 
 def test_window_helpers():
@@ -34,9 +41,6 @@ def test_window_helpers():
     assert not display.preset_applies(display.LUNG, "kaggle8bit")
     low, high = display.adjust_window((0.0, 100.0), -500.0, 10.0)
     assert high - low == 1.0 and (low + high) / 2 == 60.0
-    lut = display.mask_lut((1, 2, 3), 200)
-    assert lut.shape == (256, 4) and lut.dtype == np.uint8 and tuple(lut[0]) == (0, 0, 0, 0)
-    assert tuple(lut[1]) == (1, 2, 3, 200)
     table = display.mask_color_table((255, 0, 0))
     assert len(table) == 256 and table[0] == 0 and table[1] == 0xFFFF0000
 
@@ -65,33 +69,39 @@ def test_mask_layer_region_update_matches_full_redraw(qtbot, outline_mode):
 
 
 def _run(qtbot, fn):
-    from heartseg_gui.workers import Job, JobRunner
+    from PySide6.QtCore import QThread
+
+    from heartseg_gui.workers import Job, JobRunner, error_text
 
     runner = JobRunner()
     job = Job("test", fn, generation=7)
-    seen = {}
-    job.returned.connect(lambda g, r: seen.setdefault("returned", (g, r)))
-    job.errored.connect(lambda g, m: seen.setdefault("errored", (g, m)))
-    job.cancelled.connect(lambda g: seen.setdefault("cancelled", g))
-    runner.start(job)
+    seen, threads = {}, []
+
+    def note(key, value):
+        threads.append(QThread.currentThread())
+        seen.setdefault(key, value)
+
+    runner.start(job, returned=lambda r: note("returned", (job.generation, r)),
+                 errored=lambda exc: note("errored", (job.generation, exc, error_text(job.name, exc))),
+                 aborted=lambda: note("cancelled", job.generation))
     if getattr(fn, "cancel_now", False):
         job.cancel()
-    # (the lambdas above run in the worker thread; the runner's own bookkeeping is queued to this thread)
     qtbot.waitUntil(lambda: not runner.jobs, timeout=10_000)
+    assert threads and all(t is QThread.currentThread() for t in threads)  # callbacks run in the GUI thread
     return seen
 
 
 def test_job_runner_reports_result_error_and_cancel(qtbot):
-    def ok(*, progress, cancel, partial):
+    def ok(*, progress, cancel, yielded):
         return 42
 
-    def bad_input(*, progress, cancel, partial):
+    def bad_input(*, progress, cancel, yielded):
         raise HeartsegError("broken file", "/x/y.png")
 
-    def crash(*, progress, cancel, partial):
+    def crash(*, progress, cancel, yielded):
         raise ZeroDivisionError("boom")
 
-    def slow(*, progress, cancel, partial):
+    def slow(*, progress, cancel, yielded):
         for _ in range(200):
             if cancel.cancelled:
                 raise Cancelled()
@@ -100,9 +110,12 @@ def test_job_runner_reports_result_error_and_cancel(qtbot):
 
     slow.cancel_now = True
     assert _run(qtbot, ok) == {"returned": (7, 42)}
-    assert _run(qtbot, bad_input) == {"errored": (7, "/x/y.png: broken file")}
+    seen = _run(qtbot, bad_input)
+    generation, exc, text = seen["errored"]
+    assert generation == 7 and isinstance(exc, HeartsegError) and text == "/x/y.png: broken file"
     seen = _run(qtbot, crash)
-    assert "ZeroDivisionError" in seen["errored"][1]
+    assert isinstance(seen["errored"][1], ZeroDivisionError)  # the exception object itself
+    assert "ZeroDivisionError" in seen["errored"][2]
     assert _run(qtbot, slow) == {"cancelled": 7}
 
 
@@ -110,13 +123,13 @@ def test_controller_slots_run_in_the_main_thread(qtbot):
     """Job signals are emitted in the worker thread; the controller's slots must still run in the GUI thread."""
     from PySide6.QtCore import QThread
 
-    from heartseg_gui.controller import Controller
+    from heartseg_gui.controllers.controller import Controller
 
     c = Controller()
     threads = []
     c.jobProgress.connect(lambda *a: threads.append(QThread.currentThread()))
 
-    def fn(*, progress, cancel, partial):
+    def fn(*, progress, cancel, yielded):
         from core.types import Progress
 
         progress(Progress("read", 1, 2))
@@ -130,7 +143,7 @@ def test_controller_slots_run_in_the_main_thread(qtbot):
 def test_job_runner_shutdown_waits_for_threads(qtbot):
     from heartseg_gui.workers import Job, JobRunner
 
-    def slow(*, progress, cancel, partial):
+    def slow(*, progress, cancel, yielded):
         while not cancel.cancelled:
             time.sleep(0.01)
         raise Cancelled()
@@ -177,7 +190,7 @@ def test_prediction_job_reports_the_slices_its_cleanup_changed(tmp_path, monkeyp
 
     scores = np.full(12, np.nan)
 
-    def partial(payload):
+    def batch(payload):
         idx, masks, unc, maps = payload
         shown[idx] = masks
         scores[idx] = unc
@@ -186,7 +199,7 @@ def test_prediction_job_reports_the_slices_its_cleanup_changed(tmp_path, monkeyp
     run = jobs.predict_job(jobs.PredictorCache(), model, vol, 5, "float32")
     messages = []
     name, final, changed, review = run(progress=lambda p: messages.append(p.message), cancel=CancelToken(),
-                                       partial=partial)
+                                       yielded=batch)
     assert np.all((scores >= 0) & (scores <= 1))  # every slice got its uncertainty with its batch
     assert len(review["flags"]) == 12 and review["adjacent"] is True
     assert messages[0].startswith("Preparing this model for fast inference")  # a new model is converted first

@@ -1,4 +1,4 @@
-"""Retraining in the window (heartseg_gui.retrain), offscreen with pytest-qt: the menu entries, the dialog's counts,
+"""Retraining in the window (heartseg_gui.controllers.retraining), offscreen with pytest-qt: the menu entries, the dialog's counts,
 a tiny run through the QThread worker (progress in the dock, a registered version, old vs new asked before
 activation, predictions held off meanwhile), cancel through the worker, and Model ▸ Versions rollback."""
 
@@ -18,6 +18,7 @@ from core.store.dataset import open_dataset, set_review_states  # noqa: E402
 from core.versions.registry import ModelRegistry, default_registry_dir  # noqa: E402
 from core.versions.retrain import RetrainRequest  # noqa: E402
 from tests.core.versions.test_retraining import PIDS, TINY, make_kaggle_root, make_tiny_model  # noqa: E402
+from tests.helpers import select_version  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.shared, pytest.mark.timeout(240)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,8 +26,9 @@ WAIT_MS = 120_000
 
 
 def test_retrain_package_imports_no_tensorflow():
-    code = ("import sys; import heartseg_gui.retrain, heartseg_gui.retrain.dialog, heartseg_gui.retrain.dock, "
-            "heartseg_gui.retrain.versions_dialog, heartseg_gui.retrain.worker, core.versions.retrain, core.versions.registry; "
+    code = ("import sys; import heartseg_gui.controllers.retraining, heartseg_gui.dialogs.retrain_dialog, "
+            "heartseg_gui.widgets.retrain_dock, heartseg_gui.dialogs.versions_dialog, heartseg_gui.jobs, "
+            "core.versions.retrain, core.versions.registry; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60,
@@ -42,9 +44,9 @@ def assets(tmp_path_factory, kaggle_patient):
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch, assets):
     monkeypatch.setenv("HEARTSEG_SETTINGS_DIR", str(tmp_path / "settings"))
-    from heartseg_gui import settings as st
+    from heartseg_gui.controllers.retraining import install_retraining
     from heartseg_gui.main_window import MainWindow
-    from heartseg_gui.retrain import install_retraining
+    from heartseg_gui.state import settings as st
 
     w = MainWindow(settings=st.make_settings())
     qtbot.addWidget(w)
@@ -137,7 +139,7 @@ def test_worker_run_registers_asks_and_activates_then_rollback(window, qtbot, as
     assert dialog.table.rowCount() == 2 and dialog.table.item(1, 1).text() == "●"
     dialog.rollback()
     assert reg.active_version() == 0 and w.controller.model_path == assets["base"]
-    dialog.select_version(1)
+    select_version(dialog, 1)
     dialog.activate_selected()
     assert reg.active_version() == 1 and w.controller.model_path == reg.folder / "v1.keras"
     dialog.accept()
@@ -154,7 +156,7 @@ def test_cancel_through_the_worker_keeps_nothing(window, qtbot, assets):
     request = RetrainRequest(root, config, registry_dir=default_registry_dir(root), init_version=None,
                              base_model=assets["base"])
     m.start(request)
-    m.job.progress.connect(lambda gen, item: m.cancel())  # cancel at the first progress report
+    m.job.progress.connect(lambda item: m.cancel())  # cancel at the first progress report
     qtbot.waitUntil(lambda: not m.running, timeout=WAIT_MS)
     assert outcomes == ["cancelled"]
     reg = ModelRegistry(default_registry_dir(root), base_model=assets["base"])
@@ -166,9 +168,9 @@ def test_cancel_through_the_worker_keeps_nothing(window, qtbot, assets):
 
 @pytest.mark.gui
 def test_main_window_has_retraining_menu_once(qtbot):
-    from heartseg_gui import settings as st
+    from heartseg_gui.controllers.retraining import install_retraining
     from heartseg_gui.main_window import MainWindow
-    from heartseg_gui.retrain import install_retraining
+    from heartseg_gui.state import settings as st
 
     w = MainWindow(settings=st.make_settings())
     qtbot.addWidget(w)

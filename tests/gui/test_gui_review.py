@@ -15,6 +15,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 
 from core.review.uncertainty import review_order  # noqa: E402
 from tests.gui.test_gui_window import drag, key, make_window, settings_dir, tiny_model, wait_predicted  # noqa: E402,F401
+from tests.helpers import curve_data, review_text, row_slices  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -38,7 +39,7 @@ def test_queue_lists_slices_most_uncertain_first_and_q_walks_it(qtbot, make_wind
     _settle(qtbot)
     s, c = w.controller.session, w.controller
     assert np.all(np.isfinite(s.uncertainty)) and np.all((s.uncertainty >= 0) & (s.uncertainty <= 1))
-    rows = w.review_queue.row_slices()
+    rows = row_slices(w.review_queue)
     assert sorted(rows) == list(range(s.n_slices))
     shown = [s.uncertainty[i] for i in rows]
     assert shown == sorted(shown, reverse=True)  # the dock opens sorted by uncertainty, highest first
@@ -85,7 +86,7 @@ def test_area_plot_follows_painting_and_navigates(qtbot, make_window):
     _settle(qtbot)
     s, c = w.controller.session, w.controller
     mm2 = s.pixel_area_mm2()
-    ai, work = w.area_plot.curve_data()
+    ai, work = curve_data(w.area_plot)
     assert len(ai) == len(work) == s.n_slices
     np.testing.assert_allclose(ai, np.count_nonzero(s.ai_mask.reshape(s.n_slices, -1), axis=1) * mm2)
     c.set_slice(5)
@@ -93,7 +94,7 @@ def test_area_plot_follows_painting_and_navigates(qtbot, make_window):
     w.set_tool("brush")
     drag(qtbot, w.slice_view, [(40, 40), (40, 60), (50, 60)])
     _settle(qtbot)
-    _, work = w.area_plot.curve_data()
+    _, work = curve_data(w.area_plot)
     assert work[5] == s.editor.area_px(5) * mm2 > before  # live while painting
     w.area_plot.choose_x(10.2)  # a click near slice 10 (numbered from 1)
     assert c.current_slice == 9
@@ -163,9 +164,9 @@ def test_patient_list_review_column_updates_live(qtbot, make_window, tmp_path, s
     qtbot.waitUntil(lambda: w.controller.dataset is not None, timeout=60_000)
     w.files.open_patient("100072")
     wait_predicted(qtbot, w)
-    assert w.patient_list.review_text("100072") == "not reviewed 13"
+    assert review_text(w.patient_list, "100072") == "not reviewed 13"
     w.controller.set_review_state("accepted")
-    assert w.patient_list.review_text("100072") == "not reviewed 12, accepted 1"
+    assert review_text(w.patient_list, "100072") == "not reviewed 12, accepted 1"
     w.controller.set_review_state("flagged")
-    assert "flagged 1" in w.patient_list.review_text("100072")
-    assert w.patient_list.review_text("100065").startswith("not reviewed")  # other rows untouched
+    assert "flagged 1" in review_text(w.patient_list, "100072")
+    assert review_text(w.patient_list, "100065").startswith("not reviewed")  # other rows untouched

@@ -15,6 +15,7 @@ from PySide6.QtGui import QMouseEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from core import resources  # noqa: E402
+from tests.helpers import image_to_widget, patient_ids  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -74,7 +75,7 @@ def _mouse(widget, kind, pos: QPointF, button, buttons, modifiers=Qt.KeyboardMod
 def drag(qtbot, view, points, modifiers=Qt.KeyboardModifier.NoModifier, button=Qt.MouseButton.LeftButton):
     """A real mouse drag over the slice view through image positions ``points`` [(row, col), ...]."""
     vp = view.viewport()
-    pts = [view.image_to_widget(r, c) for r, c in points]
+    pts = [image_to_widget(view, r, c) for r, c in points]
     _mouse(vp, QEvent.Type.MouseButtonPress, pts[0], button, button, modifiers)
     for p in pts[1:]:
         qtbot.wait(25)  # pyqtgraph rate-limits mouse moves
@@ -415,7 +416,7 @@ def test_dataset_patient_list(qtbot, make_window, tmp_path):
     w = make_window(root, model=Path("/nonexistent/model.keras"))
     qtbot.waitUntil(lambda: w.controller.session is not None, timeout=WAIT_MS)
     assert w.patients_dock.isVisible() or not w.isVisible()
-    assert sorted(w.patient_list.patient_ids()) == ["second", "ts_pulm"]
+    assert sorted(patient_ids(w.patient_list)) == ["second", "ts_pulm"]
     assert w.patient_list.item(0, 1).text() == "112"
     w.patient_list.patientChosen.emit("second")
     qtbot.waitUntil(lambda: w.controller.patient_id == "second" and not w.controller.is_busy(), timeout=WAIT_MS)
@@ -452,9 +453,9 @@ def test_full_precision_switch_predicts_again_in_float32_and_is_remembered(qtbot
     agree = 2 * (before & after).sum() / (before.sum() + after.sum())
     assert agree > 0.99
     w.save_settings()
-    from heartseg_gui.settings import make_settings
+    from heartseg_gui.state.settings import make_settings
 
-    assert str(make_settings().value("model/full_precision")).lower() == "true"
+    assert make_settings().full_precision is True
     again = make_window(model=Path("/nonexistent/model.keras"))
     assert again.actions.full_precision.isChecked() and again.controller.precision == "float32"
 
@@ -470,10 +471,10 @@ def test_shortcuts_dialog_and_settings(qtbot, make_window, settings_dir):
     w.tool_panel.set_radius(9)
     w.save_settings()
     assert (settings_dir / "heartseg.ini").is_file()
-    from heartseg_gui.settings import make_settings
+    from heartseg_gui.state.settings import make_settings
 
-    assert int(make_settings().value("brush/radius")) == 9
-    assert make_settings().value("recent_files")
+    assert make_settings().brush_radius == 9
+    assert make_settings().recent_files
 
 
 def test_drop_a_folder_opens_it(qtbot, make_window, tmp_path):

@@ -1,8 +1,8 @@
 """File commands: open (scan, dataset, recent, dropped path), save back into the dataset, export, load a model,
 and the Save / Discard / Cancel question before unsaved edits would be lost.
 
-Every question goes through :class:`~heartseg_gui.widgets.prompts.Prompts` so tests can answer it; every
-computation and write is a call into ``core``.
+Every question goes through :class:`~heartseg_gui.dialogs.prompts.Prompts` so tests can answer it; every
+computation and write is a call into ``core``. It changes the controller only through its public methods.
 """
 
 from __future__ import annotations
@@ -11,14 +11,18 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication
 
 from core.errors import HeartsegError
-from heartseg_gui import settings as st
-from heartseg_gui.controller import Controller
-from heartseg_gui.session import SaveTarget
-from heartseg_gui.widgets.prompts import DISCARD, SAVE, Prompts
+from core.io import looks_like_dataset_root, write_mask_nifti, write_mask_pngs
+from core.io.common import kaggle_slice_names
+from core.io.kaggle import is_kaggle_patient
+from core.store.dataset import add_patient, sanitize_pid, save_masks
+from heartseg_gui.controllers.controller import Controller
+from heartseg_gui.dialogs.prompts import DISCARD, SAVE, Prompts
+from heartseg_gui.state.session import SaveTarget
+from heartseg_gui.state.settings import Settings
 
 SCAN_FILTER = "Scans (*.nii *.nii.gz *.png *.dcm);;All files (*)"
 MODEL_FILTER = "Keras models (*.keras)"
@@ -26,9 +30,6 @@ MODEL_FILTER = "Keras models (*.keras)"
 
 def is_dataset_root(path: Path) -> bool:
     """A folder holding several patients (not itself one patient's scan)."""
-    from core.io import looks_like_dataset_root
-    from core.io.kaggle import is_kaggle_patient
-
     return path.is_dir() and not is_kaggle_patient(path) and looks_like_dataset_root(path)
 
 
@@ -37,7 +38,7 @@ class FileFlows(QObject):
     saved = Signal(str)  # where
     discarded = Signal()  # the user chose Discard for the open scan's unsaved edits (its journal may go)
 
-    def __init__(self, controller: Controller, prompts: Prompts, settings, parent: Optional[QObject] = None):
+    def __init__(self, controller: Controller, prompts: Prompts, settings: Settings, parent: Optional[QObject] = None):
         super().__init__(parent)
         self.c = controller
         self.prompts = prompts
@@ -77,18 +78,17 @@ class FileFlows(QObject):
                 if pids:
                     self.c.open_patient(pids[0])
             else:
-                self.c.dataset = None
-                self.c.datasetChanged.emit(None)
+                self.c.close_dataset()
                 self.c.open_scan(path, mask_path)
         except HeartsegError as exc:
             self.prompts.error("Could not open", str(exc))
             return False
-        st.set_last_folder(self.settings, path)
-        self.recentChanged.emit(st.add_recent_file(self.settings, path))
+        self.settings.set_last_folder(path)
+        self.recentChanged.emit(self.settings.add_recent_file(path))
         return True
 
     def open_scan_dialog(self) -> None:
-        start = st.last_folder(self.settings)
+        start = self.settings.last_folder
         # a scan is a file (NIfTI) or a folder (Kaggle patient, DICOM series, PNG folder): offer the folder first
         path = self.prompts.choose_directory("Open scan folder (Kaggle patient, DICOM series, PNG slices) — "
                                              "cancel to pick a NIfTI file", start)
@@ -98,7 +98,7 @@ class FileFlows(QObject):
             self.open_path(path)
 
     def open_dataset_dialog(self) -> None:
-        path = self.prompts.choose_directory("Open dataset folder", st.last_folder(self.settings))
+        path = self.prompts.choose_directory("Open dataset folder", self.settings.last_folder)
         if not path:
             return
         if not self.maybe_keep_changes():
@@ -108,8 +108,8 @@ class FileFlows(QObject):
         except HeartsegError as exc:
             self.prompts.error("Could not open the dataset", str(exc))
             return
-        st.set_last_folder(self.settings, path)
-        self.recentChanged.emit(st.add_recent_file(self.settings, path))
+        self.settings.set_last_folder(path)
+        self.recentChanged.emit(self.settings.add_recent_file(path))
         if self.c.dataset.pids:
             self.c.open_patient(self.c.dataset.pids[0])
 
@@ -121,10 +121,9 @@ class FileFlows(QObject):
 
     # --- model -------------------------------------------------------------------------------------------------
     def load_model_dialog(self) -> None:
-        path = self.prompts.choose_open_file("Load model", str(self.settings.value("last_model_folder", "")),
-                                             MODEL_FILTER)
+        path = self.prompts.choose_open_file("Load model", self.settings.last_model_folder, MODEL_FILTER)
         if path:
-            self.settings.setValue("last_model_folder", str(Path(path).parent))
+            self.settings.last_model_folder = Path(path).parent
             self.c.set_model(path)
 
     # --- saving ------------------------------------------------------------------------------------------------
@@ -137,28 +136,25 @@ class FileFlows(QObject):
         s = self.c.session
         if s is None:
             return False
-        if getattr(s, "read_only_reason", ""):
+        if s.read_only:
             self.prompts.error("Opened read-only", f"{s.volume.name}: opened read-only, cannot save here — "
                                                    f"{s.read_only_reason} Use Export Masks… to keep these masks "
                                                    "elsewhere.")
             return False
-        if self.c._stroking:
-            self.c.end_stroke()
+        self.c.end_stroke()  # a stroke in progress is part of what is saved
         masks = s.editor.copy_mask()
         ai = s.ai_mask.copy() if s.prediction_complete else None
-        QApplication.setOverrideCursor(_wait_cursor())
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             if s.save_target is None:
                 QApplication.restoreOverrideCursor()
                 target = self._add_to_dataset(masks, ai)
-                QApplication.setOverrideCursor(_wait_cursor())
+                QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
                 if target is None:
                     return False
                 s.save_target = target
                 where = target.patient_dir
             else:
-                from core.store.dataset import save_masks
-
                 t = s.save_target
                 self.c.flush_slice_time()
                 save_masks(t.patient_dir, t.patient_id, masks, t.slice_names,
@@ -171,20 +167,16 @@ class FileFlows(QObject):
             return False
         finally:
             QApplication.restoreOverrideCursor()
-        s.editor.mark_saved()
-        self.c.historyChanged.emit()
-        self.c.statusMessage.emit(f"Saved to {where}")
+        self.c.mark_saved()
+        self.c.show_status(f"Saved to {where}")
         self.saved.emit(str(where))
         return True
 
     def _add_to_dataset(self, masks, ai_masks=None) -> Optional[SaveTarget]:
         """A scan without a dataset of its own: add it to a dataset the user picks, as a new patient."""
-        from core.io.common import kaggle_slice_names
-        from core.store.dataset import add_patient, sanitize_pid
-
         s = self.c.session
         root = self.prompts.choose_directory("Save: choose the dataset folder to add this scan to (Kaggle layout)",
-                                             st.last_folder(self.settings))
+                                             self.settings.last_folder)
         if not root:
             return None
         try:
@@ -196,7 +188,7 @@ class FileFlows(QObject):
             return None
         names = kaggle_slice_names(s.n_slices)
         folder = add_patient(root, pid, s.volume, masks, review=self._review_by_name(names), ai_masks=ai_masks)
-        st.set_last_folder(self.settings, root)
+        self.settings.set_last_folder(root)
         return SaveTarget(Path(folder), names)
 
     # --- export ------------------------------------------------------------------------------------------------
@@ -205,18 +197,16 @@ class FileFlows(QObject):
             return
         kind = self.prompts.choose_export()
         if kind == "png":
-            folder = self.prompts.choose_directory("Export masks into folder", st.last_folder(self.settings))
+            folder = self.prompts.choose_directory("Export masks into folder", self.settings.last_folder)
             if folder:
                 self.export_pngs(folder)
         elif kind == "nifti":
-            path = self.prompts.choose_save_file("Export masks as NIfTI", st.last_folder(self.settings),
+            path = self.prompts.choose_save_file("Export masks as NIfTI", self.settings.last_folder,
                                                  "NIfTI (*.nii.gz *.nii)")
             if path:
                 self.export_nifti(path)
 
     def export_pngs(self, folder: str | Path) -> bool:
-        from core.io import write_mask_pngs
-
         s = self.c.session
         folder = Path(folder)
         image_dirs = {Path(p).parent.resolve() for p in s.volume.source_files}
@@ -228,12 +218,10 @@ class FileFlows(QObject):
         except (HeartsegError, ValueError) as exc:
             self.prompts.error("Could not export", str(exc))
             return False
-        self.c.statusMessage.emit(f"Exported {s.n_slices} mask PNGs to {folder}")
+        self.c.show_status(f"Exported {s.n_slices} mask PNGs to {folder}")
         return True
 
     def export_nifti(self, path: str | Path) -> bool:
-        from core.io import write_mask_nifti
-
         s = self.c.session
         path = Path(path)
         if not (path.name.endswith(".nii") or path.name.endswith(".nii.gz")):
@@ -243,11 +231,6 @@ class FileFlows(QObject):
         except (HeartsegError, ValueError) as exc:
             self.prompts.error("Could not export", str(exc))
             return False
-        self.c.statusMessage.emit(f"Exported the mask to {path}")
+        self.c.show_status(f"Exported the mask to {path}")
         return True
 
-
-def _wait_cursor():
-    from PySide6.QtCore import Qt
-
-    return Qt.CursorShape.WaitCursor

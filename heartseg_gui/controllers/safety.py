@@ -4,7 +4,8 @@
 :mod:`core.store.journal`):
 
 * a scan opens -> lock it (the patient folder's ``.heartseg/lock.json``, or the per-user folder for scans without
-  a dataset). If another live window holds the lock the scan opens **read-only**: editing actions are disabled,
+  a dataset). If another live window holds the lock the scan opens **read-only**: the session's
+  ``read_only_reason`` says why (:class:`~heartseg_gui.actions.ActionPolicy` then disables the editing actions),
   Save refuses, and a status-bar banner says who holds it and since when. Stale locks of dead processes are taken
   over silently.
 * while editing -> :meth:`core.store.journal.Journal.tick` every second (writes every ``interval`` seconds or every 5
@@ -22,81 +23,16 @@ from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtWidgets import QLabel, QMessageBox
+from PySide6.QtWidgets import QLabel, QMessageBox, QStatusBar, QWidget
 
 from core.errors import HeartsegError
 from core.store.journal import DEFAULT_INTERVAL_S, Journal
+from heartseg_gui.controllers.controller import Controller
+from heartseg_gui.controllers.file_flows import FileFlows
+from heartseg_gui.dialogs.prompts import Prompts
+from heartseg_gui.state.session import ScanSession
 
 INTERVAL_ENV = "HEARTSEG_JOURNAL_INTERVAL_S"
-#: Actions that change the mask, the review states or the files: disabled while read-only.
-EDIT_ACTIONS = ("tool_brush", "tool_eraser", "accept_ai_slice", "accept_ai_all", "clear_slice", "fill_holes",
-                "keep_largest", "copy_previous", "copy_next", "review_accept", "review_flag", "review_reset", "undo",
-                "redo", "save")
-
-
-class BoolRefGuard(QObject):
-    """Workaround for a PySide6 6.12.0 bug: every ``Signal.emit()`` drops one reference to ``True`` without
-    taking it. On Python < 3.12 (``True`` is not immortal) a few thousand emits -- a couple of minutes of painting
-    -- bring its count to zero and the interpreter aborts ("bool_dealloc: deallocating True or False"), killing
-    the window and the clinician's unsaved work. Probed once at start-up: only when emits really leak does a
-    timer keep the count topped up (``Py_IncRef``; a few MB over a long day). Harmless and idle elsewhere."""
-
-    MINIMUM = 200_000
-    TOP_UP = 400_000
-
-    _installed: Optional["BoolRefGuard"] = None
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.leaks = self._probe()
-        self.top_ups = 0
-        if self.leaks:
-            self.check()
-            self.timer = QTimer(self)
-            self.timer.setInterval(500)
-            self.timer.timeout.connect(self.check)
-            self.timer.start()
-
-    @staticmethod
-    def _probe() -> bool:
-        import sys
-
-        class Probe(QObject):
-            ping = Signal()
-
-        probe = Probe()
-        before = sys.getrefcount(True)
-        for _ in range(8):
-            probe.ping.emit()
-        leaked = sys.getrefcount(True) < before - 4
-        if leaked:
-            BoolRefGuard._incref(before - sys.getrefcount(True))
-        return leaked
-
-    @staticmethod
-    def _incref(n: int) -> None:
-        import ctypes
-
-        incref = ctypes.pythonapi.Py_IncRef
-        incref.argtypes = [ctypes.py_object]
-        incref.restype = None
-        for _ in range(max(0, int(n))):
-            incref(True)
-
-    def check(self) -> None:
-        import sys
-
-        count = sys.getrefcount(True)
-        if count < self.MINIMUM:
-            self._incref(self.TOP_UP - count)
-            self.top_ups += 1
-
-    @classmethod
-    def install(cls, app) -> "BoolRefGuard":
-        """One guard per process, owned by the QApplication."""
-        if cls._installed is None:
-            cls._installed = cls(app)
-        return cls._installed
 
 
 def journal_interval_s() -> float:
@@ -107,17 +43,21 @@ def journal_interval_s() -> float:
 
 
 class EditSafety(QObject):
+    """``status_bar`` shows the read-only banner; questions go through ``prompts``; ``parent`` owns the recovery
+    question's box."""
+
     readOnlyChanged = Signal(str)     # the reason, "" when the open scan is editable
     recovered = Signal(int)           # number of slices restored from a journal
 
-    def __init__(self, window):
-        super().__init__(window)
-        self.window = window
-        self.c = window.controller
+    def __init__(self, controller: Controller, files: FileFlows, prompts: Prompts, status_bar: QStatusBar,
+                 parent: QWidget):
+        super().__init__(parent)
+        self._parent = parent
+        self.c = controller
+        self.prompts = prompts
         self.journal: Optional[Journal] = None
         self.lock = None
-        self.read_only_reason = ""
-        self._session = None
+        self._session: Optional[ScanSession] = None
         self._discarded = False
         self._last_error: Optional[str] = None
         self.ask_recover = self._ask_recover   # replaceable: (text) -> bool
@@ -125,7 +65,7 @@ class EditSafety(QObject):
         self.banner.setObjectName("readOnlyBanner")
         self.banner.setStyleSheet("QLabel { background: #b45309; color: white; padding: 1px 6px; }")
         self.banner.setVisible(False)
-        window.statusBar().insertPermanentWidget(0, self.banner)  # permanent: status messages never hide it
+        status_bar.insertPermanentWidget(0, self.banner)  # permanent: status messages never hide it
         interval = journal_interval_s()
         self.timer = QTimer(self)
         self.timer.setInterval(int(min(1000, max(50, interval * 1000 / 3))))
@@ -134,15 +74,15 @@ class EditSafety(QObject):
         self.c.sessionChanged.connect(self._on_session)
         self.c.historyChanged.connect(self._on_edit)
         self.c.reviewChanged.connect(self._on_edit)
-        window.files.saved.connect(self._on_saved)
-        from PySide6.QtCore import QCoreApplication
-
-        if QCoreApplication.instance() is not None:
-            self.bool_guard = BoolRefGuard.install(QCoreApplication.instance())
-        if hasattr(window.files, "discarded"):
-            window.files.discarded.connect(self._on_discarded)
+        files.saved.connect(self._on_saved)
+        files.discarded.connect(self._on_discarded)
 
     # --- state of the open scan ------------------------------------------------------------------------------
+    @property
+    def read_only_reason(self) -> str:
+        """Why the open scan is read-only ("" when it is editable or none is open)."""
+        return "" if self._session is None else self._session.read_only_reason
+
     @property
     def editor(self):
         return None if self.c.session is None else self.c.session.editor
@@ -164,7 +104,7 @@ class EditSafety(QObject):
         scan, patient = self._scan_and_patient(session)
         self.journal = Journal(scan, patient, interval_s=self._interval)
         self.lock, reason = self.journal.acquire_lock()
-        self._set_read_only(reason or "")
+        self._set_read_only(session, reason or "")
         if reason:
             return
         self.journal.attach(session.editor)
@@ -191,31 +131,15 @@ class EditSafety(QObject):
         self._session = None
 
     # --- read-only -------------------------------------------------------------------------------------------
-    def _set_read_only(self, reason: str) -> None:
-        self.read_only_reason = reason
-        if self.c.session is not None:
-            self.c.session.read_only_reason = reason
-        if reason:
-            from heartseg_gui.views.slice_view import NAVIGATE
-
-            self.window.set_tool(NAVIGATE)
-        self.apply_read_only()
+    def _set_read_only(self, session: ScanSession, reason: str) -> None:
+        session.read_only_reason = reason
         self.banner.setText(f"Read-only: {reason}" if reason else "")
         self.banner.setToolTip("Another heartseg window is editing this scan. Close it there to edit here; "
                                "Export Masks… still works." if reason else "")
         self.banner.setVisible(bool(reason))
         if reason:
-            self.c.statusMessage.emit(f"Opened read-only — {reason}")
+            self.c.show_status(f"Opened read-only — {reason}")
         self.readOnlyChanged.emit(reason)
-
-    def apply_read_only(self) -> None:
-        """Disable the editing actions while read-only (the window re-enables actions on every new scan)."""
-        if not self.read_only_reason:
-            return
-        for name in EDIT_ACTIONS:
-            action = getattr(self.window.actions, name, None)
-            if action is not None:
-                action.setEnabled(False)
 
     # --- journal ---------------------------------------------------------------------------------------------
     def _on_edit(self) -> None:
@@ -223,7 +147,6 @@ class EditSafety(QObject):
             self.journal.note_edit()
             if self.editor is not None and self.editor.modified:
                 self._discarded = False  # edited again after a Discard whose scan change then failed
-        self.apply_read_only()
 
     def tick(self) -> None:
         editor = self.editor
@@ -233,7 +156,7 @@ class EditSafety(QObject):
         if self.journal.last_error != self._last_error:
             self._last_error = self.journal.last_error
             if self._last_error:
-                self.c.statusMessage.emit(f"Autosave journal not written: {self._last_error}")
+                self.c.show_status(f"Autosave journal not written: {self._last_error}")
 
     def flush(self) -> bool:
         """Write the journal now (tests, and before risky operations)."""
@@ -265,33 +188,31 @@ class EditSafety(QObject):
         try:
             rec = self.journal.find_recovery(session.editor.mask)
         except HeartsegError as exc:
-            self.window.prompts.error("Unsaved corrections could not be read", str(exc))
+            self.prompts.error("Unsaved corrections could not be read", str(exc))
             return
         if rec is None:
             return
         if not self.ask_recover(rec.describe()):
             try:
                 kept = self.journal.decline(rec)
-                self.c.statusMessage.emit(f"Unsaved corrections set aside in {kept}")
+                self.c.show_status(f"Unsaved corrections set aside in {kept}")
             except HeartsegError as exc:
-                self.window.prompts.error("Unsaved corrections", str(exc))
+                self.prompts.error("Unsaved corrections", str(exc))
             return
         try:
             regions = self.journal.recover_into(session.editor, rec)
         except HeartsegError as exc:
-            self.window.prompts.error("Could not recover the unsaved corrections", str(exc))
+            self.prompts.error("Could not recover the unsaved corrections", str(exc))
             return
-        self.c.maskChanged.emit(None)
-        self.c.historyChanged.emit()
-        self.c.reviewChanged.emit()
-        self.c.statusMessage.emit(f"Recovered unsaved corrections on {len(regions)} slice(s) — Ctrl+Z undoes "
+        self.c.edited_elsewhere(regions)
+        self.c.show_status(f"Recovered unsaved corrections on {len(regions)} slice(s) — Ctrl+Z undoes "
                                   "the recovery")
         self.recovered.emit(len(regions))
         self.flush()
 
     def _ask_recover(self, text: str) -> bool:
         box = QMessageBox(QMessageBox.Icon.Question, "Recover unsaved corrections?", text,
-                          QMessageBox.StandardButton.NoButton, self.window)
+                          QMessageBox.StandardButton.NoButton, self._parent)
         recover = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
         box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
         box.setDefaultButton(recover)

@@ -34,7 +34,8 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import HeartsegError
-from core.training.loop import TrainConfig
+from core.store.dataset import open_dataset
+from core.training.config import TrainConfig
 from core.versions.registry import ModelRegistry, default_registry_dir
 from core.versions.retrain import DEFAULT_CORRECTED_WEIGHT, RetrainRequest, plan_retraining
 
@@ -42,7 +43,7 @@ from core.versions.retrain import DEFAULT_CORRECTED_WEIGHT, RetrainRequest, plan
 class RetrainDialog(QDialog):
     """``base_config``: the recipe the options are applied to (default: the CLI's :class:`TrainConfig`);
     ``base_model``: version 0's file (None: the bundled model); ``choose_directory(title, start)`` picks a
-    dataset folder (the window's :class:`~heartseg_gui.widgets.prompts.Prompts`)."""
+    dataset folder (the window's :class:`~heartseg_gui.dialogs.prompts.Prompts`)."""
 
     def __init__(self, dataset_root: Optional[Path], *, base_config: Optional[TrainConfig] = None,
                  base_model: Optional[Path] = None, unsaved: bool = False,
@@ -155,8 +156,6 @@ class RetrainDialog(QDialog):
         root = self.dataset_root
         if root is not None:
             try:
-                from core.store.dataset import open_dataset
-
                 dataset = open_dataset(root)
                 self._dataset = dataset
                 self._registry = ModelRegistry(default_registry_dir(dataset.root), base_model=self.base_model)

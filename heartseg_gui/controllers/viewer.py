@@ -1,6 +1,6 @@
 """Keeps the views in step with the controller: the slice on screen, its layers, levels and measurements.
 
-No data logic: it reads the open :class:`~heartseg_gui.session.ScanSession` and pushes copies into the views.
+No data logic: it reads the open :class:`~heartseg_gui.state.session.ScanSession` and pushes copies into the views.
 While painting only the changed region of the working layer is repainted; measurements are recomputed on a short
 timer so a stroke never waits for a whole-scan Dice.
 """
@@ -12,7 +12,8 @@ from typing import Optional
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from heartseg_gui import display
-from heartseg_gui.controller import Controller
+from heartseg_gui.controllers.controller import Controller
+from heartseg_gui.controllers.editing import NOT_REVIEWED
 from heartseg_gui.display import PRESETS, WindowPreset
 
 
@@ -80,7 +81,7 @@ class Viewer(QObject):
         if key == "kaggle":
             levels = display.kaggle_levels_for(s.volume.intensity, s.value_range)
         elif not display.preset_applies(preset, s.volume.intensity):
-            self.c.statusMessage.emit(f"{preset.label} needs Hounsfield units; this scan is "
+            self.c.show_status(f"{preset.label} needs Hounsfield units; this scan is "
                                       f"{s.volume.intensity}")
             return
         else:
@@ -173,7 +174,7 @@ class Viewer(QObject):
             return
         i = self.c.current_slice
         states = s.editor.review_states
-        reviewed = sum(1 for st in states if st != "not_reviewed")
+        reviewed = sum(1 for state in states if state != NOT_REVIEWED)
         self.measurements.show_values(area=s.slice_area(i), volume_ml=s.mask_volume_ml(), voxels=s.mask_voxels(),
                                       dice_slice=s.dice_slice(i), dice_scan=s.dice_scan(),
                                       reviewed=(reviewed, len(states)))

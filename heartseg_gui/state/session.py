@@ -1,8 +1,9 @@
 """One open scan and everything the window knows about it (Qt-free).
 
 :class:`ScanSession` bundles the :class:`core.types.Volume`, the :class:`core.editing.MaskEditor` that owns the
-working mask and its undo history, the AI prediction as it arrives, and where Save writes to. Arrays are
-``(n_slices, rows, cols)``; masks uint8 0/1; probabilities float32 0..1.
+working mask and its undo history, the AI prediction as it arrives, where Save writes to, and why the scan is
+read-only (another window holds its edit lock). Arrays are ``(n_slices, rows, cols)``; masks uint8 0/1;
+probabilities float32 0..1.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import cv2
 import numpy as np
 
 from core.editing import MaskEditor
@@ -46,8 +48,9 @@ class ScanSession:
         self.volume = volume
         self.origin = None if origin is None else Path(origin)
         self.save_target = save_target if save_target is not None else kaggle_save_target(volume)
-        initial = volume.mask if volume.mask is not None else None
-        self.editor = MaskEditor(volume.voxels.shape, initial=initial)
+        self.editor = MaskEditor(volume.voxels.shape, initial=volume.mask)
+        #: why this scan cannot be edited or saved here ("" when it can): set by the edit lock on opening
+        self.read_only_reason = ""
         shape = volume.voxels.shape
         self.ai_mask = np.zeros(shape, dtype=np.uint8)
         self.ai_done = np.zeros(shape[0], dtype=bool)
@@ -64,6 +67,10 @@ class ScanSession:
         self._inter = np.zeros(n, dtype=np.int64)
         self._ai_area = np.zeros(n, dtype=np.int64)
         self._stale = np.ones(n, dtype=bool)
+
+    @property
+    def read_only(self) -> bool:
+        return bool(self.read_only_reason)
 
     # --- geometry ---------------------------------------------------------------------------------------------
     @property
@@ -131,8 +138,6 @@ class ScanSession:
         """The confidence map of one slice on the slice's own grid (uint8, 255 = p near 0.5), or None."""
         if self.confidence is None or not self.ai_done[slice_index]:
             return None
-        import cv2  # not at import time: the window must appear before OpenCV is loaded
-
         rows, cols = self.volume.slice_shape
         return cv2.resize(self.confidence[slice_index], (cols, rows), interpolation=cv2.INTER_LINEAR)
 

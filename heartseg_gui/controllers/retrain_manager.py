@@ -1,8 +1,8 @@
 """Runs one retraining at a time for the window and switches model versions through the controller.
 
 * Starting: when a prediction is running, the retraining waits for it; while the retraining runs, predictions
-  wait (the controller's ``block_model_jobs`` hook when it has one; otherwise ``auto_predict`` is held off and
-  Model ▸ Predict Again / Load Model are disabled with the reason as tooltip) and start afterwards.
+  wait (:meth:`Controller.block_model_jobs`) and start afterwards; :attr:`running` is what the window's
+  :class:`~heartseg_gui.actions.ActionPolicy` reads to disable the model actions (``runningChanged`` says when).
 * Finished: the dock shows old vs new validation Dice on the same held-out patients and
   :attr:`RetrainManager.ask_activate` asks whether to switch (tests replace it).
 * Versions: :meth:`activate` / :meth:`rollback` write the registry's ``active.json`` and call
@@ -15,15 +15,17 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QMainWindow, QMessageBox
 
 from core.errors import HeartsegError
 from core.versions.registry import ModelRegistry, default_registry_dir
-from heartseg_gui.retrain.dock import RetrainDock
-from heartseg_gui.retrain.worker import make_retrain_job
-
-BUSY_REASON = "A retraining is running (one model job at a time): predictions wait until it has finished."
-PREDICT = "predict"  # heartseg_gui.controller.PREDICT
+from core.versions.retrain import RetrainRequest, compare_text
+from heartseg_gui import jobs
+from heartseg_gui.actions import RETRAINING_BUSY as BUSY_REASON
+from heartseg_gui.controllers.controller import Controller
+from heartseg_gui.jobs import PREDICT, RETRAIN
+from heartseg_gui.widgets.retrain_dock import RetrainDock
+from heartseg_gui.workers import Job, error_text
 
 
 class RetrainManager(QObject):
@@ -31,27 +33,21 @@ class RetrainManager(QObject):
     finished = Signal(str, object)        # outcome ("returned" / "errored" / "cancelled"), RetrainOutcome or text
     versionActivated = Signal(int, str)   # version, model path
 
-    def __init__(self, window, controller, *, base_model: Optional[Path] = None,
-                 guarded_actions: tuple = (), needs_session: tuple = ()):
+    """``window``: where the dock goes, the status bar and the question's parent."""
+
+    def __init__(self, window: QMainWindow, controller: Controller, *, base_model: Optional[Path] = None):
         super().__init__(window)
         self.window = window
         self.controller = controller
         self.base_model = base_model
-        self.guarded_actions = [a for a in guarded_actions if a is not None]
-        # actions that stay disabled without an open scan (kept here, not as a Qt dynamic property: reading a
-        # bool property back through PySide6 6.12 corrupts the refcount of True and crashes at exit)
-        self.needs_session = [a for a in needs_session if a is not None]
         self.ask_activate: Callable = self._ask_activate_dialog
-        self.job = None
+        self.job: Optional[Job] = None
         self.last_outcome = None
-        self.last_request = None
-        self._pending = None
+        self.last_request: Optional[RetrainRequest] = None
+        self._pending: Optional[RetrainRequest] = None
         self._generation = 0
-        self._saved_auto_predict: Optional[bool] = None
-        self._tooltips: dict = {}
         self._dock: Optional[RetrainDock] = None  # built on first use: keeps start-up lean
         controller.jobFinished.connect(self._on_controller_job_finished)
-        controller.sessionChanged.connect(self._reapply_block)
         controller.datasetChanged.connect(self._on_dataset)
 
     @property
@@ -78,14 +74,14 @@ class RetrainManager(QObject):
         return ModelRegistry(default_registry_dir(dataset_root), base_model=self.base_model)
 
     def current_registry(self) -> Optional[ModelRegistry]:
-        dataset = getattr(self.controller, "dataset", None)
+        dataset = self.controller.dataset
         return None if dataset is None else self.registry_for(dataset.root)
 
     def _status(self, text: str, ms: int = 8000) -> None:
         self.window.statusBar().showMessage(text, ms)
 
     # --- starting and stopping ------------------------------------------------------------------------------------
-    def start(self, request) -> bool:
+    def start(self, request: RetrainRequest) -> bool:
         """Start ``request`` (:class:`core.versions.retrain.RetrainRequest`); waits for a running prediction first."""
         if self.running:
             self._status("A retraining is already running")
@@ -103,17 +99,17 @@ class RetrainManager(QObject):
         self._launch(request)
         return True
 
-    def _launch(self, request) -> None:
+    def _launch(self, request: RetrainRequest) -> None:
         self._pending = None
         self._generation += 1
-        job = make_retrain_job(request, self._generation)
-        job.progress.connect(self._on_progress)
-        job.returned.connect(self._on_returned)
-        job.errored.connect(self._on_errored)
-        job.cancelled.connect(self._on_cancelled)
-        job.finished.connect(self._on_finished)
+        job = Job(RETRAIN, jobs.retrain_job(request), self._generation)
         self.job = job
-        self.controller.runner.start(job)  # the controller's runner waits for it when the window closes
+        # the controller's runner waits for it when the window closes
+        self.controller.runner.start(job, progress=lambda item: self._on_progress(job, item),
+                                     returned=lambda outcome: self._on_returned(job, outcome),
+                                     errored=lambda exc: self._on_errored(job, exc),
+                                     aborted=lambda: self._on_cancelled(job),
+                                     finished=lambda: self._on_finished(job))
         self.dock.panel.stage_label.setText("Loading TensorFlow and reading slices…")
         self.runningChanged.emit(True)
 
@@ -134,21 +130,17 @@ class RetrainManager(QObject):
         if kind == PREDICT and self._pending is not None and not self.controller.is_busy(PREDICT):
             self._launch(self._pending)
 
-    # --- job signals ----------------------------------------------------------------------------------------------
-    def _mine(self, generation: int) -> bool:
-        return self.job is not None and generation == self._generation
+    # --- the job's callbacks (GUI thread) -------------------------------------------------------------------------
+    def _mine(self, job: Job) -> bool:
+        return self.job is job and job.generation == self._generation
 
-    @Slot(int, object)
-    def _on_progress(self, generation: int, item) -> None:
-        if self._mine(generation):
+    def _on_progress(self, job: Job, item) -> None:
+        if self._mine(job):
             self.dock.panel.show_progress(item)
 
-    @Slot(int, object)
-    def _on_returned(self, generation: int, outcome) -> None:
-        if not self._mine(generation):
+    def _on_returned(self, job: Job, outcome) -> None:
+        if not self._mine(job):
             return
-        from core.versions.retrain import compare_text
-
         self.last_outcome = outcome
         text = compare_text(outcome)
         self.dock.panel.finish(f"Finished: registered v{outcome.version}", text)
@@ -158,27 +150,25 @@ class RetrainManager(QObject):
             try:
                 self.activate(outcome.version, ModelRegistry(outcome.registry_dir, base_model=self.base_model))
             except HeartsegError as exc:
-                self.controller.errorOccurred.emit("Could not activate the new model", str(exc))
+                self.controller.report_error("Could not activate the new model", str(exc))
         else:
             self._status(f"v{outcome.version} registered; still using the previous model (Model ▸ Versions… "
                          f"to switch)")
 
-    @Slot(int, str)
-    def _on_errored(self, generation: int, message: str) -> None:
-        if self._mine(generation):
+    def _on_errored(self, job: Job, exc: BaseException) -> None:
+        if self._mine(job):
+            message = error_text(job.name, exc)
             self._finished_job()
             self._done("errored", "Retraining failed", message)
-            self.controller.errorOccurred.emit("Retraining failed", message)
+            self.controller.report_error("Retraining failed", message)
 
-    @Slot(int)
-    def _on_cancelled(self, generation: int) -> None:
-        if self._mine(generation):
+    def _on_cancelled(self, job: Job) -> None:
+        if self._mine(job):
             self._finished_job()
             self._done("cancelled", "Retraining cancelled — no version was registered", None)
 
-    @Slot(int)
-    def _on_finished(self, generation: int) -> None:
-        if self._mine(generation):  # a job that ended without a verdict
+    def _on_finished(self, job: Job) -> None:
+        if self._mine(job):  # a job that ended without a verdict
             self._finished_job()
 
     def _finished_job(self) -> None:
@@ -192,8 +182,6 @@ class RetrainManager(QObject):
         self._status(text)
 
     def _ask_activate_dialog(self, outcome) -> bool:
-        from core.versions.retrain import compare_text
-
         box = QMessageBox(QMessageBox.Icon.Question, "Use the new model?",
                           f"Retraining finished: v{outcome.version}.\n\n{compare_text(outcome)}\n\n"
                           f"Switch to v{outcome.version} now? (Model ▸ Versions… can switch back at any time.)",
@@ -203,41 +191,12 @@ class RetrainManager(QObject):
 
     # --- one model job at a time ----------------------------------------------------------------------------------
     def _block(self, on: bool) -> None:
-        c = self.controller
-        hook = getattr(c, "block_model_jobs", None)
-        if callable(hook):
-            hook(BUSY_REASON if on else None)
-        elif on and self._saved_auto_predict is None:
-            self._saved_auto_predict = bool(c.auto_predict)
-            c.auto_predict = False
-        elif not on and self._saved_auto_predict is not None:
-            c.auto_predict = self._saved_auto_predict
-            self._saved_auto_predict = None
-            s = c.session
-            if (c.auto_predict and s is not None and not s.prediction_complete and c.model_path is not None
-                    and not c.is_busy()):
-                c.start_prediction()  # the prediction that waited for the retraining
-        for action in self.guarded_actions:
-            if on:
-                self._tooltips.setdefault(action, action.toolTip())
-                action.setEnabled(False)
-                action.setToolTip(BUSY_REASON)
-                action.setStatusTip(BUSY_REASON)
-            else:
-                action.setToolTip(self._tooltips.pop(action, ""))
-                action.setStatusTip("")
-                action.setEnabled(not (action in self.needs_session and c.session is None))
+        """Hold predictions back while the retraining runs (the window's policy disables the model actions)."""
+        self.controller.block_model_jobs(BUSY_REASON if on else None)
         if on:
             self._status(BUSY_REASON, 0)
         else:
             self.window.statusBar().clearMessage()
-
-    @Slot()
-    def _reapply_block(self) -> None:
-        """The window re-enables its actions when a scan opens; keep them disabled while training runs."""
-        if self.running:
-            for action in self.guarded_actions:
-                action.setEnabled(False)
 
     # --- versions -------------------------------------------------------------------------------------------------
     def activate(self, version: int, registry: Optional[ModelRegistry] = None) -> Path:
@@ -280,7 +239,7 @@ class RetrainManager(QObject):
         except HeartsegError as exc:
             self._status(f"Model registry: {exc}")
             return
-        current = getattr(self.controller, "model_path", None)
+        current = self.controller.model_path
         if current is None or Path(current) == registry.base_model:
             self.controller.set_model(path)
             self._status(f"Using the dataset's active model v{registry.active_version()}")

@@ -12,11 +12,20 @@ import numpy as np
 from PySide6.QtCore import QObject
 from superqt.utils import qthrottled
 
-from heartseg_gui.controller import Controller
+from core.errors import HeartsegError
+from core.postprocess import slices_adjacent
+from core.review.record import session_rows, write_report
+from heartseg_gui.controllers.controller import Controller
+from heartseg_gui.dialogs.prompts import Prompts
+from heartseg_gui.state.settings import Settings
+from heartseg_gui.views.slice_view import SliceView
+from heartseg_gui.widgets.area_plot import AreaPlot
+from heartseg_gui.widgets.review_queue import ReviewQueue
 
 
 class ReviewPanels(QObject):
-    def __init__(self, controller: Controller, slice_view, queue, area_plot, prompts, settings,
+    def __init__(self, controller: Controller, slice_view: SliceView, queue: ReviewQueue, area_plot: AreaPlot,
+                 prompts: Prompts, settings: Settings,
                  parent: Optional[QObject] = None):
         super().__init__(parent)
         self.c, self.view, self.queue, self.area = controller, slice_view, queue, area_plot
@@ -39,8 +48,6 @@ class ReviewPanels(QObject):
             self.queue.clear()
             self.area.clear()
             return
-        from core.postprocess import slices_adjacent
-
         unit = "mm²" if s.pixel_area_mm2() is not None else "px"
         self.area.set_unit(unit, slices_adjacent(s.volume))
         self.refresh()
@@ -93,21 +100,16 @@ class ReviewPanels(QObject):
 
     # --- File ▸ Export Report… ----------------------------------------------------------------------------------
     def export_report_dialog(self) -> None:
-        from heartseg_gui import settings as st
-
         if self.c.session is None:
             return
         folder = self.prompts.choose_directory("Export the correction report into folder",
-                                               st.last_folder(self.settings))
+                                               self.settings.last_folder)
         if folder:
             self.export_report(folder)
 
     def export_report(self, folder: str | Path) -> list:
         """``record.csv``, ``report.md`` and ``area.png`` of the open scan (AI vs working mask, review states,
         seconds on screen) in ``folder``; never inside the scan's own folders."""
-        from core.errors import HeartsegError
-        from core.review.record import session_rows, write_report
-
         s = self.c.session
         folder = Path(folder)
         inputs = {Path(p).parent.resolve() for p in s.volume.source_files}
@@ -124,5 +126,5 @@ class ReviewPanels(QObject):
         except (HeartsegError, OSError) as exc:
             self.prompts.error("Could not export the report", str(exc))
             return []
-        self.c.statusMessage.emit(f"Report written to {folder}")
+        self.c.show_status(f"Report written to {folder}")
         return written

@@ -106,11 +106,6 @@ class VersionsDialog(QDialog):
         rows = self.table.selectionModel().selectedRows()
         return self.versions[rows[0].row()].version if rows else None
 
-    def select_version(self, version: int) -> None:
-        for row, entry in enumerate(self.versions):
-            if entry.version == version:
-                self.table.selectRow(row)
-
     def _update_buttons(self) -> None:
         reason = self._busy_reason()
         self.activate_button.setEnabled(reason is None and self.selected_version() is not None)

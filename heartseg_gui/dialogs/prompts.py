@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Optional
 
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
 
 SAVE, DISCARD, CANCEL = "save", "discard", "cancel"
 
@@ -71,8 +71,6 @@ class Prompts:
         return "png" if clicked is png else "nifti" if clicked is nii else None
 
     def ask_text(self, title: str, label: str, default: str = "") -> Optional[str]:
-        from PySide6.QtWidgets import QInputDialog
-
         text, ok = QInputDialog.getText(self.parent, title, label, text=default)
         return text.strip() if ok and text.strip() else None
 

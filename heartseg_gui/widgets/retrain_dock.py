@@ -22,15 +22,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.cli.progress import _fmt_seconds as format_duration  # the one duration formatter (core's CLI uses it)
+
 STAGE_TEXT = {"read": "Reading slices", "train": "Training", "epoch": "Training", "evaluate": "Validating",
               "register": "Registering the new version"}
 
 
 def format_eta(seconds: Optional[float]) -> str:
+    """``m:ss`` or ``h:mm:ss`` (:func:`core.cli.progress` formats it), "—" when unknown."""
     if seconds is None or not math.isfinite(seconds):
         return "—"
-    s = int(max(0, round(seconds)))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    return format_duration(round(seconds))
 
 
 class _Curves:
