@@ -157,3 +157,9 @@ def report(progress: Optional[ProgressFn], item: Progress) -> None:
 
 def as_path(path: str | Path) -> Path:
     return path if isinstance(path, Path) else Path(path)
+
+
+def format_duration(s: float) -> str:
+    """Seconds as ``m:ss`` (``h:mm:ss`` from an hour): the ETA of the CLI bar and the retraining dock."""
+    s = int(max(0, s))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"

@@ -6,7 +6,7 @@ import signal
 import sys
 import time
 
-from core.types import CancelToken, Progress
+from core.types import CancelToken, Progress, format_duration
 
 
 class ProgressBar:
@@ -37,7 +37,7 @@ class ProgressBar:
         if p.metrics:
             keys = [k for k in ("loss", "dice_coef", "val_loss", "val_dice_coef") if k in p.metrics]
             extra = " " + " ".join(f"{k}={p.metrics[k]:.4f}" for k in keys)
-        eta_text = f" ETA {_fmt_seconds(eta)}" if eta is not None and not final else ""
+        eta_text = f" ETA {format_duration(eta)}" if eta is not None and not final else ""
         line = f"{p.stage:8s} [{bar}] {p.done}/{p.total} {p.message}{extra}{eta_text}"
         if self.tty and p.stage != "epoch":
             self.stream.write("\r" + line[:150].ljust(150) + ("\n" if final else ""))
@@ -46,9 +46,6 @@ class ProgressBar:
         self.stream.flush()
 
 
-def _fmt_seconds(s: float) -> str:
-    s = int(max(0, s))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 

@@ -35,15 +35,13 @@ import numpy as np
 
 from core.atomic import _fsync_dir, now_iso, write_bytes_atomic, write_many_atomic, write_text_atomic
 from core.errors import HeartsegError
-from core.types import REVIEW_STATES  # noqa: F401  (re-exported)
-from core.store.layout import STATE_DIR, review_path, state_dir, versions_dir
-
-HEARTSEG_DIR = STATE_DIR  # transitional name for the window's controller (removed with its split)
 from core.io.common import list_dirs, list_files, read_bytes
 from core.io.kaggle import IMAGE_DIR, MASK_DIR
 from core.io.masks import encode_mask_png, write_mask_png  # noqa: F401  (write_mask_png re-exported)
 from core.io.png import read_png_header
 from core.metrics import dice  # noqa: F401  (re-exported: the sidecar's dice_ai)
+from core.store.layout import review_path, state_dir, versions_dir
+from core.types import REVIEW_STATES  # noqa: F401  (re-exported)
 
 ORIGINALS_DIR = "original_masks"
 #: The review states a slice can have.

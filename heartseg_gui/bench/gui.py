@@ -31,7 +31,7 @@ from core.review.uncertainty import confidence_map, slice_uncertainty
 from core.types import Volume
 from heartseg_gui.app import _application, create_window
 from heartseg_gui.bench.inference import synthetic_slice_hu
-from heartseg_gui.controller import LOAD, PREDICT
+from heartseg_gui.jobs import LOAD, PREDICT
 from heartseg_gui.views.slice_view import BRUSH
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

@@ -19,7 +19,8 @@ from PySide6.QtCore import QObject, Signal
 from core.errors import HeartsegError
 from core.review.uncertainty import review_order
 from core.store.dataset import Dataset, open_dataset
-from core.store.writeback import HEARTSEG_DIR, review_states
+from core.store.layout import state_dir
+from core.store.writeback import review_states
 from core.types import Volume
 from heartseg_gui import jobs
 from heartseg_gui.controllers.editing import EditingIntents
@@ -134,7 +135,7 @@ class Controller(EditingIntents, ModelJobs, QObject):
         """Review states saved in an earlier sitting (the patient's sidecar) come back with the scan: without this
         the next save would reset every slice to "not reviewed"."""
         t = self.session.save_target
-        if t is None or not (t.patient_dir / HEARTSEG_DIR).is_dir():
+        if t is None or not state_dir(t.patient_dir).is_dir():
             return
         try:
             by_name = review_states(t.patient_dir, t.slice_names)

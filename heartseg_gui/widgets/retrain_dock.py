@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.cli.progress import _fmt_seconds as format_duration  # the one duration formatter (core's CLI uses it)
+from core.types import format_duration
 
 STAGE_TEXT = {"read": "Reading slices", "train": "Training", "epoch": "Training", "evaluate": "Validating",
               "register": "Registering the new version"}
