@@ -6,8 +6,30 @@ Layout inside a patient folder (``<patient>/image``, ``<patient>/mask`` are the 
     <patient>/.heartseg/original_masks/<name>.png   the dataset's own mask, copied the first time it is replaced
     <patient>/.heartseg/versions/<timestamp>/       the whole mask/ folder as it was before each save / restore
 
-``image/`` is never written. Mask PNGs are 0/255 8-bit greyscale, each replaced atomically. Version snapshots are
-plain copies (mask PNGs are a few KiB each; copies stay intact even if another tool edits ``mask/`` in place).
+    <patient>/.heartseg/blobs/<sha256>.png          every mask content a version holds, stored once
+    <patient>/.heartseg/commit.json                 a save / restore in progress (rolled forward if interrupted)
+
+``image/`` is never written. Mask PNGs are 0/255 8-bit greyscale. A save writes only the slices whose content
+changed (the others keep their bytes and mtime).
+
+**Versions are stored by content.** Each version folder lists every mask PNG of that state, but each file is a
+hard link to ``blobs/<sha256>.png`` (a copy where the file system has no hard links), so an unchanged slice
+costs no space however many versions hold it, and a save that changes nothing adds no version. Version folders
+and blobs get the dataset's permissions (the mode of ``mask/`` and of its files), never ``0700``.
+
+**Retention** (:data:`KEEP_LAST`, :data:`KEEP_DAILY_DAYS`): after each save or restore the newest ``KEEP_LAST``
+(20) versions are kept, plus the newest version of each UTC day of the last ``KEEP_DAILY_DAYS`` (90) days; older
+ones are removed, and so are blobs no version uses. Folders under ``versions/`` whose name is not a heartseg time
+stamp are never touched; the dataset's own masks stay in ``original_masks/`` for good.
+
+**All or nothing.** A save or restore first stores the new content as blobs and writes ``commit.json`` (the
+target content of every changed mask file, atomically: the commit point), then replaces the mask files and
+removes ``commit.json``. A process killed before the commit point leaves the patient all-old; after it,
+:func:`recover_patient` -- run when the patient is next opened (indexed by :func:`core.store.dataset.open_dataset`,
+loaded, opened for editing, saved or restored) -- finishes the job, so the patient is all-new. It also removes
+temporaries left by killed writes (hidden ``.*.tmp*`` files in ``mask/`` and ``.heartseg/``, ``.tmp-*``
+folders in ``versions/``) once they are :data:`STALE_TEMP_AGE_S` old, or at once for the process that holds the
+patient's edit lock. Neither happens while another live process holds that lock.
 
 Sidecar format (``review.json``)::
 
@@ -21,11 +43,16 @@ recorded only when ``ai_masks`` were given to :func:`save_masks`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import hashlib
 import json
 import os
+import re
 import shutil
+import stat
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,10 +67,23 @@ from core.io.kaggle import IMAGE_DIR, MASK_DIR
 from core.io.masks import encode_mask_png, write_mask_png  # noqa: F401  (write_mask_png re-exported)
 from core.io.png import read_png_header
 from core.metrics import dice  # noqa: F401  (re-exported: the sidecar's dice_ai)
-from core.store.layout import review_path, state_dir, versions_dir
+from core.store.layout import lock_path, review_path, state_dir, versions_dir
+from core.store.locking import is_stale, read_lock
 from core.types import REVIEW_STATES  # noqa: F401  (re-exported)
 
 ORIGINALS_DIR = "original_masks"
+BLOBS_DIR = "blobs"
+COMMIT_FILE = "commit.json"
+#: Retention: the newest KEEP_LAST versions are kept, plus the newest of each UTC day of the last
+#: KEEP_DAILY_DAYS days (module docstring).
+KEEP_LAST = 20
+KEEP_DAILY_DAYS = 90
+#: Temporaries of killed writes are removed once this old (at once by the holder of the edit lock).
+STALE_TEMP_AGE_S = 120.0
+_VERSION_NAME = re.compile(r"^(\d{8})T\d{6}_\d{6}Z(-\d+)?$")
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+_TEMP_FILE = re.compile(r"^\..+\.tmp(\.[A-Za-z0-9]+)*$")
+_TEMP_DIR = re.compile(r"^\.(tmp-|trash-).+")
 #: The review states a slice can have.
 
 
@@ -101,11 +141,75 @@ def _new_version_name(base: Path) -> str:
     raise HeartsegError("cannot create a version folder", base)
 
 
-def snapshot_masks(patient_dir: Path) -> Optional[MaskVersion]:
-    """Keep the current ``mask/`` PNGs as a new version; ``None`` when there is no mask yet.
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
-    The copy is built in a hidden temporary folder (every file fsynced) and renamed into place, so a crash never
-    leaves a half-copied version behind (only, at worst, a hidden ``.tmp-*`` folder, which listings skip)."""
+
+def _dir_mode(patient_dir: Path) -> int:
+    """The permissions of the dataset's ``mask/`` folder (else the patient folder's): new heartseg folders get
+    them, never ``mkdtemp``'s ``0700``."""
+    for folder in (patient_dir / MASK_DIR, patient_dir):
+        try:
+            return stat.S_IMODE(os.stat(folder).st_mode)
+        except OSError:
+            continue
+    return 0o755
+
+
+def _mkdir_like(folder: Path, mode: int) -> None:
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, mode)
+
+
+def _content(folder: Path) -> dict[str, str]:
+    """``{file name: sha256}`` of the mask PNGs directly in ``folder`` (hidden files skipped)."""
+    if not folder.is_dir():
+        return {}
+    return {f.name: _sha(read_bytes(f)) for f in list_files(folder, (".png",))}
+
+
+def _put_blob(patient_dir: Path, data: bytes, digest: str, mode: Optional[int] = None) -> Path:
+    """Store ``data`` (SHA-256 ``digest``) once as ``.heartseg/blobs/<digest>.png`` (atomic; an existing intact
+    blob is reused, a damaged one replaced)."""
+    blobs = state_dir(patient_dir) / BLOBS_DIR
+    _mkdir_like(blobs, _dir_mode(patient_dir))
+    blob = blobs / f"{digest}.png"
+    try:
+        if blob.is_file() and _sha(blob.read_bytes()) == digest:
+            return blob
+    except OSError:
+        pass
+    write_bytes_atomic(blob, data)
+    if mode is not None:
+        try:
+            os.chmod(blob, mode & 0o666)
+        except OSError:
+            pass
+    return blob
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # no hard links here (FAT, some shares, EMLINK): a plain copy, fsynced
+        _copy_synced(src, dst)
+
+
+def _latest_version(patient_dir: Path) -> Optional[MaskVersion]:
+    found = list_versions(patient_dir)
+    return found[-1] if found else None
+
+
+def snapshot_masks(patient_dir: Path) -> Optional[MaskVersion]:
+    """Keep the current ``mask/`` PNGs as a new version; ``None`` when there is no mask yet. When the newest
+    version already holds exactly this content, that version is returned and nothing is added.
+
+    Each file's content goes to ``blobs/`` once; the version folder (hard links to the blobs) is built in a
+    hidden temporary folder (every file fsynced) and renamed into place, so a crash never leaves a half-built
+    version behind (only, at worst, a hidden ``.tmp-*`` folder, which listings skip and :func:`recover_patient`
+    removes)."""
+    patient_dir = Path(patient_dir)
     mask_dir = patient_dir / MASK_DIR
     files = list_files(mask_dir, (".png",)) if mask_dir.is_dir() else []
     if not files:
@@ -113,10 +217,19 @@ def snapshot_masks(patient_dir: Path) -> Optional[MaskVersion]:
     base = versions_dir(patient_dir)
     tmp = None
     try:
-        base.mkdir(parents=True, exist_ok=True)
+        contents = {f.name: read_bytes(f) for f in files}
+        digests = {name: _sha(data) for name, data in contents.items()}
+        latest = _latest_version(patient_dir)
+        if latest is not None and _content(latest.path) == digests:
+            return latest
+        mode = _dir_mode(patient_dir)
+        _mkdir_like(base, mode)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=base))
+        os.chmod(tmp, mode)
         for f in files:
-            _copy_synced(f, tmp / f.name)
+            blob = _put_blob(patient_dir, contents[f.name], digests[f.name], stat.S_IMODE(f.stat().st_mode))
+            _link_or_copy(blob, tmp / f.name)
+        _fsync_dir(tmp)
         for k in range(1000):
             dest = base / _new_version_name(base)
             try:
@@ -126,9 +239,11 @@ def snapshot_masks(patient_dir: Path) -> Optional[MaskVersion]:
                 if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or k == 999:
                     raise
         _fsync_dir(base)
-    except OSError as exc:
+    except (OSError, HeartsegError) as exc:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, HeartsegError):
+            raise
         raise HeartsegError(f"cannot keep the previous masks: {exc.strerror or exc}", base) from exc
     return MaskVersion(dest.name, dest, len(files))
 
@@ -151,6 +266,215 @@ def list_versions(patient_dir: str | Path) -> list[MaskVersion]:
                                                                                  key=lambda d: d.name)]
 
 
+def versions_to_keep(version_ids: Sequence[str], *, now: Optional[datetime] = None, keep_last: int = KEEP_LAST,
+                     keep_daily_days: int = KEEP_DAILY_DAYS) -> set[str]:
+    """The retention rule (module docstring): of ``version_ids`` (time-stamp names), the newest ``keep_last``,
+    plus the newest of each UTC day within ``keep_daily_days`` days of ``now``. Names that are not heartseg time
+    stamps are always kept."""
+    now = now or datetime.now(timezone.utc)
+    stamped = sorted(v for v in version_ids if _VERSION_NAME.match(v))
+    keep = {v for v in version_ids if not _VERSION_NAME.match(v)}
+    keep.update(stamped[-keep_last:] if keep_last > 0 else [])
+    newest_of_day: dict[str, str] = {}
+    for v in stamped:
+        newest_of_day[v[:8]] = v  # sorted: the last one of each day wins
+    for day, v in newest_of_day.items():
+        try:
+            age = now - datetime.strptime(day, "%Y%m%d").replace(tzinfo=timezone.utc)
+        except ValueError:
+            keep.add(v)
+            continue
+        if age.days < keep_daily_days:
+            keep.add(v)
+    return keep
+
+
+def prune_versions(patient_dir: str | Path, *, now: Optional[datetime] = None) -> list[str]:
+    """Apply the retention rule; remove blobs no version uses. Returns the removed version ids. Each removed
+    folder is first renamed to a hidden ``.trash-*`` name (so a listing never sees half a version)."""
+    patient_dir = Path(patient_dir)
+    base = versions_dir(patient_dir)
+    versions = list_versions(patient_dir)
+    keep = versions_to_keep([v.version_id for v in versions], now=now)
+    removed = []
+    for v in versions:
+        if v.version_id in keep:
+            continue
+        trash = base / f".trash-{v.version_id}"
+        try:
+            os.rename(v.path, trash)
+        except OSError:
+            continue
+        shutil.rmtree(trash, ignore_errors=True)
+        removed.append(v.version_id)
+    _collect_blobs(patient_dir)
+    return removed
+
+
+def _collect_blobs(patient_dir: Path) -> None:
+    """Remove blobs that no version folder links to (and that no pending commit needs)."""
+    blobs = state_dir(patient_dir) / BLOBS_DIR
+    if not blobs.is_dir():
+        return
+    used: set[tuple[int, int]] = set()
+    used_names: set[str] = set()
+    for v in list_versions(patient_dir):
+        for f in list_files(v.path, (".png",)):
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            used.add((st.st_dev, st.st_ino))
+    pending = _read_commit(patient_dir)
+    if pending is not None:
+        used_names.update(f"{d}.png" for d in pending["files"].values())
+    for blob in list_files(blobs, (".png",)):
+        try:
+            st = blob.stat()
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) not in used and blob.name not in used_names:
+            try:
+                blob.unlink()
+            except OSError:
+                pass
+
+
+# --- all-or-nothing replacement of mask/ ------------------------------------------------------------------------
+def _commit_path(patient_dir: Path) -> Path:
+    return state_dir(patient_dir) / COMMIT_FILE
+
+
+def _valid_mask_name(name) -> bool:
+    return (isinstance(name, str) and name.endswith(".png") and len(name) > 4 and "/" not in name
+            and "\\" not in name and not name.startswith(".") and "\0" not in name and len(name) < 256)
+
+
+def _read_commit(patient_dir: Path) -> Optional[dict]:
+    """The pending commit, validated; None when there is none. A damaged one raises :class:`HeartsegError`."""
+    path = _commit_path(patient_dir)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise HeartsegError(f"cannot read an interrupted save ({exc.__class__.__name__})", path) from exc
+    files, remove = (data.get("files"), data.get("remove")) if isinstance(data, dict) else (None, None)
+    if (not isinstance(files, dict) or not isinstance(remove, list)
+            or not all(_valid_mask_name(k) and isinstance(v, str) and _SHA.match(v) for k, v in files.items())
+            or not all(_valid_mask_name(n) for n in remove)):
+        raise HeartsegError("an interrupted save record is damaged", path)
+    return {"files": files, "remove": remove, "op": str(data.get("op", ""))}
+
+
+def _apply(patient_dir: Path, files: Mapping[str, str], remove: Sequence[str]) -> None:
+    """Make ``mask/`` hold ``files`` (name -> blob sha256) and none of ``remove``; idempotent (files already
+    right are not touched)."""
+    mask_dir = patient_dir / MASK_DIR
+    blobs = state_dir(patient_dir) / BLOBS_DIR
+    mask_dir.mkdir(exist_ok=True)
+    items = []
+    for name, digest in files.items():
+        target = mask_dir / name
+        try:
+            if target.is_file() and _sha(target.read_bytes()) == digest:
+                continue
+        except OSError:
+            pass
+        data = read_bytes(blobs / f"{digest}.png")
+        if _sha(data) != digest:
+            raise HeartsegError("a stored mask version is damaged (its content does not match its name)",
+                                blobs / f"{digest}.png")
+        items.append((target, data))
+    write_many_atomic(items)
+    for name in remove:
+        try:
+            (mask_dir / name).unlink()
+        except FileNotFoundError:
+            pass
+    _fsync_dir(mask_dir)
+
+
+def _replace_masks(patient_dir: Path, op: str, files: Mapping[str, str], remove: Sequence[str]) -> None:
+    """All-or-nothing: write ``commit.json`` (the commit point), apply it, remove it."""
+    commit = _commit_path(patient_dir)
+    write_text_atomic(commit, json.dumps({"format": "heartseg-commit", "format_version": 1, "op": op,
+                                          "created": now_iso(), "files": dict(files), "remove": list(remove)},
+                                         indent=1))
+    try:
+        _apply(patient_dir, files, remove)
+    except BaseException as exc:
+        if isinstance(exc, (OSError, HeartsegError)):  # refused while staging (full disk, read-only): untouched
+            with contextlib.suppress(OSError):
+                commit.unlink()
+        raise
+    try:
+        commit.unlink()
+    except FileNotFoundError:
+        pass
+    _fsync_dir(commit.parent)
+
+
+def _editing_elsewhere(patient_dir: Path) -> bool:
+    """True while another live process holds the patient's edit lock (then nothing here is touched)."""
+    try:
+        owner = read_lock(lock_path(patient_dir))
+    except HeartsegError:
+        return True
+    if owner is None or owner.pid == os.getpid():
+        return False
+    return not is_stale(owner)
+
+
+def recover_patient(patient_dir: str | Path, *, min_age_s: float = STALE_TEMP_AGE_S) -> list[str]:
+    """Finish a save or restore that was interrupted after its commit point, and remove temporaries of killed
+    writes older than ``min_age_s`` (module docstring). Does nothing while another live process holds the
+    patient's edit lock. Returns one line per thing done (for a message); best effort for the temporaries.
+
+    Raises :class:`HeartsegError` naming the record when an interrupted save cannot be completed."""
+    patient_dir = Path(patient_dir)
+    heartseg = state_dir(patient_dir)
+    if not heartseg.is_dir() or _editing_elsewhere(patient_dir):
+        return []
+    done = []
+    pending = _read_commit(patient_dir)
+    if pending is not None:
+        try:
+            _apply(patient_dir, pending["files"], pending["remove"])
+            _commit_path(patient_dir).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise HeartsegError(f"cannot finish an interrupted save: {exc.strerror or exc}",
+                                _commit_path(patient_dir)) from exc
+        done.append(f"finished an interrupted {pending['op'] or 'save'} of {len(pending['files'])} mask file(s)")
+    now = time.time()
+    removed = 0
+    for folder in (patient_dir / MASK_DIR, heartseg, heartseg / BLOBS_DIR, versions_dir(patient_dir),
+                   heartseg / ORIGINALS_DIR):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+                if now - info.st_mtime < min_age_s:
+                    continue
+                if stat.S_ISREG(info.st_mode) and _TEMP_FILE.match(entry.name):
+                    os.unlink(entry.path)
+                    removed += 1
+                elif stat.S_ISDIR(info.st_mode) and _TEMP_DIR.match(entry.name) and folder == versions_dir(
+                        patient_dir):
+                    shutil.rmtree(entry.path)
+                    removed += 1
+            except OSError:
+                continue
+    if removed:
+        done.append(f"removed {removed} temporary file(s) left by an interrupted write")
+    return done
+
+
 def _check_names(patient_dir: Path, masks: np.ndarray, slice_names: Sequence[str]) -> list[str]:
     if masks.ndim != 3 or len(slice_names) != masks.shape[0]:
         raise ValueError(f"masks {masks.shape} need one slice name each, got {len(slice_names)} names")
@@ -169,10 +493,12 @@ def _check_names(patient_dir: Path, masks: np.ndarray, slice_names: Sequence[str
 def save_masks(patient_dir: str | Path, masks: np.ndarray, slice_names: Sequence[str],
                review: Optional[Mapping] = None, ai_masks: Optional[np.ndarray] = None,
                seconds: Optional[Sequence[float]] = None) -> Optional[MaskVersion]:
-    """Write ``masks`` ``(n, rows, cols)`` 0/1 as ``<patient>/mask/<slice_names[i]>.png`` (0/255, atomic).
+    """Write ``masks`` ``(n, rows, cols)`` 0/1 as ``<patient>/mask/<slice_names[i]>.png`` (0/255), all or nothing
+    (module docstring). Only slices whose content changed are written; the others keep their bytes and mtime.
 
     Before anything is replaced: the dataset's own mask of each slice is copied once to ``original_masks/``, and
-    the whole current ``mask/`` folder is kept as a new version (returned; ``None`` when there was no mask yet).
+    the whole current ``mask/`` folder is kept as a version (returned; ``None`` when there was no mask yet or
+    nothing changes; an existing version when the newest one already holds exactly the current masks).
     ``review``: slice name (or index into ``slice_names``) -> state (one of :data:`REVIEW_STATES`); slices not
     named keep their recorded state. ``ai_masks``: ``(n, rows, cols)`` 0/1 AI masks; their Dice with the saved
     masks goes into the sidecar. Every saved slice gets ``saved_at``.
@@ -185,6 +511,7 @@ def save_masks(patient_dir: str | Path, masks: np.ndarray, slice_names: Sequence
     if masks.size and (masks.min() < 0 or masks.max() > 1):
         raise ValueError("masks must hold 0/1 values")
     names = _check_names(patient_dir, masks, slice_names)
+    recover_patient(patient_dir)  # an interrupted earlier save is finished first
     if ai_masks is not None and np.shape(ai_masks) != masks.shape:
         raise ValueError(f"ai_masks shape {np.shape(ai_masks)} differs from masks {masks.shape}")
     states = {}
@@ -206,11 +533,30 @@ def save_masks(patient_dir: str | Path, masks: np.ndarray, slice_names: Sequence
                 write_bytes_atomic(kept, read_bytes(current))  # atomic: a kill never leaves a torn original
     except OSError as exc:
         raise HeartsegError(f"cannot keep the original masks: {exc.strerror or exc}", patient_dir) from exc
-    version = snapshot_masks(patient_dir)
+    encoded = {f"{name}.png": encode_mask_png(masks[i]) for i, name in enumerate(names)}
+    changed = {}
+    for fname, data in encoded.items():
+        try:
+            same = (mask_dir / fname).is_file() and read_bytes(mask_dir / fname) == data
+        except HeartsegError:
+            same = False
+        if not same:
+            changed[fname] = data
+    version = None
+    if changed:
+        version = snapshot_masks(patient_dir)
+        # the new content is stored (fsynced) first, then committed, then renamed into place: a full disk or a
+        # read-only folder leaves every mask as it was; a kill leaves the patient all-old or (after
+        # recover_patient) all-new
+        try:
+            mode = _mask_file_mode(mask_dir)
+            digests = {fname: _sha(data) for fname, data in changed.items()}
+            for fname, data in changed.items():
+                _put_blob(patient_dir, data, digests[fname], mode)
+            _replace_masks(patient_dir, "save", digests, [])
+        except OSError as exc:
+            raise HeartsegError(f"cannot save: {exc.strerror or exc}", mask_dir) from exc
     stamp = now_iso()
-    # all new mask files are written and fsynced first, then renamed into place: a full disk or a read-only
-    # folder leaves every mask as it was; a crash leaves each mask complete (old or new)
-    write_many_atomic([(mask_dir / f"{name}.png", encode_mask_png(masks[i])) for i, name in enumerate(names)])
     for i, name in enumerate(names):
         rec = dict(slices.get(name, {}))
         rec["state"] = states.get(name, rec.get("state", "not_reviewed"))
@@ -226,7 +572,27 @@ def save_masks(patient_dir: str | Path, masks: np.ndarray, slice_names: Sequence
         if name not in names:
             slices.setdefault(name, {})["state"] = state
     write_review(patient_dir, sidecar)
+    if changed:
+        _prune_quietly(patient_dir)
     return version
+
+
+def _mask_file_mode(mask_dir: Path) -> Optional[int]:
+    """The mode of the dataset's mask files (the first one), for blobs and versions."""
+    for f in list_files(mask_dir, (".png",)) if mask_dir.is_dir() else []:
+        try:
+            return stat.S_IMODE(f.stat().st_mode)
+        except OSError:
+            continue
+    return None
+
+
+def _prune_quietly(patient_dir: Path) -> None:
+    """Retention after a save or restore: never fails the save itself (a version left over is harmless)."""
+    try:
+        prune_versions(patient_dir)
+    except (OSError, HeartsegError):
+        pass
 
 
 def write_review(patient_dir: Path, sidecar: dict) -> None:
@@ -251,25 +617,29 @@ def set_review_states(patient_dir: str | Path, states: Mapping[str, str]) -> Non
 
 
 def restore_version(patient_dir: str | Path, version_id: str) -> Optional[MaskVersion]:
-    """Make ``mask/`` exactly what it was in version ``version_id`` (see :func:`list_versions`).
+    """Make ``mask/`` exactly what it was in version ``version_id`` (see :func:`list_versions`), all or nothing:
+    a kill at any moment leaves the patient all-old or (after :func:`recover_patient`) all-new.
 
-    The current state is kept as a new version first, so a restore can itself be undone. Mask files that did not
+    The current state is kept as a version first, so a restore can itself be undone. Mask files that did not
     exist in that version are removed. Returns the version holding the state before the restore.
     """
     patient_dir = Path(patient_dir)
-    source = versions_dir(patient_dir) / version_id
-    if not version_id or "/" in version_id or "\\" in version_id or not source.is_dir():
+    source = versions_dir(patient_dir) / str(version_id)
+    if (not version_id or not isinstance(version_id, str) or "/" in version_id or "\\" in version_id
+            or version_id.startswith(".") or not source.is_dir()):
         raise HeartsegError(f"no saved mask version {version_id!r}", versions_dir(patient_dir))
-    kept = snapshot_masks(patient_dir)
+    recover_patient(patient_dir)
     mask_dir = patient_dir / MASK_DIR
-    wanted = {f.name: f for f in list_files(source, (".png",))}
     try:
-        mask_dir.mkdir(exist_ok=True)
-        for name, f in wanted.items():
-            write_bytes_atomic(mask_dir / name, read_bytes(f))  # byte-exact
-        for f in list_files(mask_dir, (".png",)):
-            if f.name not in wanted:
-                f.unlink()
+        wanted = {}
+        for f in list_files(source, (".png",)):
+            data = read_bytes(f)
+            wanted[f.name] = _sha(data)
+            _put_blob(patient_dir, data, wanted[f.name], stat.S_IMODE(f.stat().st_mode))
+        kept = snapshot_masks(patient_dir)
+        current = [f.name for f in list_files(mask_dir, (".png",))] if mask_dir.is_dir() else []
+        _replace_masks(patient_dir, "restore", wanted, [n for n in current if n not in wanted])
     except OSError as exc:
         raise HeartsegError(f"cannot restore the masks: {exc.strerror or exc}", mask_dir) from exc
+    _prune_quietly(patient_dir)
     return kept
