@@ -12,6 +12,7 @@ from typing import Optional
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
 
 SAVE, DISCARD, CANCEL = "save", "discard", "cancel"
+KEEP, OVERWRITE = "keep", "overwrite"
 
 
 class Prompts:
@@ -46,6 +47,27 @@ class Prompts:
         if answer == QMessageBox.StandardButton.Discard:
             return DISCARD
         return CANCEL
+
+    def keep_overwrite_cancel(self, n_corrected: int) -> str:
+        """Shift+I would overwrite ``n_corrected`` slices corrected by hand: KEEP them (the AI mask goes only on
+        the other slices), OVERWRITE them too, or CANCEL."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Accept the AI mask on all slices",
+                          f"{n_corrected} slice{'s' if n_corrected != 1 else ''} you corrected by hand differ from "
+                          "the AI mask. Keep your corrections there, or overwrite them with the AI mask (they go "
+                          "back to \"not reviewed\")?", QMessageBox.StandardButton.Cancel, self.parent)
+        keep = box.addButton("Keep my corrections", QMessageBox.ButtonRole.AcceptRole)
+        overwrite = box.addButton("Overwrite them", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(keep)
+        box.exec()
+        clicked = box.clickedButton()
+        return KEEP if clicked is keep else OVERWRITE if clicked is overwrite else CANCEL
+
+    def choose_series(self, folder: str, series: list[str]) -> Optional[int]:
+        """Which of a folder's DICOM series to open (``series``: one line each); None when cancelled."""
+        item, ok = QInputDialog.getItem(self.parent, "Choose a series",
+                                        f"{folder} holds {len(series)} DICOM series. Open which one?",
+                                        series, 0, False)
+        return series.index(item) if ok and item in series else None
 
     def choose_directory(self, title: str, start: str = "") -> Optional[str]:
         path = QFileDialog.getExistingDirectory(self.parent, title, start)

@@ -4,7 +4,9 @@ through its controller."""
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+import os
+from datetime import datetime, timezone
+from typing import Callable, Optional, Sequence
 
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -30,9 +32,42 @@ def _fmt(value) -> str:
     return "—" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def version_row(entry, active: int) -> list[str]:
+def local_time(iso: str) -> str:
+    """An ISO 8601 time (UTC when it names no zone) as local ``YYYY-MM-DD HH:MM``; ``iso`` itself when unreadable."""
+    try:
+        when = datetime.fromisoformat(str(iso).replace("Z", "+00:00"))
+    except ValueError:
+        return str(iso)[:19].replace("T", " ")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def _bundled_created(entry) -> str:
+    """v0 is the bundled model, not made by the registry: its date is its model file's (local time)."""
+    try:
+        stamp = os.stat(entry.model_path).st_mtime
+    except (OSError, AttributeError, TypeError):
+        return "—"
+    return datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M")
+
+
+def _v0_validation(versions: Sequence) -> Optional[dict]:
+    """v0's validation Dice: the bundled model scored on the held-out patients when a version fine-tuned from it
+    was registered (``parent_validation`` of the first such version; the patients are fixed per registry)."""
+    for entry in versions:
+        if entry.version != 0 and entry.parent == 0 and entry.record.get("parent_validation"):
+            return entry.record["parent_validation"]
+    return None
+
+
+def version_row(entry, active: int, versions: Sequence = ()) -> list[str]:
     r = entry.record
     val = entry.validation or {}
+    created = local_time(entry.created)
+    if entry.version == 0:
+        val = val or _v0_validation(versions) or {}
+        created = _bundled_created(entry)
     data = r.get("data") or {}
     recipe = r.get("recipe") or {}
     patients = "—" if not data else f"{len(data.get('train_patients', []))} / {len(data.get('val_patients', []))}"
@@ -40,7 +75,7 @@ def version_row(entry, active: int) -> list[str]:
         f"{r.get('init', '')}, {recipe.get('epochs', '?')} epochs, {recipe.get('image_size', '?')} px"
     return [entry.label, "●" if entry.version == active else "", _fmt(entry.parent if entry.parent is None
                                                                        else f"v{entry.parent}"),
-            entry.created[:19].replace("T", " "), _fmt(val.get("pooled_dice")), _fmt(val.get("nonempty_pooled_dice")),
+            created, _fmt(val.get("pooled_dice")), _fmt(val.get("nonempty_pooled_dice")),
             _fmt(data.get("corrected_slices")), patients, how]
 
 
@@ -98,7 +133,7 @@ class VersionsDialog(QDialog):
         self.versions = versions
         self.table.setRowCount(len(versions))
         for row, entry in enumerate(versions):
-            for col, text in enumerate(version_row(entry, active)):
+            for col, text in enumerate(version_row(entry, active, versions)):
                 self.table.setItem(row, col, QTableWidgetItem(text))
         self._update_buttons()
 

@@ -1,4 +1,5 @@
-"""Measurements panel: working-mask area on this slice, heart volume, Dice AI vs working mask."""
+"""Measurements panel: working-mask area on this slice, heart volume, Dice AI vs working mask, review progress and
+the slices filled by interpolation that nobody has reviewed yet."""
 
 from __future__ import annotations
 
@@ -21,14 +22,18 @@ class MeasurementsPanel(QWidget):
         self.dice_slice = QLabel("—")
         self.dice_scan = QLabel("—")
         self.review = QLabel("—")
-        for w in (self.area, self.volume, self.dice_slice, self.dice_scan, self.review):
+        self.interpolated = QLabel("—")
+        for w in (self.area, self.volume, self.dice_slice, self.dice_scan, self.review, self.interpolated):
             w.setMinimumWidth(120)
         form.addRow("Area (this slice)", self.area)
         form.addRow("Heart volume", self.volume)
         form.addRow("Dice AI vs mask (slice)", self.dice_slice)
         form.addRow("Dice AI vs mask (scan)", self.dice_scan)
         form.addRow("Reviewed", self.review)
-        self.dice_slice.setToolTip("Dice between the AI prediction and the working mask; 1.000 where both are empty")
+        form.addRow("Interpolated", self.interpolated)
+        self.dice_slice.setToolTip("Dice between the AI prediction and the working mask; — where both are empty "
+                                   "(nothing to score)")
+        self.interpolated.setToolTip("Slices filled by Fill between slices, not reviewed or edited since")
 
     def show_values(self, *, area: tuple[float, str], volume_ml: Optional[float], voxels: int,
                     dice_slice: Optional[float], dice_scan: Optional[float], reviewed: tuple[int, int]) -> None:
@@ -40,6 +45,14 @@ class MeasurementsPanel(QWidget):
         done, total = reviewed
         self.review.setText(f"{done} / {total} slices")
 
+    def show_interpolated(self, slices: list[int], current: int) -> None:
+        """``slices``: 0-based slices still as interpolation filled them; ``current``: the slice on screen."""
+        if not slices:
+            self.interpolated.setText("none")
+            return
+        here = " — this slice" if current in slices else ""
+        self.interpolated.setText(f"{len(slices)} slice{'s' if len(slices) != 1 else ''} not reviewed{here}")
+
     def clear(self) -> None:
-        for w in (self.area, self.volume, self.dice_slice, self.dice_scan, self.review):
+        for w in (self.area, self.volume, self.dice_slice, self.dice_scan, self.review, self.interpolated):
             w.setText("—")

@@ -1,8 +1,13 @@
-"""Dataset patient list: one row per patient (id, slices, has masks, review summary)."""
+"""Dataset patient list: one row per patient (id, slices, has masks, review summary).
+
+A single click selects a row; a double-click or Enter opens that patient, exactly once (Qt's ``activated`` also
+fires on a double-click, so only ``cellDoubleClicked`` and the Enter key are used).
+"""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 COLUMNS = ("Patient", "Slices", "Masks", "Review")
@@ -41,7 +46,6 @@ class PatientList(QTableWidget):
         self.verticalHeader().setVisible(False)
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.horizontalHeader().setStretchLastSection(True)
-        self.cellActivated.connect(self._activated)
         self.cellDoubleClicked.connect(self._activated)
 
     def set_patients(self, patients) -> None:
@@ -65,6 +69,13 @@ class PatientList(QTableWidget):
             if self.item(r, 0).data(Qt.ItemDataRole.UserRole) == pid:
                 self.setItem(r, 3, QTableWidgetItem(_summary_text(summary)))
                 return
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentRow() >= 0:
+            self._activated(self.currentRow(), 0)
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     def _activated(self, row: int, _col: int) -> None:
         item = self.item(row, 0)
