@@ -149,11 +149,49 @@ def _check_keras_file(path: Path) -> None:
             bad = zf.testzip()
             if bad is not None:
                 raise HeartsegError(f"corrupt model archive (member {bad} fails its checksum)", path)
-            json.loads(zf.read("config.json"))
+            config = json.loads(zf.read("config.json"))
     except zipfile.BadZipFile as exc:
         raise HeartsegError("corrupt or truncated model file (not a valid .keras zip archive)", path) from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise HeartsegError("corrupt model file (config.json is not valid JSON)", path) from exc
+    except RecursionError as exc:
+        raise HeartsegError("refused: the model's config.json is nested too deeply", path) from exc
+    check_safe_config(config, path)
+
+
+#: Layer / object classes that carry code: Keras safe mode refuses them, and so does every heartseg runtime
+#: (checked on the archive's ``config.json`` before anything runs, OpenVINO included).
+UNSAFE_CLASSES = frozenset({"Lambda", "__lambda__", "TFOpLambda", "SlicingOpLambda",
+                            "TorchModuleWrapper", "JaxLayer", "FlaxLayer"})
+#: Deepest nesting of ``config.json`` accepted (the U-Net's is 12 levels).
+MAX_CONFIG_DEPTH = 100
+
+
+def check_safe_config(config, path: str | Path | None = None) -> None:
+    """Refuse (:class:`HeartsegError` naming ``path``) a model config holding code -- a Lambda layer, a
+    serialised function, a wrapped foreign module -- or nested deeper than :data:`MAX_CONFIG_DEPTH`. This is the
+    same rule as Keras safe mode, applied without importing Keras, so that no runtime (TensorFlow or an OpenVINO
+    IR converted from it) ever runs a model that safe mode would refuse."""
+    stack = [(config, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_CONFIG_DEPTH:
+            raise HeartsegError(f"refused: the model's config.json is nested deeper than {MAX_CONFIG_DEPTH} levels",
+                                path)
+        if isinstance(node, dict):
+            name = node.get("class_name")
+            if isinstance(name, str) and name in UNSAFE_CLASSES:
+                raise HeartsegError(f"refused: the model contains code (a {name} layer or similar); only plain "
+                                    "layers load in safe mode", path)
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+
+
+def check_model_file(path: str | Path) -> None:
+    """The checks :func:`load_model` makes before Keras reads ``path`` (a real ``.keras`` archive, intact, its
+    config free of code), without importing TensorFlow; :class:`HeartsegError` naming the file otherwise."""
+    _check_keras_file(Path(path))
 
 
 def load_model(path: str | Path, *, compile: bool = False):

@@ -7,14 +7,23 @@ where ``import tensorflow`` takes 2.8 s, so the window's first overlay no longer
 Training still uses Keras/TensorFlow; only inference runs here.
 
 Where an IR comes from, for a model file ``M.keras`` (its SHA-256 is the key, so a changed file is never run
-from a stale IR):
+from a stale IR). An IR is run only when this installation produced it:
 
-1. ``M.openvino/`` next to the model (the bundled model ships one, written by
-   ``scripts/export_bundled_runtime.py``), when its record names the same SHA-256;
-2. else the per-user cache ``<cache>/openvino/<sha256[:24]>/`` (:func:`cache_root`);
+1. ``M.openvino/`` next to the model **only for the package's own model** (``resources/model/``; the bundled model
+   ships one, written by ``scripts/export_bundled_runtime.py``), when its record names the same SHA-256 -- those
+   files are as trusted as the code beside them;
+2. else the per-user cache ``<cache>/openvino/<sha256[:24]>/`` (:func:`cache_root`), which only
+   :func:`ensure_ir` writes, after loading the model with Keras safe mode;
 3. else it is converted now (imports TensorFlow: seconds) with Keras' own ``model.export(format="openvino")``
    into that cache, written to a temporary folder and renamed into place, so a killed conversion leaves nothing
    that is picked up later.
+
+An ``M.openvino/`` folder next to any other model (a registered version's copy, or one planted beside a user's
+model) is never run: its ``record.json`` is only a claim -- whoever can write ``model.bin`` can recompute the hashes
+in it -- so such a model is converted into the cache instead (re-verified by converting; seconds, once per model).
+And before any IR is used the ``.keras`` archive itself passes :func:`core.model.unet.check_model_file` (safe
+mode's rule: no Lambda layer or other code), so a model that safe mode refuses is never run by any runtime, even
+when an IR for it exists.
 
 Each IR folder holds ``model.xml``, ``model.bin`` and ``record.json``: the model's SHA-256, the ``.bin``'s
 SHA-256 (checked before use), the input size, and the **bfloat16 check** â€” Dice on the bundled sample at float32
@@ -40,8 +49,8 @@ import numpy as np
 
 from core.atomic import file_sha256, now_iso
 from core.errors import HeartsegError
-from core.model.unet import check_model_io, load_model
-from core.resources import user_dir
+from core.model.unet import check_model_file, check_model_io, load_model
+from core.resources import resources_dir, user_dir
 from core.types import Progress, ProgressFn, report
 
 #: ``check(xml, image_size) -> dict``: the bfloat16 check recorded with a new IR (:func:`core.inference.precision.precision_check`).
@@ -101,8 +110,10 @@ def _read_ir(folder: Path, keras_sha: str) -> Optional[IRModel]:
         record = json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    size = record.get("image_size") if isinstance(record, dict) else None
     if (not isinstance(record, dict) or record.get("format") != RECORD_FORMAT
-            or record.get("keras_sha256") != keras_sha or not (folder / "model.xml").is_file()):
+            or record.get("keras_sha256") != keras_sha or not (folder / "model.xml").is_file()
+            or not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 8192):
         return None
     try:
         if (file_sha256(folder / "model.bin") != record.get("bin_sha256")
@@ -113,12 +124,29 @@ def _read_ir(folder: Path, keras_sha: str) -> Optional[IRModel]:
     return IRModel(folder, record)
 
 
+def cache_dir(keras_sha: str) -> Path:
+    """The per-user cache folder of the model with SHA-256 ``keras_sha``."""
+    return cache_root() / "openvino" / keras_sha[:24]
+
+
+def trusted_sidecar(keras_path: str | Path) -> bool:
+    """True when ``M.openvino/`` next to ``keras_path`` belongs to this installation: the model lies in the
+    package's own ``resources/`` (links resolved). Any other sidecar is never run (module docstring)."""
+    try:
+        folder = sidecar_dir(Path(keras_path)).resolve()
+        folder.relative_to(resources_dir().resolve())
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return True
+
+
 def find_ir(keras_path: str | Path, keras_sha: Optional[str] = None, *, sidecar: bool = True) -> Optional[IRModel]:
-    """An existing, valid IR for ``keras_path`` (its sidecar unless ``sidecar=False``, else the user cache), or
-    None."""
+    """An existing, valid IR for ``keras_path`` produced by this installation: the package's own sidecar
+    (:func:`trusted_sidecar`; unless ``sidecar=False``), else the user cache; or None."""
     keras_path = Path(keras_path)
     sha = keras_sha or file_sha256(keras_path)
-    folders = ([sidecar_dir(keras_path)] if sidecar else []) + [cache_root() / "openvino" / sha[:24]]
+    own = sidecar and trusted_sidecar(keras_path)
+    folders = ([sidecar_dir(keras_path)] if own else []) + [cache_dir(sha)]
     for folder in folders:
         ir = _read_ir(folder, sha)
         if ir is not None:
@@ -200,18 +228,30 @@ CONVERTING_MESSAGE = "Preparing this model for fast inference (once per model)â€
 
 def ensure_ir(keras_path: str | Path, *, sidecar: bool = False, use_sidecar: bool = True,
               progress: Optional[ProgressFn] = None, check: Optional[PrecisionCheck] = None) -> IRModel:
-    """The IR for ``keras_path``: found (:func:`find_ir`) or converted now into the user cache (``sidecar``: into
-    ``M.openvino/`` next to the model instead, as the registry does for new versions). ``use_sidecar=False``
-    ignores a shipped IR (one this OpenVINO cannot read, e.g. from a newer release) and uses or fills the cache.
-    ``progress`` hears :data:`CONVERTING_MESSAGE` when a conversion starts; ``check`` as :func:`export_ir`.
+    """The IR for ``keras_path``: found (:func:`find_ir`) or converted now into the user cache (``sidecar``: also
+    copied to ``M.openvino/`` next to the model, so it travels with it -- it is not run from there, see the module
+    docstring). ``use_sidecar=False`` ignores a shipped IR (one this OpenVINO cannot read, e.g. from a newer
+    release) and uses or fills the cache. ``progress`` hears :data:`CONVERTING_MESSAGE` when a conversion starts;
+    ``check`` as :func:`export_ir`.
 
-    Raises :class:`HeartsegError` naming the model when it cannot be loaded or converted.
+    Raises :class:`HeartsegError` naming the model when it cannot be loaded or converted, or when it carries code
+    that Keras safe mode refuses (checked first, whatever IR exists for it).
     """
 
     keras_path = Path(keras_path)
     if not keras_path.is_file():
         raise HeartsegError("model file not found", keras_path)
+    check_model_file(keras_path)  # safe mode's rule, before any IR of it may run
     sha = file_sha256(keras_path)
+    if sidecar:
+        ir = ensure_ir(keras_path, use_sidecar=use_sidecar, progress=progress, check=check)
+        try:
+            if _read_ir(sidecar_dir(keras_path), sha) is None:
+                copy_ir(ir, sidecar_dir(keras_path))
+        except OSError as exc:
+            raise HeartsegError(f"cannot write the converted model next to it: {exc.strerror or exc}",
+                                keras_path) from exc
+        return ir  # the cache's (or the package's own): the copy beside the model is a copy, never run
     ir = find_ir(keras_path, sha, sidecar=use_sidecar)
     if ir is not None:
         return ir
@@ -222,7 +262,7 @@ def ensure_ir(keras_path: str | Path, *, sidecar: bool = False, use_sidecar: boo
         report(progress, Progress("convert", 0, 0, CONVERTING_MESSAGE))  # total 0: no count, a busy bar
         model = load_model(keras_path)
         try:
-            target = sidecar_dir(keras_path) if sidecar else cache_root() / "openvino" / sha[:24]
+            target = cache_dir(sha)
             return export_ir(model, target, keras_sha=sha, check=check)
         except HeartsegError:
             raise
