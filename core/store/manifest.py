@@ -10,6 +10,7 @@ as extra files.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -22,6 +23,8 @@ from core.types import CancelToken, Progress, ProgressFn, as_path, check_cancel,
 
 _CHUNK = 1 << 20
 _PREFIX = "data/"
+#: A manifest larger than this is refused (the Kaggle one is ~100 kB).
+MAX_MANIFEST_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -72,10 +75,7 @@ class VerifyReport:
 def read_manifest(manifest_path: str | Path) -> list[ManifestEntry]:
     """Parse a manifest TSV; :class:`HeartsegError` naming it (and the line) when it is malformed."""
     manifest_path = as_path(manifest_path)
-    try:
-        lines = manifest_path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise HeartsegError(f"cannot read the manifest: {exc.strerror or exc}", manifest_path) from exc
+    lines = _read_text(manifest_path).splitlines()
     entries = []
     for number, line in enumerate(lines, start=1):
         if not line.strip() or (number == 1 and line.startswith("path\t")):
@@ -85,11 +85,56 @@ def read_manifest(manifest_path: str | Path) -> list[ManifestEntry]:
             path, size, digest = parts[0], int(parts[1]), parts[2].strip().lower()
         except (IndexError, ValueError):
             raise HeartsegError(f"line {number} is not 'path<TAB>size<TAB>sha256'", manifest_path) from None
-        if not path.startswith(_PREFIX) or ".." in path.split("/") or len(digest) != 64:
-            raise HeartsegError(f"line {number}: bad entry {path!r}", manifest_path)
+        if not _relative_ok(path) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest) \
+                or size < 0:
+            raise HeartsegError(f"line {number}: bad entry {path[:120]!r} (a relative data/... path inside the "
+                                "dataset, a size and a sha256 are expected)", manifest_path)
         entries.append(ManifestEntry(path, size, digest))
     return entries
 
+
+
+def _read_text(path: Path) -> str:
+    """The manifest as text: a regular file (a FIFO, a device or a folder is refused without blocking), at most
+    :data:`MAX_MANIFEST_BYTES`, UTF-8; else one :class:`HeartsegError` naming it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise HeartsegError(f"cannot read the manifest: {exc.strerror or exc}", path) from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise HeartsegError("the manifest is not a regular file (a folder, a FIFO or a device?)", path)
+        if info.st_size > MAX_MANIFEST_BYTES:
+            raise HeartsegError(f"the manifest is too large ({info.st_size} bytes; at most "
+                                f"{MAX_MANIFEST_BYTES})", path)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as exc:
+        raise HeartsegError(f"cannot read the manifest: {exc.strerror or exc}", path) from exc
+    finally:
+        os.close(fd)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HeartsegError(f"the manifest is not UTF-8 text (byte {exc.start})", path) from None
+
+
+def _relative_ok(path: str) -> bool:
+    """A manifest path is ``data/...``, relative, forward slashes, no ``.``/``..``/empty part, no control
+    characters: it can only name a file inside the dataset folder."""
+    parts = path.split("/")
+    return (path.startswith(_PREFIX) and not path.startswith("/") and "\\" not in path and len(parts) >= 2
+            and all(p not in ("", ".", "..") for p in parts) and not any(ord(c) < 32 or ord(c) == 127 for c in path))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """True when ``path`` (links resolved) lies inside ``folder`` (links resolved)."""
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return True
 
 
 def _data_dir(root: Path) -> Path:
@@ -119,7 +164,9 @@ def verify_dataset(root: str | Path, manifest_path: str | Path | None = None, *,
             size = path.stat().st_size if path.is_file() else None
         except OSError:
             size = None
-        if size is None:
+        if size is not None and not _inside(path, data_dir):
+            result.altered.append((entry.path, "a link leading outside the dataset"))
+        elif size is None:
             result.missing.append(entry.path)
         elif size != entry.size:
             result.altered.append((entry.path, f"size {size} != {entry.size} bytes"))

@@ -144,7 +144,28 @@ class ModelRegistry:
             have = ", ".join(f"v{v}" for v in self.version_numbers())
             raise HeartsegError(f"no model version {version} in this registry (it has {have})", self.folder)
         record = self._read_json(path)
-        return ModelVersion(version, record, self.folder / record.get("model_file", f"v{version}.keras"))
+        if not isinstance(record, dict):
+            raise HeartsegError("registry record is not a JSON object", path)
+        return ModelVersion(version, record, self._model_file(record, version, path))
+
+    def _model_file(self, record: dict, version: int, record_path: Path) -> Path:
+        """The record's ``"model_file"``, which must name a ``.keras`` file directly inside the registry folder:
+        a path read from a file never leads elsewhere (``../../elsewhere/m.keras``, ``/abs/m.keras``, a symbolic
+        link out of the folder are refused with one line naming the record)."""
+        name = record.get("model_file", f"v{version}.keras")
+        if (not isinstance(name, str) or not name or name != Path(name).name or "\\" in name or name in (".", "..")
+                or name.startswith(".") or not name.endswith(".keras") or "\0" in name):
+            raise HeartsegError(f"refused: model_file {str(name)[:80]!r} is not a .keras file name inside the "
+                                "registry folder", record_path)
+        target = self.folder / name
+        try:
+            inside = target.resolve().parent == self.folder.resolve()
+        except (OSError, RuntimeError):
+            inside = False
+        if not inside:
+            raise HeartsegError(f"refused: model_file {name!r} leads out of the registry folder (a link?)",
+                                record_path)
+        return target
 
     def versions(self) -> list[ModelVersion]:
         return [self.get(v) for v in self.version_numbers()]
