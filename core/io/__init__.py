@@ -13,7 +13,11 @@ Every problem is a one-line :class:`~core.errors.HeartsegError` ``<path>: <probl
 
 ``mask_path`` (optional): a NIfTI mask (for any source with the same grid), a folder of PNG masks matched to
 slices by file stem (``Volume.slice_names``), or a DICOM-SEG file of a DICOM series (frames matched to slices by
-their source images' SOP Instance UIDs: :func:`core.io.dicom_seg.read_dicom_seg`).
+their source images' SOP Instance UIDs: :func:`core.io.dicom_seg.read_dicom_seg`). A NIfTI label map is read
+through :func:`core.io.masks.binary_from_labels` (``label=N`` picks one label of a multi-label map).
+
+:func:`geometry_warnings` words what the reader flagged (irregular slice spacing, merged series, a non-axial
+series, qform / sform disagreement) as one line each, for the CLI and the window.
 """
 
 from __future__ import annotations
@@ -29,12 +33,34 @@ from core.io.common import MAX_SLICE_SIDE, MAX_TOTAL_VOXELS, list_dirs, list_fil
 from core.io.dicom import is_dicom_folder, read_dicom_series
 from core.io.dicom_seg import is_dicom_seg_path, read_dicom_seg
 from core.io.kaggle import is_kaggle_patient, read_kaggle_patient, read_mask_folder, read_png_folder
-from core.io.masks import read_mask_png, write_mask_nifti, write_mask_png, write_mask_pngs
+from core.io.masks import read_mask_png, write_mask_nifti, write_mask_png, write_mask_pngs, write_scan_nifti
 from core.io.nifti import is_nifti_path, read_nifti, read_nifti_mask
 from core.types import CancelToken, ProgressFn, Volume, as_path
 
 __all__ = ["open_scan", "MAX_SLICE_SIDE", "MAX_TOTAL_VOXELS", "read_mask_png", "write_mask_png",
-           "write_mask_pngs", "write_mask_nifti", "read_nifti_mask", "looks_like_dataset_root"]
+           "write_mask_pngs", "write_mask_nifti", "write_scan_nifti", "read_nifti_mask", "looks_like_dataset_root",
+           "geometry_warnings"]
+
+
+def geometry_warnings(volume: Volume) -> list[str]:
+    """One line per geometry problem the reader flagged in ``volume.metadata`` (empty when none): the scan is
+    read, but a measurement or the model's slice-wise view may be off."""
+    md = volume.metadata or {}
+    out = []
+    if md.get("irregular_spacing"):
+        out.append("slice spacing is irregular (a missing or duplicated slice?): volumes and 3-D views assume "
+                   f"a uniform {volume.spacing[0]:.2f} mm step" if volume.spacing else
+                   "slice spacing is irregular (a missing or duplicated slice?)")
+    if md.get("merged_series"):
+        out.append(f"the folder may hold two series merged into one ({md['merged_series']}); check the slices")
+    orientation = md.get("orientation")
+    if orientation and orientation != "axial":
+        out.append(f"{orientation} series: the model was trained on axial slices and segments this series "
+                   "slice by slice in its own plane (not resliced); expect a lower accuracy")
+    if md.get("qform_sform_disagree"):
+        out.append("the NIfTI qform and sform disagree: heartseg (like nibabel) uses the sform, ITK-based tools "
+                   "may use the qform and show the scan elsewhere or mirrored")
+    return out
 
 
 def looks_like_dataset_root(folder: Path) -> bool:
@@ -51,12 +77,14 @@ def looks_like_dataset_root(folder: Path) -> bool:
 
 
 def open_scan(path: str | Path, mask_path: str | Path | None = None, *,
-              progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> Volume:
+              progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+              label: Optional[int] = None) -> Volume:
     """Open one scan (see the module docstring for what ``path`` may be) -> :class:`~core.types.Volume`.
 
     ``voxels`` is ``(n_slices, rows, cols)`` with slice 0 the most superior slice, rows anterior -> posterior,
     columns patient right -> left. ``progress`` receives :class:`~core.types.Progress` per batch of slices;
-    ``cancel`` is checked per batch (raises :class:`~core.errors.Cancelled`).
+    ``cancel`` is checked per batch (raises :class:`~core.errors.Cancelled`). ``label``: which label of a NIfTI
+    label-map mask is the heart (default: the only one; several are refused naming them).
     """
     path = as_path(path)
     mask_path = None if mask_path is None else as_path(mask_path)
@@ -65,7 +93,7 @@ def open_scan(path: str | Path, mask_path: str | Path | None = None, *,
         if mask_path is not None and is_nifti_path(mask_path):
             _require_regular_file(mask_path)
         vol = read_nifti(path, mask_path if mask_path is not None and is_nifti_path(mask_path) else None,
-                         cancel=cancel)
+                         cancel=cancel, label=label)
         if mask_path is not None and not is_nifti_path(mask_path):
             _attach_png_or_seg(vol, mask_path)
         return vol
@@ -84,7 +112,7 @@ def open_scan(path: str | Path, mask_path: str | Path | None = None, *,
     elif is_dicom_folder(path):
         vol = read_dicom_series(path, progress=progress, cancel=cancel)
     elif _single_subfolder(path) is not None:  # Kaggle test patient: <pid>/<series folder>/*.dcm
-        return open_scan(_single_subfolder(path), mask_path, progress=progress, cancel=cancel)
+        return open_scan(_single_subfolder(path), mask_path, progress=progress, cancel=cancel, label=label)
     elif looks_like_dataset_root(path):
         raise HeartsegError("this is a dataset folder holding many patients; open it as a dataset "
                             "(core.store.dataset.open_dataset / File > Open dataset) or pick one patient folder", path)
@@ -95,7 +123,7 @@ def open_scan(path: str | Path, mask_path: str | Path | None = None, *,
                             path)
     if mask_path is not None:
         if is_nifti_path(mask_path):
-            vol.mask = read_nifti_mask(mask_path, vol)
+            vol.mask = read_nifti_mask(mask_path, vol, label=label)
             vol.mask_present = np.ones(vol.n_slices, dtype=bool)
         else:
             _attach_png_or_seg(vol, mask_path)

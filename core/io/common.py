@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import resource
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -275,3 +276,31 @@ def kaggle_slice_names(n_slices: int) -> list[str]:
     """Kaggle-style slice stems ``1-001`` ... ``1-NNN`` (at least 3 digits)."""
     width = max(3, len(str(n_slices)))
     return [f"1-{i + 1:0{width}d}" for i in range(n_slices)]
+
+
+@dataclass(frozen=True)
+class SourceGrid:
+    """How the input file stores its voxels, so masks can be written back on the input's own grid.
+
+    ``to_native``: a nibabel orientation transform (``(3, 2)`` array of axis, flip) taking the display array
+    ``volume.voxels.transpose(2, 1, 0)`` (axes ``col, row, slice``) to the file's own data array; ``shape``: that
+    array's shape; ``affine``: its voxel -> RAS mm matrix. ``header``: for NIfTI input a copy of the source header
+    (sform / qform and their codes, zooms, units), else ``None``. ``convention``: ``"nifti"`` (the input file's
+    own grid) or ``"itk"`` (DICOM: the grid SimpleITK / GDCM builds for the series -- file rows and columns as
+    stored, slices ascending along the slice normal).
+    """
+
+    to_native: np.ndarray
+    shape: tuple
+    affine: np.ndarray
+    header: Optional[object] = None
+    convention: str = "nifti"
+
+
+def one_line(text: object, limit: int = 200) -> str:
+    """``text`` on one line (newlines and other control characters shown escaped), cut to ``limit`` characters:
+    file names and values read from files can never inject a second line into an error message."""
+    s = str(text)
+    if any(ord(c) < 32 or ord(c) == 127 for c in s):
+        s = "".join(c if ord(c) >= 32 and ord(c) != 127 else repr(c)[1:-1] for c in s)
+    return s if len(s) <= limit else s[: limit - 3] + "..."

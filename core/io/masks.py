@@ -121,20 +121,80 @@ def mask_affine(volume: Volume) -> np.ndarray:
     return np.diag([-float(d_col), -float(d_row), -float(d_slice), 1.0])
 
 
-def write_mask_nifti(path: str | Path, mask: np.ndarray, volume: Volume) -> None:
-    """Write ``mask`` ``(n_slices, rows, cols)`` 0/1 on ``volume``'s grid as a uint8 NIfTI at ``path`` (atomically).
+def to_source_grid(array: np.ndarray, volume: Volume) -> np.ndarray:
+    """A ``(n_slices, rows, cols)`` array in the display convention -> the input file's own data array (``x, y, z``
+    as the file stores them: :attr:`Volume.source_grid`); without a source grid, ``array.transpose(2, 1, 0)``."""
+    a = np.asarray(array)
+    if a.shape != volume.voxels.shape:
+        raise ValueError(f"array shape {a.shape} differs from the volume's {volume.voxels.shape}")
+    xyz = a.transpose(2, 1, 0)
+    grid = volume.source_grid
+    if grid is None:
+        return np.ascontiguousarray(xyz)
+    native = nib.orientations.apply_orientation(xyz, np.asarray(grid.to_native))
+    if tuple(native.shape) != tuple(grid.shape):
+        raise ValueError(f"source grid shape {grid.shape} does not match the volume ({native.shape})")
+    return np.ascontiguousarray(native)
 
-    The data are stored as ``mask.transpose(2, 1, 0)`` with :func:`mask_affine`, so reading it back with
-    :func:`core.io.nifti.read_nifti_mask` (or opening it beside the source NIfTI in any viewer) lines up.
-    ``path`` should end in ``.nii`` or ``.nii.gz``.
+
+def _nifti_on_grid(data: np.ndarray, volume: Volume, dtype) -> "nib.Nifti1Image":
+    """A NIfTI image of ``data`` (display convention) on ``volume``'s own grid: for NIfTI input the source header's
+    geometry (sform and qform with their codes, zooms, units) unchanged; for DICOM the ITK (SimpleITK / GDCM) grid
+    of the series with qform = sform (code 1, scanner); for PNG sources the display grid (:func:`mask_affine`)."""
+    grid = volume.source_grid
+    native = to_source_grid(data, volume).astype(dtype, copy=False)
+    src = getattr(grid, "header", None)
+    if isinstance(src, nib.Nifti1Header):
+        hdr = nib.Nifti1Header()
+        hdr.set_data_shape(native.shape)
+        hdr.set_data_dtype(dtype)
+        hdr.set_zooms(tuple(src.get_zooms()[:3]))
+        hdr.set_xyzt_units(*src.get_xyzt_units())
+        for key in ("dim_info", "slice_code", "slice_start", "slice_end", "slice_duration"):
+            hdr[key] = src[key]
+        qcode, scode = int(src["qform_code"]), int(src["sform_code"])
+        hdr.set_qform(src.get_qform(), code=qcode)
+        hdr.set_sform(src.get_sform(), code=scode)
+        for key in ("quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z", "srow_x",
+                    "srow_y", "srow_z"):
+            hdr[key] = src[key]  # bit-exact copies (set_qform re-derives the quaternion)
+        hdr["pixdim"][0] = src["pixdim"][0]  # qfac: the sign of the third axis in the qform
+        hdr["pixdim"][1:4] = src["pixdim"][1:4]
+        img = nib.Nifti1Image(native, None, header=hdr)
+        # nibabel may rewrite the header from img.affine on save: keep the codes and transforms exactly
+        img.header["qform_code"], img.header["sform_code"] = qcode, scode
+        return img
+    affine = np.asarray(grid.affine, dtype=np.float64) if grid is not None else mask_affine(volume)
+    img = nib.Nifti1Image(native, affine)
+    img.header.set_data_dtype(dtype)
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    img.header.set_xyzt_units("mm")
+    return img
+
+
+def write_mask_nifti(path: str | Path, mask: np.ndarray, volume: Volume) -> None:
+    """Write ``mask`` ``(n_slices, rows, cols)`` 0/1 as a uint8 NIfTI on the input's own grid (atomically).
+
+    NIfTI input: same data shape, array order and header geometry (sform / qform and their codes) as the input
+    file, so ``mask_array[i, j, k]`` is voxel ``input_array[i, j, k]`` for numpy, nnU-Net, MONAI and every viewer.
+    DICOM input: the grid SimpleITK / GDCM give the series (:func:`write_scan_nifti` writes the CT on it).
+    PNG sources: ``mask.transpose(2, 1, 0)`` with :func:`mask_affine`. Reading it back with
+    :func:`core.io.nifti.read_nifti_mask` gives ``mask`` again. ``path`` should end in ``.nii`` or ``.nii.gz``.
     """
     m = _check_binary(mask, 3, "mask")
     if m.shape != volume.voxels.shape:
         raise ValueError(f"mask shape {m.shape} differs from the volume's {volume.voxels.shape}")
-    img = nib.Nifti1Image(np.ascontiguousarray(m.transpose(2, 1, 0)), mask_affine(volume))
-    img.header.set_data_dtype(np.uint8)
-    img.set_qform(img.affine, code=1)
-    img.set_sform(img.affine, code=1)
+    img = _nifti_on_grid(m, volume, np.uint8)
+    write_with_atomic(as_path(path), lambda tmp: nib.save(img, str(tmp)))
+
+
+def write_scan_nifti(path: str | Path, volume: Volume) -> None:
+    """Write the scan's voxels (HU: int16 or float32, unchanged) as a NIfTI on its own grid (atomically): for a
+    DICOM series the NIfTI SimpleITK writes for it (same array, origin, spacing and direction)."""
+    voxels = np.asarray(volume.voxels)
+    dtype = np.int16 if voxels.dtype == np.int16 else (np.uint8 if voxels.dtype == np.uint8 else np.float32)
+    img = _nifti_on_grid(voxels, volume, dtype)
     write_with_atomic(as_path(path), lambda tmp: nib.save(img, str(tmp)))
 
 

@@ -4,6 +4,12 @@ The image is reoriented with nibabel so its data axes ``(x, y, z)`` point to ``(
 ``voxels = data.transpose(2, 1, 0)`` is ``(slice, row, col)`` with slice 0 most superior, rows anterior ->
 posterior, columns patient right -> left. The reoriented affine maps ``(col, row, slice)`` -> RAS mm and becomes
 ``Volume.affine``. Header shape is checked against the size limits before any data is read.
+
+The file's own grid (data shape, array order, affine, and a copy of its header with the sform / qform and their
+codes) is kept as ``Volume.source_grid`` (:class:`core.io.common.SourceGrid`), so
+:func:`core.io.masks.write_mask_nifti` writes masks back on exactly that grid: same shape, same array order, same
+header geometry. ``metadata["qform_sform_disagree"]`` is set when both transforms are coded but differ (nibabel
+and heartseg use the sform; ITK readers may use the qform).
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ import nibabel as nib
 import numpy as np
 
 from core.errors import HeartsegError
-from core.io.common import binarize_mask, check_memory, check_slice_size, check_total_voxels
+from core.io.common import SourceGrid, check_memory, check_slice_size, check_total_voxels
+from core.io.masks import binary_from_labels
 from core.types import CancelToken, Volume, check_cancel
 
 DISPLAY_AXCODES = ("L", "P", "I")
@@ -46,6 +53,15 @@ def _load(path: Path):
         raise HeartsegError(f"NIfTI image has shape {shape}; a 3-D CT volume is expected (4-D series are not "
                             "supported)", path)
     x, y, z = shape
+    if min(shape) <= 0:
+        raise HeartsegError(f"NIfTI image has no voxels (shape {' x '.join(str(v) for v in shape)})", path)
+    try:
+        stored = np.dtype(img.get_data_dtype())
+    except Exception as exc:  # noqa: BLE001 - an unknown datatype code
+        raise HeartsegError(f"NIfTI data type is not supported ({exc})", path) from exc
+    if stored.fields is not None or stored.kind not in "uif":
+        raise HeartsegError(f"NIfTI holds {'RGB colour' if stored.fields else stored.name} voxels; a CT volume "
+                            "has one number (grey value) per voxel", path)
     check_slice_size(y, x, path)
     check_total_voxels(z, y, x, path)
     _check_memory(img, shape, path)
@@ -82,13 +98,39 @@ def _check_memory(img, shape: tuple, path: Path) -> None:
 def _reorientation(img, path: Path):
     """The orientation transform to the display axes and the reoriented affine, without reading any data."""
     try:
+        if not np.isfinite(img.affine).all() or abs(np.linalg.det(img.affine[:3, :3])) < 1e-12:
+            raise ValueError("the voxel-to-world matrix is degenerate or not finite")
         current = nib.orientations.io_orientation(img.affine)
         target = nib.orientations.axcodes2ornt(DISPLAY_AXCODES)
         transform = nib.orientations.ornt_transform(current, target)
         affine = img.affine @ nib.orientations.inv_ornt_aff(transform, img.shape[:3])
     except Exception as exc:  # noqa: BLE001
-        raise HeartsegError(f"cannot reorient NIfTI image ({exc})", path) from exc
+        raise HeartsegError(f"cannot reorient NIfTI image ({str(exc).splitlines()[0] if str(exc) else exc!r})",
+                            path) from exc
     return transform, np.asarray(affine, dtype=np.float64)
+
+
+def source_grid(img, transform) -> SourceGrid:
+    """The file's own grid: the inverse of ``transform`` (display -> file order), shape, affine, header copy."""
+    target = nib.orientations.axcodes2ornt(DISPLAY_AXCODES)
+    current = nib.orientations.io_orientation(img.affine)
+    return SourceGrid(to_native=nib.orientations.ornt_transform(target, current),
+                      shape=tuple(int(v) for v in img.shape[:3]), affine=np.asarray(img.affine, dtype=np.float64),
+                      header=img.header.copy(), convention="nifti")
+
+
+def qform_sform_disagree(img) -> bool:
+    """True when both the qform and the sform are coded (code > 0) and map voxels more than 0.01 mm apart."""
+    hdr = img.header
+    if not isinstance(hdr, nib.Nifti1Header) or int(hdr["qform_code"]) <= 0 or int(hdr["sform_code"]) <= 0:
+        return False
+    try:
+        q, s_ = hdr.get_qform(), hdr.get_sform()
+    except Exception:  # noqa: BLE001
+        return False
+    corners = np.array([[i, j, k, 1.0] for i in (0, img.shape[0] - 1) for j in (0, img.shape[1] - 1)
+                        for k in (0, img.shape[2] - 1)]).T
+    return bool(np.abs((q - s_) @ corners).max() > 0.01)
 
 
 def _display_view(img, path: Path, transform, *, scaled: bool) -> np.ndarray:
@@ -127,7 +169,7 @@ def _hu_voxels(img, path: Path, transform) -> np.ndarray:
 
 
 def read_nifti(path: Path, mask_path: Optional[Path] = None, *,
-               cancel: Optional[CancelToken] = None) -> Volume:
+               cancel: Optional[CancelToken] = None, label: Optional[int] = None) -> Volume:
     """A NIfTI CT -> :class:`Volume` (``kind="nifti"``, ``intensity="hu"``).
 
     ``voxels``: ``(n_slices, rows, cols)`` int16 (or float32 for scaled / float data) Hounsfield units in the
@@ -143,20 +185,23 @@ def read_nifti(path: Path, mask_path: Optional[Path] = None, *,
     zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))  # (x, y, z) = (col, row, slice) voxel sizes in mm
     vol = Volume(voxels=voxels, spacing=(float(zooms[2]), float(zooms[1]), float(zooms[0])),
                  affine=affine, source_files=[path] * voxels.shape[0],
-                 intensity="hu", kind="nifti", name=_stem(path))
+                 intensity="hu", kind="nifti", name=_stem(path), source_grid=source_grid(img, transform))
+    if qform_sform_disagree(img):
+        vol.metadata["qform_sform_disagree"] = True
     if mask_path is not None:
         check_cancel(cancel)
-        vol.mask = read_nifti_mask(mask_path, vol)
+        vol.mask = read_nifti_mask(mask_path, vol, label=label)
         vol.mask_present = np.ones(vol.n_slices, dtype=bool)
     return vol
 
 
-def read_nifti_mask(mask_path: Path, volume: Volume) -> np.ndarray:
+def read_nifti_mask(mask_path: Path, volume: Volume, label: Optional[int] = None) -> np.ndarray:
     """A NIfTI mask on ``volume``'s grid -> ``(n_slices, rows, cols)`` uint8 0/1 in the display convention.
 
     The mask is reoriented like the image; its shape must equal ``volume.voxels.shape`` and, when ``volume`` has
-    an affine, its affine must match within 1e-3 mm. Values: ``> 0.5`` is foreground (0/1 masks; label maps
-    with several labels should be split first -- values other than 0/1 are refused).
+    an affine, its affine must match within 1e-3 mm. Values go through :func:`core.io.masks.binary_from_labels`:
+    0/1 and 0/255 masks, a label map with one label, or ``label=N`` of a multi-label map (several labels without
+    ``label`` are refused naming them).
     """
     img = _load(mask_path)
     transform, affine = _reorientation(img, mask_path)
@@ -166,13 +211,7 @@ def read_nifti_mask(mask_path: Path, volume: Volume) -> np.ndarray:
                             f"{volume.voxels.shape}; it must be on the same grid", mask_path)
     if volume.affine is not None and not np.allclose(affine, volume.affine, atol=1e-3):
         raise HeartsegError("mask is not on the scan's grid (its affine differs from the scan's)", mask_path)
-    if data.dtype.kind in "fc":
-        return (np.asarray(data) > 0.5).astype(np.uint8)
-    if data.dtype == np.uint8 and data.max(initial=0) > 1:
-        return binarize_mask(np.ascontiguousarray(data), mask_path)
-    if data.min(initial=0) < 0 or data.max(initial=0) > 1:
-        raise HeartsegError(f"mask values range {data.min()}..{data.max()}; a 0/1 mask is expected", mask_path)
-    return np.ascontiguousarray(data, dtype=np.uint8)
+    return np.ascontiguousarray(binary_from_labels(data, mask_path, label))
 
 
 def _stem(path: Path) -> str:
