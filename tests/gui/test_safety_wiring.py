@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -173,4 +172,3 @@ def test_the_editing_window_cleans_temporaries_of_killed_saves(qtbot, patient):
         assert "temporary" in w.safety.notice
     finally:
         _dispose(w)
-    assert time  # noqa

@@ -4,7 +4,7 @@ cache keyed by the ``.keras`` SHA-256) -- an IR beside a user's model is re-veri
 
 from __future__ import annotations
 
-import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -71,7 +71,7 @@ def test_the_cli_refuses_a_lambda_model_with_a_planted_ir(tmp_path, cache):
     out = tmp_path / "out"
     r = subprocess.run([sys.executable, "-m", "heartseg_gui.launcher", "predict", str(SAMPLE_PATIENT),
                         "--model", str(path), "--out", str(out)], cwd=ROOT, capture_output=True,
-                       text=True, timeout=300, env={**__import__("os").environ, "HEARTSEG_CACHE_DIR": str(cache)})
+                       text=True, timeout=300, env={**os.environ, "HEARTSEG_CACHE_DIR": str(cache)})
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and "refused" in lines[0] and "m.keras" in lines[0], r.stderr
@@ -151,4 +151,3 @@ def test_a_deeply_nested_config_json_is_one_line(tmp_path):
     with pytest.raises(HeartsegError) as info:
         check_model_file(path)
     assert "\n" not in str(info.value) and "deep.keras" in str(info.value)
-    assert json  # (json imported for symmetry with the runtime tests)
