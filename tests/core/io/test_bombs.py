@@ -3,7 +3,7 @@
 Every bomb is generated here, small on disk: a deflate stream of zeros is made of one 1 MiB segment compressed once
 and repeated (each ends with a full flush, so the copies are identical and the stream inflates to N MiB), so a
 2 GiB volume is a 2 MB file and nothing large is ever built in the test itself. Each file goes through the real
-``heartseg predict`` in a subprocess that records its own peak resident memory (``ru_maxrss``) at exit: the command
+``heartseg predict`` in a subprocess that records its own peak resident memory (``VmHWM``) at exit: the command
 must exit 2 with one line naming the file, write nothing, and stay well under 1 GB.
 """
 
@@ -84,9 +84,14 @@ def png_bomb(path: Path, width: int, height: int, inflate_mib: int, *, depth: in
 
 def _predict(scan: Path, out: Path, tmp_path: Path, *, address_space_gib: float | None = None):
     peak_file = tmp_path / "peak.txt"
+    # VmHWM, the child's own peak: ru_maxrss carries the parent's peak across fork+exec (a pytest process that has
+    # loaded TensorFlow would make every child look 1 GB large)
     prelude = ("import atexit, resource\n"
-               f"atexit.register(lambda: open({str(peak_file)!r}, 'w').write("
-               "str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))\n")
+               "def _peak():\n"
+               "    for line in open('/proc/self/status'):\n"
+               "        if line.startswith('VmHWM:'):\n"
+               "            return line.split()[1]\n"
+               f"atexit.register(lambda: open({str(peak_file)!r}, 'w').write(_peak()))\n")
     if address_space_gib is not None:
         limit = int(address_space_gib * 2**30)
         prelude += f"resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))\n"
