@@ -166,7 +166,7 @@ def _content(folder: Path) -> dict[str, str]:
     """``{file name: sha256}`` of the mask PNGs directly in ``folder`` (hidden files skipped)."""
     if not folder.is_dir():
         return {}
-    return {f.name: _sha(read_bytes(f)) for f in list_files(folder, (".png",))}
+    return {e.name: _sha(read_bytes(Path(e.path))) for e in _png_entries(folder)}
 
 
 def _put_blob(patient_dir: Path, data: bytes, digest: str, mode: Optional[int] = None) -> Path:
@@ -197,8 +197,9 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def _latest_version(patient_dir: Path) -> Optional[MaskVersion]:
-    found = list_versions(patient_dir)
-    return found[-1] if found else None
+    base = versions_dir(patient_dir)
+    dirs = sorted(list_dirs(base), key=lambda d: d.name) if base.is_dir() else []
+    return MaskVersion(dirs[-1].name, dirs[-1], len(_png_entries(dirs[-1]))) if dirs else None
 
 
 def snapshot_masks(patient_dir: Path) -> Optional[MaskVersion]:
@@ -262,8 +263,17 @@ def list_versions(patient_dir: str | Path) -> list[MaskVersion]:
     base = versions_dir(patient_dir)
     if not base.is_dir():
         return []
-    return [MaskVersion(d.name, d, len(list_files(d, (".png",)))) for d in sorted(list_dirs(base),
-                                                                                 key=lambda d: d.name)]
+    return [MaskVersion(d.name, d, len(_png_entries(d))) for d in sorted(list_dirs(base), key=lambda d: d.name)]
+
+
+def _png_entries(folder: Path) -> list[os.DirEntry]:
+    """The visible ``.png`` regular files of ``folder`` (unsorted; cheap: one ``scandir``)."""
+    try:
+        with os.scandir(folder) as it:
+            return [e for e in it if e.name.lower().endswith(".png") and not e.name.startswith(".")
+                    and e.is_file(follow_symlinks=False)]
+    except OSError:
+        return []
 
 
 def versions_to_keep(version_ids: Sequence[str], *, now: Optional[datetime] = None, keep_last: int = KEEP_LAST,
@@ -319,23 +329,23 @@ def _collect_blobs(patient_dir: Path) -> None:
     used: set[tuple[int, int]] = set()
     used_names: set[str] = set()
     for v in list_versions(patient_dir):
-        for f in list_files(v.path, (".png",)):
+        for entry in _png_entries(v.path):
             try:
-                st = f.stat()
+                st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
             used.add((st.st_dev, st.st_ino))
     pending = _read_commit(patient_dir)
     if pending is not None:
         used_names.update(f"{d}.png" for d in pending["files"].values())
-    for blob in list_files(blobs, (".png",)):
+    for blob in _png_entries(blobs):
         try:
-            st = blob.stat()
+            st = blob.stat(follow_symlinks=False)
         except OSError:
             continue
         if (st.st_dev, st.st_ino) not in used and blob.name not in used_names:
             try:
-                blob.unlink()
+                os.unlink(blob.path)
             except OSError:
                 pass
 
