@@ -214,6 +214,16 @@ def read_nifti_mask(mask_path: Path, volume: Volume, label: Optional[int] = None
     return np.ascontiguousarray(binary_from_labels(data, mask_path, label))
 
 
+def nifti_slice_count(path: Path) -> int:
+    """How many axial (display) slices the NIfTI at ``path`` has, from its header alone (0 if unreadable)."""
+    try:
+        img = nib.load(str(path))
+        axis = int(nib.orientations.io_orientation(img.affine)[:, 0].tolist().index(2))
+        return int(img.shape[axis])
+    except Exception:  # noqa: BLE001 - an index entry, not a read: opening the case reports the problem
+        return 0
+
+
 def _stem(path: Path) -> str:
     name = path.name
     for suffix in (".nii.gz", ".nii"):
