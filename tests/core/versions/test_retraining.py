@@ -167,7 +167,8 @@ def test_cli_train_with_registry_adds_a_version_on_the_fixed_split(world, tmp_pa
     # the same path as Model > Retrain...: the old-vs-new comparison and the split are kept with the run
     run = tmp_path / "run"
     comparison = json.loads((run / "validation.json").read_text())
-    assert comparison["old_version"] == 1 and comparison["new"]["patients"] == reg.stored_split()["val"]
+    assert comparison["old_version"] == reg.active_version()  # old = the active version, as in the window
+    assert comparison["new"]["patients"] == reg.stored_split()["val"] and comparison["old"] is not None
     assert json.loads((run / "split.json").read_text())["val"] == reg.stored_split()["val"]
 
 
