@@ -142,34 +142,6 @@ def test_bad_model_files_give_one_line_errors_naming_the_file(tmp_path, cache):
         Predictor(tiny_model(), runtime="openvino")
 
 
-def test_a_shipped_ir_this_openvino_cannot_read_is_replaced_by_a_local_conversion(tmp_path, cache, monkeypatch):
-    from core.errors import HeartsegError
-
-    path = tmp_path / "v1.keras"
-    tiny_model(path)
-    shipped = ovr.ensure_ir(path, sidecar=True)
-    assert shipped.folder == ovr.sidecar_dir(path)
-    real = ovr.OpenVinoEngine
-
-    def picky(xml, **kwargs):  # as an older OpenVINO would treat an IR written by a newer one
-        if Path(xml).parent == shipped.folder:
-            raise HeartsegError("cannot read the OpenVINO model: unknown opset", xml)
-        return real(xml, **kwargs)
-
-    monkeypatch.setattr(predictor_module, "OpenVinoEngine", picky)
-    p = Predictor(path, batch_size=2, dtype="float32")
-    assert p.ir.folder == shipped.folder
-    x = np.random.default_rng(2).random((2, 64, 64, 3), dtype=np.float32)
-    out = p.predict_batch(x)
-    assert p.ir.folder.parent == cache / "openvino"
-    from core.model.unet import load_model
-
-    np.testing.assert_allclose(out, np.asarray(load_model(path)(x))[..., 0], atol=1e-4)
-    # an edited model.xml no longer matches its record and is not used
-    (shipped.folder / "model.xml").write_text("<net/>")
-    assert ovr.find_ir(path).folder.parent == cache / "openvino"
-
-
 def test_one_engine_serves_overlapping_callers(tmp_path, cache):
     """A superseded prediction job may still finish its batch while the next one starts on the same engine."""
     import threading
