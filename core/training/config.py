@@ -16,7 +16,10 @@ from core.preprocess import DEFAULT_IMAGE_SIZE
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of one training run (JSON-serialisable; stored with every model version)."""
+    """Hyper-parameters of one training run (JSON-serialisable; stored with every model version).
+
+    ``batch_size`` is the global batch: under a ``tf.distribute`` strategy it is split evenly over the replicas
+    and ``learning_rate`` is used as given (no scaling; see :mod:`core.training.distribute`)."""
     epochs: int = 20
     batch_size: int = 16
     image_size: int = DEFAULT_IMAGE_SIZE
@@ -50,4 +53,7 @@ class TrainResult:
     history: list = field(default_factory=list)  # one dict of logs per finished epoch
     cancelled: bool = False
     seconds: float = 0.0
-    images_per_second: float = 0.0
+    images_per_second: float = 0.0  # global: every replica's images
+    chief: bool = True  # False: a non-chief worker of a multi-worker run (it wrote nothing; no model path)
+    replicas: int = 1  # replicas in sync (tf.distribute); 1 without a strategy
+    resumed_from: Optional[int] = None  # the epoch a BackupAndRestore backup resumed after

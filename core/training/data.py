@@ -91,11 +91,19 @@ def load_slice_pairs(pairs: Sequence[tuple], image_size: int = DEFAULT_IMAGE_SIZ
     return SliceSet(images, masks, weights, ids)
 
 
-def make_dataset(data: SliceSet, config: TrainConfig, *, training: bool):
+def make_dataset(data: SliceSet, config: TrainConfig, *, training: bool, input_context=None):
     """A ``tf.data`` pipeline yielding ``(images (b,s,s,3) float32 0..1, masks (b,s,s,1) float32[, weights])``.
 
     Training: shuffled per epoch (seeded), augmented on the fly in parallel (deterministic per sample: the sample
     seed is derived from the run seed, the slice index and its position in the epoch), batched, prefetched.
+
+    ``input_context`` (a ``tf.distribute.InputContext``; training under a strategy, see
+    :func:`distributed_train_dataset`): ``config.batch_size`` is the *global* batch. Every input pipeline shuffles
+    and numbers the slices identically (same seed), cuts the epoch into global batches (the last partial one is
+    dropped: every replica must run the same number of steps), keeps its own contiguous share of each global batch
+    and only then reads and augments it, so each worker decodes and augments only its shard. Replica ``r`` of
+    ``R`` thus trains on positions ``[r*b, (r+1)*b)`` of every global batch (``b = batch_size / R``), whatever
+    the mix of workers and local devices, and every sample keeps the augmentation seed it has without a strategy.
     """
     import keras
 
@@ -126,12 +134,37 @@ def make_dataset(data: SliceSet, config: TrainConfig, *, training: bool):
     ds = tf.data.Dataset.from_tensor_slices(np.arange(n, dtype=np.int64))
     if training:
         ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.enumerate().map(lambda pos, idx: tf_load(idx, pos), num_parallel_calls=tf.data.AUTOTUNE,
-                            deterministic=True)
-    ds = ds.batch(config.batch_size)
+    ds = ds.enumerate()
+    batch = config.batch_size
+    if input_context is not None:
+        pipelines, pipeline = input_context.num_input_pipelines, input_context.input_pipeline_id
+        share = batch // pipelines  # this pipeline's part of each global batch (its local replicas' batches)
+        ds = ds.batch(batch, drop_remainder=True)
+        ds = ds.map(lambda pos, idx: (pos[pipeline * share:(pipeline + 1) * share],
+                                      idx[pipeline * share:(pipeline + 1) * share])).unbatch()
+        batch = input_context.get_per_replica_batch_size(config.batch_size)
+    ds = ds.map(lambda pos, idx: tf_load(idx, pos), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch)
     if training and config.steps_per_epoch:
         ds = ds.repeat()
+    if input_context is None and not training:
+        options = tf.data.Options()  # validation under a multi-worker strategy: each worker takes its share
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        ds = ds.with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def distributed_train_dataset(data: SliceSet, config: TrainConfig, strategy):
+    """The training pipeline of :func:`make_dataset` sharded over ``strategy``'s workers and replicas (explicit
+    sharding through ``strategy.distribute_datasets_from_function``: no tf.data auto-sharding rewrite)."""
+    replicas = int(strategy.num_replicas_in_sync)
+    if config.batch_size % replicas:
+        raise HeartsegError(f"the global batch ({config.batch_size}) must be a multiple of the number of replicas "
+                            f"({replicas})")
+    if not config.steps_per_epoch and len(data) < config.batch_size:
+        raise HeartsegError(f"{len(data)} training slices are fewer than one global batch ({config.batch_size})")
+    return strategy.distribute_datasets_from_function(
+        lambda context: make_dataset(data, config, training=True, input_context=context))
 
 
 def _sample(data: SliceSet, i: int, position: int, augmenter, seed: int):
