@@ -12,6 +12,11 @@
   model); records the wall-clock time when the window has been shown and painted (and whether TensorFlow was
   loaded by then) and when the AI overlay of the current slice has arrived (and whether TensorFlow was loaded for
   it: with the OpenVINO runtime it is not). The parent subtracts its launch time.
+* ``planes``: the three-plane layout on a synthetic 512 x 512 x 512 HU scan (``--quick``: 128 slices) with an AI
+  mask on every slice: a crosshair move (a new slice, row and column: all three planes redrawn with image, working,
+  AI and dataset layers, then a synchronous repaint of the three views), and a brush stamp in the sagittal view
+  (one ``strokeMoved`` through ``MaskEditor.plane_stroke_to`` and the region-only repaint of every plane), idle and
+  then with the bundled model predicting in the background; prints the p95s.
 * ``memory``: opens ``--scan`` through the window's own open-scan job, delivers an AI prediction batch by batch as
   the prediction job does (no TensorFlow: this measures the window's data, not the model's), accepts it
   (one undo step) and paints 99 brush strokes (99 more), then reports the peak RSS (``VmHWM``).
@@ -32,7 +37,7 @@ from core.types import Volume
 from heartseg_gui.app import _application, create_window
 from heartseg_gui.bench.inference import synthetic_slice_hu
 from heartseg_gui.jobs import LOAD, PREDICT
-from heartseg_gui.views.slice_view import BRUSH
+from heartseg_gui.views.slice_view import BRUSH, NAVIGATE
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -141,6 +146,94 @@ def interactive(quick: bool) -> dict:
             "slice_shape": [rows, cols]}
 
 
+# --------------------------------------------------------------------------------------------- three planes
+def planes(quick: bool) -> dict:
+    import numpy as np
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    window = create_window(None, sample_when_empty=False)
+    window.resize(1500, 900)
+    window.files.has_unsaved = lambda: False
+    window.prompts.quiet = True
+    c, pv = window.controller, window.plane_viewer
+    c.auto_predict = False
+    n = 128 if quick else 512
+    c.set_volume(_synthetic_volume(n))
+    s = c.session
+    for start in range(0, n, 32):  # an AI mask on every slice (the synthetic heart), so every layer is drawn
+        v = s.volume.voxels[start:start + 32]
+        s.set_prediction(range(start, start + v.shape[0]), ((v > 0) & (v < 120)).astype(np.uint8))
+    c.predictionChanged.emit(list(range(n)))
+    pv.set_layout("three")
+    app.processEvents()
+    views = list(window.planes.views.values())
+    sagittal = window.planes.views["sagittal"]
+    _, rows, cols = s.volume.voxels.shape
+    rng = np.random.default_rng(0)
+    n_samples = 40 if quick else 200
+
+    def move(_k: int) -> float:
+        point = (int(rng.integers(0, n)), int(rng.integers(0, rows)), int(rng.integers(0, cols)))
+        t0 = time.perf_counter()
+        pv.move_to(point)
+        for view in views:
+            view.viewport().repaint()
+        return 1000 * (time.perf_counter() - t0)
+
+    def stamp(k: int) -> float:
+        if k % 20 == 0:  # a new stroke every 20 stamps, down the sagittal plane on screen
+            sagittal.strokeFinished.emit()
+            sagittal.strokeStarted.emit(n * 0.3, rows * 0.4, False)
+            app.processEvents()
+        r = n * 0.3 + (k % 20) * 3.0
+        t0 = time.perf_counter()
+        sagittal.strokeMoved.emit(r, rows * 0.4 + 20 * ((k // 20) % 5))
+        app.sendPostedEvents()
+        app.processEvents()
+        return 1000 * (time.perf_counter() - t0)
+
+    idle_mv = [move(k) for k in range(n_samples // 2)]
+    window.set_tool(BRUSH)
+    pv.move_to((n // 2, rows // 2, cols // 2))
+    idle_st = [stamp(k) for k in range(n_samples // 2)]
+    sagittal.strokeFinished.emit()
+    window.set_tool(NAVIGATE)
+
+    c.set_model(resources.bundled_model_path())
+    c.start_prediction()
+    _wait(app, lambda: s.ai_done.any() or not c.is_busy(PREDICT), 180)
+    mv, st, busy, k = [], [], 0, 0
+    while len(mv) < n_samples or len(st) < n_samples:
+        if not c.is_busy(PREDICT):
+            c.start_prediction()
+            _wait(app, lambda: c.is_busy(PREDICT), 5)
+            time.sleep(0.2)
+        if k % 2 == 0 and len(mv) < n_samples:
+            window.set_tool(NAVIGATE)
+            mv.append(move(k))
+        elif len(st) < n_samples:
+            if k % 40 == 1:
+                window.set_tool(BRUSH)
+                pv.move_to((n // 2, rows // 2, cols // 2))
+            st.append(stamp(len(st)))
+        busy += int(c.is_busy(PREDICT))
+        app.processEvents()
+        time.sleep(0.004)
+        k += 1
+    sagittal.strokeFinished.emit()
+    c.shutdown()
+    result = {"crosshair_move_ms": _stat(mv), "sagittal_stamp_ms": _stat(st), "crosshair_move_idle_ms": _stat(idle_mv),
+              "sagittal_stamp_idle_ms": _stat(idle_st), "samples_with_inference": busy, "samples": len(mv) + len(st),
+              "shape": [n, rows, cols], "peak_rss_bytes": peak_rss_bytes()}
+    for key in ("crosshair_move_idle_ms", "crosshair_move_ms", "sagittal_stamp_idle_ms", "sagittal_stamp_ms"):
+        print(f"{key}: p95 {result[key]['p95']:.1f} ms, median {result[key]['median']:.1f} ms "
+              f"(n={result[key]['n']})")
+    print(f"scan {n} x {rows} x {cols}; {busy} of {len(mv) + len(st)} samples with inference running; "
+          f"peak RSS {result['peak_rss_bytes'] / 2**30:.2f} GiB")
+    return result
+
+
 # --------------------------------------------------------------------------------------------- start-up
 def startup(quick: bool) -> dict:
     from PySide6.QtWidgets import QApplication
@@ -245,7 +338,7 @@ def memory(quick: bool, scan: Path) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m heartseg_gui.bench.gui")
-    p.add_argument("mode", choices=["interactive", "startup", "memory"])
+    p.add_argument("mode", choices=["interactive", "startup", "memory", "planes"])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--scan", type=Path, default=None)
@@ -254,6 +347,8 @@ def main(argv=None) -> int:
         result = interactive(args.quick)
     elif args.mode == "startup":
         result = startup(args.quick)
+    elif args.mode == "planes":
+        result = planes(args.quick)
     else:
         result = memory(args.quick, args.scan)
     args.out.write_text(json.dumps(result))

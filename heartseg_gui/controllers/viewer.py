@@ -2,7 +2,9 @@
 
 No data logic: it reads the open :class:`~heartseg_gui.state.session.ScanSession` and pushes copies into the views.
 While painting only the changed region of the working layer is repainted; measurements are recomputed on a short
-timer so a stroke never waits for a whole-scan Dice.
+timer so a stroke never waits for a whole-scan Dice. The coronal and sagittal planes and the crosshair are
+:attr:`planes` (:class:`~heartseg_gui.controllers.planes.PlaneViewer`, set by ``install_planes``), told of every
+change here.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Viewer(QObject):
         self.levels: tuple[float, float] = (0.0, 255.0)
         self.preset_key: Optional[str] = None
         self.compare_mode = False
+        self.planes = None   # the PlaneViewer (coronal, sagittal, crosshair), once installed
         self._measure_timer = QTimer(self)
         self._measure_timer.setSingleShot(True)
         self._measure_timer.setInterval(120)
@@ -65,6 +68,8 @@ class Viewer(QObject):
         self.view.reset_zoom()
         self.layer_panel.set_layer_available("dataset", s.has_dataset_mask, "this scan has no mask of its own")
         self.compare.set_titles("Dataset mask" if s.has_dataset_mask else "Dataset mask (none)", "Predicted mask")
+        if self.planes is not None:
+            self.planes.on_session()
         self.levelsChanged.emit(*self.levels)
 
     def preset_applies(self, preset: WindowPreset) -> bool:
@@ -93,6 +98,8 @@ class Viewer(QObject):
         self.levels = (float(levels[0]), float(levels[1]))
         self.view.set_levels(self.levels)
         self.compare.set_levels(self.levels)
+        if self.planes is not None:
+            self.planes.set_levels(self.levels)
         self.levelsChanged.emit(*self.levels)
 
     def drag_levels(self, dx: float, dy: float) -> None:
@@ -116,6 +123,8 @@ class Viewer(QObject):
         self.view.set_layer_mask("dataset", s.dataset_mask[index] if s.has_dataset_mask else None)
         if self.compare_mode:
             self._show_compare(index)
+        if self.planes is not None:
+            self.planes.on_slice(index)
         self.sliceText.emit(self._slice_text(index))
         self._schedule_measurements()
 
@@ -134,7 +143,8 @@ class Viewer(QObject):
         s = self.c.session
         name = s.volume.slice_names[index] if index < len(s.volume.slice_names) else ""
         state = s.editor.review_state(index).replace("_", " ")
-        return f"Slice {index + 1} / {s.n_slices}  ({name}, {state})"
+        notes = self.planes.geometry_notes() if self.planes is not None else ""
+        return f"Slice {index + 1} / {s.n_slices}  ({name}, {state})" + (f"  — {notes}" if notes else "")
 
     def on_mask_changed(self, regions) -> None:
         s = self.c.session
@@ -149,6 +159,8 @@ class Viewer(QObject):
             for r in items:
                 if r is not None and r.slice_index == i:
                     self.view.update_layer_region("working", current, r.row0, r.row1, r.col0, r.col1)
+        if self.planes is not None:
+            self.planes.on_mask_changed(regions)
         self.sliceText.emit(self._slice_text(i))
         self._schedule_measurements()
 
@@ -161,6 +173,8 @@ class Viewer(QObject):
             self.view.set_layer_mask("ai", s.ai_mask[i] if s.ai_done[i] else None)
             if self.compare_mode:
                 self._show_compare(i)
+        if self.planes is not None:
+            self.planes.on_prediction(indices)
         self._schedule_measurements()
 
     # --- measurements and status ---------------------------------------------------------------------------------
@@ -182,8 +196,8 @@ class Viewer(QObject):
 
     def on_hover(self, row: int, col: int) -> None:
         s = self.c.session
-        if s is None or row < 0:
-            self.pixelText.emit("")
+        if s is None or row < 0:   # off the image: the crosshair's voxel where the planes are shown
+            self.pixelText.emit(self.planes.crosshair_text() if self.planes is not None else "")
             return
         info = s.pixel_info(self.c.current_slice, row, col)
         if info is None:

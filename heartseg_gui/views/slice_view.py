@@ -4,9 +4,12 @@ The view never edits a mask. Mouse input becomes signals in image coordinates (`
 centres at integers): ``strokeStarted(row, col, erase)``, ``strokeMoved(row, col)``, ``strokeFinished()``; the
 controller applies them through ``MaskEditor`` and tells the view which region changed.
 
-Mouse: left drag paints with the brush / eraser (pans with the navigate tool); Shift held erases temporarily;
-middle drag pans; right drag adjusts window (horizontal) and level (vertical); wheel changes slice; Ctrl+wheel
-zooms.
+Mouse: left drag paints with the brush / eraser (pans with the navigate tool, or moves the crosshair when it is
+on: ``pointPicked(row, col)``); Shift held erases temporarily; middle drag pans; right drag adjusts window
+(horizontal) and level (vertical); wheel changes slice (this view's own slices); Ctrl+wheel zooms.
+
+The same view shows the axial, coronal or sagittal plane (``plane``; see :mod:`heartseg_gui.views.planes`), with
+a crosshair and the orientation letters at its edges.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
-from PySide6.QtWidgets import QGraphicsEllipseItem
+from PySide6.QtWidgets import QGraphicsEllipseItem, QLabel
 
 from heartseg_gui.display import LAYERS, as_display_image
 from heartseg_gui.views.mask_layer import MaskLayerItem
@@ -61,6 +64,10 @@ class SliceViewBox(pg.ViewBox):
             if ev.isFinish():
                 view._finish_stroke()
             return
+        if ev.button() == Qt.MouseButton.LeftButton and view.picking_enabled():
+            ev.accept()
+            view.pointPicked.emit(*self._image_pos(ev.pos()))
+            return
         if ev.button() == Qt.MouseButton.RightButton:
             ev.accept()
             delta = ev.screenPos() - ev.lastScreenPos()
@@ -80,6 +87,8 @@ class SliceViewBox(pg.ViewBox):
             view._start_stroke(row, col, bool(ev.modifiers() & Qt.KeyboardModifier.ShiftModifier))
             view._finish_stroke()
             return
+        if ev.button() == Qt.MouseButton.LeftButton and view.picking_enabled():
+            view.pointPicked.emit(*self._image_pos(ev.pos()))
         ev.accept()
 
     def wheelEvent(self, ev, axis=None):
@@ -112,9 +121,11 @@ class SliceView(pg.GraphicsView):
     hovered = Signal(int, int)                   # row, col under the mouse (-1, -1 outside the image)
     sliceStepRequested = Signal(int)
     windowLevelDragged = Signal(float, float)    # screen pixels: right (+ wider), up (+ higher level)
+    pointPicked = Signal(float, float)           # row, col clicked / dragged to with the crosshair on
 
-    def __init__(self, parent=None, *, interactive: bool = True):
+    def __init__(self, parent=None, *, interactive: bool = True, plane: str = "axial"):
         super().__init__(parent)
+        self.plane = plane
         self.setBackground("k")
         self.viewbox = SliceViewBox(self)
         self.setCentralItem(self.viewbox)
@@ -143,6 +154,22 @@ class SliceView(pg.GraphicsView):
         self.cursor_item.setZValue(10)
         self.cursor_item.setVisible(False)
         self.viewbox.addItem(self.cursor_item, ignoreBounds=True)
+        # the crosshair: where the other two planes cut this one (hidden until set_crosshair_visible)
+        cross_pen = pg.mkPen(QColor(255, 230, 0, 170), width=1)
+        self.cross_h = pg.InfiniteLine(angle=0, movable=False, pen=cross_pen)
+        self.cross_v = pg.InfiniteLine(angle=90, movable=False, pen=cross_pen)
+        for line in (self.cross_h, self.cross_v):
+            line.setZValue(9)
+            line.setVisible(False)
+            self.viewbox.addItem(line, ignoreBounds=True)
+        self.crosshair_on = False
+        self.letters: dict[str, QLabel] = {}
+        for edge in ("top", "bottom", "left", "right"):
+            label = QLabel("", self)
+            label.setStyleSheet("color: rgb(255, 230, 0); font-weight: bold; background: transparent;")
+            label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, True)
+            label.setVisible(False)
+            self.letters[edge] = label
         self._interactive = interactive
         self.tool = NAVIGATE
         self.brush_radius = 5.0
@@ -218,6 +245,47 @@ class SliceView(pg.GraphicsView):
 
     def painting_enabled(self) -> bool:
         return self._interactive and self.tool in (BRUSH, ERASER) and self._shape != (0, 0)
+
+    def picking_enabled(self) -> bool:
+        """Left click / drag moves the crosshair (navigate tool, crosshair on)."""
+        return self._interactive and self.crosshair_on and self.tool == NAVIGATE and self._shape != (0, 0)
+
+    # --- crosshair and orientation letters ----------------------------------------------------------------------
+    def set_crosshair(self, row: int, col: int) -> None:
+        """Put the crosshair through the centre of pixel ``(row, col)``."""
+        self.cross_h.setValue(row + 0.5)
+        self.cross_v.setValue(col + 0.5)
+
+    def set_crosshair_visible(self, on: bool) -> None:
+        self.crosshair_on = bool(on)
+        self.cross_h.setVisible(self.crosshair_on)
+        self.cross_v.setVisible(self.crosshair_on)
+
+    @property
+    def crosshair(self) -> tuple[float, float]:
+        """``(row, col)`` of the crosshair's pixel (for tests)."""
+        return float(self.cross_h.value()) - 0.5, float(self.cross_v.value()) - 0.5
+
+    def set_orientation_letters(self, letters: Optional[tuple[str, str, str, str]]) -> None:
+        """The letters at the (top, bottom, left, right) edges, or None to hide them."""
+        for edge, label in self.letters.items():
+            label.setVisible(letters is not None)
+            if letters is not None:
+                label.setText(letters[("top", "bottom", "left", "right").index(edge)])
+                label.adjustSize()
+        self._place_letters()
+
+    def _place_letters(self) -> None:
+        w, h = self.width(), self.height()
+        for edge, label in getattr(self, "letters", {}).items():  # resizeEvent comes during construction
+            lw, lh = label.width(), label.height()
+            x, y = {"top": ((w - lw) // 2, 2), "bottom": ((w - lw) // 2, h - lh - 2),
+                    "left": (4, (h - lh) // 2), "right": (w - lw - 4, (h - lh) // 2)}[edge]
+            label.move(x, y)
+
+    def resizeEvent(self, ev):
+        super().resizeEvent(ev)
+        self._place_letters()
 
     def _start_stroke(self, row: float, col: float, shift: bool) -> None:
         erase = (self.tool == ERASER) != bool(shift)
