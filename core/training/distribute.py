@@ -203,6 +203,9 @@ def exit_with_parent(parent_pid: int, interval: float = 1.0) -> None:
     threading.Thread(target=watch, name="heartseg-parent-watch", daemon=True).start()
 
 
+_PEER_LOST = ("UnavailableError", "AbortedError", "DeadlineExceededError", "CancelledError")
+
+
 def run_as_worker(body, log) -> None:
     """Run ``body()`` (a command of one multi-worker task) and end the process with ``os._exit``.
 
@@ -219,8 +222,12 @@ def run_as_worker(body, log) -> None:
     except KeyboardInterrupt:
         log.error("heartseg train: interrupted")
         code = 130
-    except BaseException:
-        traceback.print_exc()
+    except BaseException as exc:
+        if type(exc).__name__ in _PEER_LOST:  # a collective aborted: another task died or was stopped
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            log.error(f"heartseg train: error: lost contact with another worker ({type(exc).__name__}: {first})")
+        else:
+            traceback.print_exc()
         code = 1
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -305,8 +312,8 @@ def run_local_workers(train_args: Sequence[str], n: int, out_dir: Path, *, cance
                 return 130
             codes = [p.poll() for p in procs]
             failed = [i for i, c in enumerate(codes) if c not in (None, 0)]
-            if failed:
-                i = failed[0]
+            if failed:  # the root cause first: a worker killed by a signal, before one that lost its peer
+                i = min(failed, key=lambda k: (codes[k] >= 0, k))
                 forwarding["on"] = False
                 _stop(procs)
                 where = "its output is above" if i == 0 else f"its log: {logs_dir / f'worker-{i}.log'}"
