@@ -319,3 +319,37 @@ def test_recovery_prompt_shows_local_time(qtbot, tmp_path, monkeypatch, settings
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+# ------------------------------------------------------------------------------ a folder with two DICOM series
+@pytest.mark.shared
+def test_folder_with_two_series_offers_a_picker(qtbot, tmp_path, settings_dir, abdomen_dicom):
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    folder = tmp_path / "two_series"
+    folder.mkdir()
+    files = sorted(p for p in abdomen_dicom.iterdir() if p.is_file())[:6]
+    other = generate_uid()
+    for k, p in enumerate(files):
+        ds = pydicom.dcmread(p)
+        if k % 2:
+            ds.SeriesInstanceUID = other
+            ds.SeriesNumber = 902
+            ds.SeriesDescription = "second series"
+        ds.save_as(folder / f"im{k:02d}.dcm")
+    root = _dataset(tmp_path / "ds")
+    w = _no_model_window(qtbot, root)
+    offered = []
+    w.prompts.choose_series = lambda where, labels: offered.append(labels) or None       # cancelled
+    assert w.files.open_path(folder, ask=False) is False
+    assert len(offered[0]) == 2 and any("second series" in label for label in offered[0])
+    assert w.controller.dataset is not None and w.controller.patient_id == "p1"          # nothing changed
+    w.prompts.choose_series = lambda where, labels: [i for i, t in enumerate(labels) if "second series" in t][0]
+    assert w.files.open_path(folder, ask=False)
+    qtbot.waitUntil(lambda: w.controller.session is not None and w.controller.session.volume.kind == "dicom"
+                    and not w.controller.is_busy(), timeout=60_000)
+    vol = w.controller.session.volume
+    assert vol.n_slices == 3 and vol.metadata.get("SeriesInstanceUID") == other
+    assert not w.prompts.errors
+    assert w.controller.dataset is None and not w.patients_dock.isVisible()               # a scan on its own now
