@@ -16,7 +16,9 @@ class HeartsegError(Exception):
     def __init__(self, message: str, path: str | Path | None = None):
         self.path = None if path is None else Path(path)
         text = " ".join(str(message).split())  # always one line
-        super().__init__(f"{self.path}: {text}" if self.path is not None else text)
+        where = None if self.path is None else "".join(  # a file name with a newline cannot add a line either
+            c if ord(c) >= 32 and ord(c) != 127 else repr(c)[1:-1] for c in str(self.path))
+        super().__init__(f"{where}: {text}" if where is not None else text)
 
 
 class Cancelled(Exception):

@@ -44,10 +44,13 @@ class Volume:
         ``(slice, row, col)`` voxel size in millimetres, or ``None`` where the files do not say (PNG).
     affine:
         4x4 float64 matrix mapping a voxel index ``(col, row, slice, 1)`` to RAS+ world millimetres (the NIfTI
-        convention, so ``nibabel.Nifti1Image(mask.transpose(2, 1, 0), affine)`` writes a mask on the scan's grid),
-        or ``None`` where unknown.
+        convention: ``nibabel.Nifti1Image(mask.transpose(2, 1, 0), affine)`` puts a mask at the scan's world position,
+        in the display array order; :func:`core.io.masks.write_mask_nifti` writes it on the input's own grid), or
+        ``None`` where unknown.
     source_files:
         One path per slice (the PNG or DICOM file it came from); for NIfTI every entry is the ``.nii(.gz)`` file.
+    source_grid:
+        How the file stores the voxels (see :class:`core.io.common.SourceGrid`), ``None`` for PNG sources.
     mask:
         The mask the dataset already had, ``(n_slices, rows, cols)`` uint8 with values 0/1, or ``None``.
         ``mask_present`` says which slices actually had a mask file (Kaggle folders may miss some).
@@ -63,6 +66,9 @@ class Volume:
     mask: Optional[np.ndarray] = None
     mask_present: Optional[np.ndarray] = None
     metadata: dict = field(default_factory=dict)
+    #: The input's own voxel grid (:class:`core.io.common.SourceGrid`: its array order, affine and, for NIfTI,
+    #: header with sform/qform codes), so masks are written back on it; ``None`` for PNG sources.
+    source_grid: Optional[object] = None
 
     def __post_init__(self) -> None:
         if self.voxels.ndim != 3:

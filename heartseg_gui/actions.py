@@ -45,11 +45,13 @@ class ActionPolicy:
     NEEDS_SESSION = frozenset({
         "save", "export", "export_report", "next_uncertain", "accept_ai_slice", "accept_ai_all", "clear_slice",
         "fill_holes", "keep_largest", "copy_previous", "copy_next", "review_accept", "review_flag", "review_reset",
-        "next_unreviewed", "prev_unreviewed", "run_prediction"})
+        "next_unreviewed", "prev_unreviewed", "run_prediction", "fill_between", "smooth_mask", "remove_islands",
+        "keep_largest_3d", "pick_threshold"})
     #: change the mask, the review states or the files: disabled while the scan is read-only
     EDITS = frozenset({
         "tool_brush", "tool_eraser", "accept_ai_slice", "accept_ai_all", "clear_slice", "fill_holes", "keep_largest",
-        "copy_previous", "copy_next", "review_accept", "review_flag", "review_reset", "undo", "redo", "save"})
+        "copy_previous", "copy_next", "review_accept", "review_flag", "review_reset", "undo", "redo", "save",
+        "fill_between", "smooth_mask", "remove_islands", "keep_largest_3d"})
     #: start or switch a model job: disabled while a retraining runs (one model job at a time)
     MODEL_JOBS = frozenset({"run_prediction", "load_model", "retrain"})
 
@@ -115,6 +117,14 @@ class Actions:
         self.toggle_confidence = a("View", "Show AI confidence (heat map where the AI is unsure)", "K",
                                    checkable=True, text_short="Confidence")
         self.reset_zoom = a("View", "Reset zoom", "Ctrl+0")
+        layouts = QActionGroup(window)
+        self.layout_axial = a("Layout", "Axial only", "Ctrl+1", checkable=True, exclusive=layouts)
+        self.layout_three = a("Layout", "Three planes (axial | coronal | sagittal)", "Ctrl+2", checkable=True,
+                              exclusive=layouts)
+        self.layout_grid = a("Layout", "2 x 2 grid (three planes + area per slice)", "Ctrl+3", checkable=True,
+                             exclusive=layouts)
+        self.toggle_crosshair = a("Layout", "Crosshair (click or drag in a plane moves the point)", "Shift+C",
+                                  checkable=True)
         self.presets: dict[str, QAction] = {}
         for i, preset in enumerate(PRESETS, start=1):
             self.presets[preset.key] = a("View", f"Window: {preset.label}", str(i))
@@ -127,6 +137,12 @@ class Actions:
         self.tool_navigate.setChecked(True)
         self.radius_down = a("Tools", "Smaller brush", "[")
         self.radius_up = a("Tools", "Larger brush", "]")
+        self.radius_down_big = a("Tools", "Much smaller brush", ["Shift+[", "{"])
+        self.radius_up_big = a("Tools", "Much larger brush", ["Shift+]", "}"])
+        self.threshold_brush = a("Tools", "Threshold-limited brush", "T", checkable=True, text_short="Limit to range",
+                                 tip="Brush and eraser change only pixels whose intensity lies in the range")
+        self.pick_threshold = a("Tools", "Pick range under cursor", "Shift+T", text_short="Pick",
+                                tip="Set the range to the pixel under the cursor ± the tolerance")
         # Slice tools
         self.accept_ai_slice = a("Slice", "Accept AI mask for this slice", "I", text_short="AI → slice")
         self.accept_ai_all = a("Slice", "Accept AI mask for all slices", "Shift+I", text_short="AI → all")
@@ -135,6 +151,13 @@ class Actions:
         self.keep_largest = a("Slice", "Keep largest region", "L", text_short="Largest only")
         self.copy_previous = a("Slice", "Copy mask from previous slice", "Alt+Up", text_short="Copy prev")
         self.copy_next = a("Slice", "Copy mask from next slice", "Alt+Down", text_short="Copy next")
+        self.fill_between = a("Slice", "Fill between slices (interpolate)", "Ctrl+I", text_short="Fill between",
+                              tip="Fill the empty slices between slices with a mask by shape interpolation")
+        self.smooth_mask = a("Slice", "Smooth mask (3-D)", text_short="Smooth 3-D",
+                             tip="Closing then opening of the whole mask with a ball of the clean-up radius")
+        self.remove_islands = a("Slice", "Remove small islands (3-D)", text_short="Remove islands",
+                                tip="Delete 3-D pieces smaller than the minimum size")
+        self.keep_largest_3d = a("Slice", "Keep largest 3-D region", text_short="Largest 3-D")
         # Review
         self.review_accept = a("Review", "Mark accepted, go to next not reviewed", "A", text_short="Accept")
         self.review_flag = a("Review", "Flag slice", "X", text_short="Flag")
@@ -146,7 +169,7 @@ class Actions:
         # Model
         self.load_model = a("Model", "&Load Model…", "Ctrl+M")
         self.run_prediction = a("Model", "&Predict Again", "Ctrl+R")
-        self.cancel_job = a("Model", "&Cancel Running Job", "Esc")
+        self.cancel_job = a("Model", "&Cancel Running Job")  # no Esc: a habitual Esc must not throw a job away
         self.full_precision = a("Model", "Full float32 Precision (slower)", checkable=True,
                                 tip="Off: bfloat16 where the CPU has AMX units and the model passed its check "
                                     "(Dice on the bundled sample within 0.005 of float32), about 3x faster")
@@ -187,6 +210,9 @@ class Actions:
         for title in ("File", "Edit", "View", "Tools", "Slice", "Review", "Model", "Help"):
             menus[title] = bar.addMenu(f"&{title}")
         for group, action in self.all:
+            if group == "Layout" and group not in menus:
+                menus["View"].addSeparator()
+                menus[group] = menus["View"].addMenu("&Layout")
             menu = menus[group]
             if action is self.save:
                 menu.addMenu(recent_menu)

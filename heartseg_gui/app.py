@@ -60,13 +60,17 @@ def _take_screenshot(window: MainWindow, target: Path) -> bool:
 
 
 def run(path: Optional[str] = None, mask_path: Optional[str] = None, model_path: Optional[str] = None,
-        screenshot: Optional[str] = None, *, confidence: bool = False, most_uncertain: bool = False) -> int:
+        screenshot: Optional[str] = None, *, confidence: bool = False, most_uncertain: bool = False,
+        layout: Optional[str] = None) -> int:
     """Run the window until it closes. With ``screenshot``: wait until the scan is open and its prediction has
-    finished (or failed), save the window as a PNG there and exit (0 when the prediction finished)."""
+    finished (or failed), save the window as a PNG there and exit (0 when the prediction finished). ``layout``:
+    ``"axial"``, ``"three"`` or ``"grid"`` (View ▸ Layout; None: the one remembered)."""
     if screenshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = _application()
     window = create_window(path, mask_path, model_path)
+    if layout:
+        window.plane_viewer.set_layout(layout)
     if confidence:
         window.actions.toggle_confidence.setChecked(True)
     if most_uncertain:

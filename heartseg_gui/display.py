@@ -31,8 +31,10 @@ MEDIASTINUM = WindowPreset("mediastinum", "Mediastinum (W 350 / L 40)", 350.0, 4
 LUNG = WindowPreset("lung", "Lung (W 1500 / L -600)", 1500.0, -600.0, "hu")
 BONE = WindowPreset("bone", "Bone (W 2000 / L 300)", 2000.0, 300.0, "hu")
 KAGGLE = WindowPreset("kaggle", "Kaggle PNG scale (0..255)", 255.0, 127.5, "kaggle8bit")
+#: contrast-enhanced cardiac CT / CT angiography: 350/40 saturates the contrast blood pool
+CARDIAC = WindowPreset("cardiac", "Cardiac / CTA (W 600 / L 170)", 600.0, 170.0, "hu")
 FULL_RANGE = "full"
-PRESETS = (MEDIASTINUM, LUNG, BONE, KAGGLE)
+PRESETS = (MEDIASTINUM, LUNG, BONE, KAGGLE, CARDIAC)
 
 
 def kaggle_levels_for(intensity: str, value_range: tuple[float, float]) -> tuple[float, float]:

@@ -1,7 +1,8 @@
 """The ``heartseg`` console command.
 
 * ``heartseg`` — the annotator window on the bundled sample scan with the bundled model;
-* ``heartseg open PATH [--mask MASK] [--model MODEL] [--screenshot FILE]`` — the window on any scan or dataset;
+* ``heartseg open PATH [--mask MASK] [--model MODEL] [--layout axial|three|grid] [--screenshot FILE]`` — the
+  window on any scan or dataset;
 * any other sub-command (``train``, ``predict``, ``evaluate``, ``verify-dataset`` ...) runs
   :func:`core.cli.main` without importing Qt.
 """
@@ -25,6 +26,9 @@ def _gui_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a .keras model (default: the bundled model)")
     p.add_argument("--screenshot", metavar="FILE",
                    help="save the window as PNG once the prediction has finished, then exit")
+    p.add_argument("--layout", choices=("axial", "three", "grid"),
+                   help="axial only, three planes side by side, or a 2 x 2 grid with the area-per-slice plot "
+                        "(default: the layout used last)")
     p.add_argument("--confidence", action="store_true", help="start with the AI confidence heat map shown (K)")
     p.add_argument("--most-uncertain", action="store_true",
                    help="once predicted, go to the slice the AI is least sure of (Review ▸ Next most uncertain, Q)")
@@ -48,7 +52,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from heartseg_gui.app import run  # lazy: Qt is imported only for the window
 
     return run(opts.path, opts.mask, opts.model, opts.screenshot, confidence=opts.confidence,
-               most_uncertain=opts.most_uncertain)
+               most_uncertain=opts.most_uncertain, layout=opts.layout)
 
 
 if __name__ == "__main__":

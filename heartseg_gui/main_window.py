@@ -32,15 +32,17 @@ from heartseg_gui.controllers.controller import Controller
 from heartseg_gui.controllers.editing import ACCEPTED, FLAGGED, NOT_REVIEWED
 from heartseg_gui.controllers.file_flows import FileFlows
 from heartseg_gui.controllers.job_status import JobStatus
+from heartseg_gui.controllers.planes import install_planes
 from heartseg_gui.controllers.retraining import RetrainingUi, install_retraining
 from heartseg_gui.controllers.review_panels import ReviewPanels
 from heartseg_gui.controllers.safety import EditSafety
 from heartseg_gui.controllers.viewer import Viewer
-from heartseg_gui.dialogs.prompts import Prompts
+from heartseg_gui.dialogs.prompts import CANCEL, KEEP, Prompts
 from heartseg_gui.dialogs.shortcuts_dialog import ShortcutsDialog
 from heartseg_gui.display import PRESETS
 from heartseg_gui.state.settings import Settings, make_settings
 from heartseg_gui.views.compare_view import CompareView
+from heartseg_gui.views.planes_layout import PlanesLayout
 from heartseg_gui.views.slice_view import BRUSH, ERASER, NAVIGATE, SliceView
 from heartseg_gui.widgets.area_plot import AreaPlot
 from heartseg_gui.widgets.job_bar import JobBar
@@ -48,7 +50,7 @@ from heartseg_gui.widgets.layer_panel import LayerPanel
 from heartseg_gui.widgets.measurements import MeasurementsPanel
 from heartseg_gui.widgets.patient_list import PatientList
 from heartseg_gui.widgets.review_queue import ReviewQueue
-from heartseg_gui.widgets.tool_panel import ToolPanel
+from heartseg_gui.widgets.tool_panel import BIG_STEP, ToolPanel
 
 TITLE = "heartseg — heart segmentation review"
 
@@ -82,12 +84,14 @@ class MainWindow(QMainWindow):
         self.review_panels = ReviewPanels(self.controller, self.slice_view, self.review_queue, self.area_plot,
                                           self.prompts, self.settings, self)
         self._wire()
+        self.plane_viewer = install_planes(self)  # coronal / sagittal views, crosshair, View ▸ Layout
         self.retraining = install_retraining(self)  # Model ▸ Retrain… / Versions…, the training dock
         self.retraining.manager.runningChanged.connect(self.refresh_actions)
         # edit lock, read-only mode, autosave journal, recovery
         self.safety = EditSafety(self.controller, self.files, self.prompts, self.statusBar(), self)
         self.safety.readOnlyChanged.connect(self._on_read_only)
         self._restore_settings()
+        self.plane_viewer.set_layout(self.settings.layout)
         self.setAcceptDrops(True)
         self._update_history_actions()
 
@@ -96,7 +100,8 @@ class MainWindow(QMainWindow):
         self.slice_view = SliceView()
         self.compare_view = CompareView()
         self.stack = QStackedWidget()
-        self.stack.addWidget(self.slice_view)
+        self.planes = PlanesLayout(self.slice_view)  # axial only, three planes or the 2 x 2 grid
+        self.stack.addWidget(self.planes)
         self.stack.addWidget(self.compare_view)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, 0)
@@ -196,15 +201,24 @@ class MainWindow(QMainWindow):
         a.tool_navigate.triggered.connect(lambda: self.set_tool(NAVIGATE))
         a.tool_brush.triggered.connect(lambda: self.set_tool(BRUSH))
         a.tool_eraser.triggered.connect(lambda: self.set_tool(ERASER))
-        a.radius_down.triggered.connect(lambda: self.tool_panel.set_radius(self.tool_panel.radius.value() - 1))
-        a.radius_up.triggered.connect(lambda: self.tool_panel.set_radius(self.tool_panel.radius.value() + 1))
+        a.radius_down.triggered.connect(lambda: self.tool_panel.step_radius(-1))
+        a.radius_up.triggered.connect(lambda: self.tool_panel.step_radius(+1))
+        a.radius_down_big.triggered.connect(lambda: self.tool_panel.step_radius(-BIG_STEP))
+        a.radius_up_big.triggered.connect(lambda: self.tool_panel.step_radius(+BIG_STEP))
+        self.tool_panel.thresholdChanged.connect(c.set_threshold_range)
+        a.pick_threshold.triggered.connect(self._pick_threshold)
+        self.slice_view.hovered.connect(c.hover_at)
         self.tool_panel.radiusChanged.connect(self.slice_view.set_brush_radius)
         self.slice_view.strokeStarted.connect(
             lambda r, col, erase: c.begin_stroke(r, col, erase, self.slice_view.brush_radius))
         self.slice_view.strokeMoved.connect(c.continue_stroke)
         self.slice_view.strokeFinished.connect(c.end_stroke)
         a.accept_ai_slice.triggered.connect(c.accept_ai_slice)
-        a.accept_ai_all.triggered.connect(c.accept_ai_all)
+        a.accept_ai_all.triggered.connect(self._accept_ai_all)
+        a.fill_between.triggered.connect(c.fill_between_slices)
+        a.smooth_mask.triggered.connect(lambda: c.smooth_mask(self.tool_panel.cleanup_radius.value()))
+        a.remove_islands.triggered.connect(lambda: c.remove_small_islands(self.tool_panel.island_voxels.value()))
+        a.keep_largest_3d.triggered.connect(c.keep_largest_3d_region)
         a.clear_slice.triggered.connect(c.clear_slice)
         a.fill_holes.triggered.connect(c.fill_holes)
         a.keep_largest.triggered.connect(c.keep_largest_region)
@@ -239,23 +253,27 @@ class MainWindow(QMainWindow):
         c.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 6000))
         self.patient_list.patientChosen.connect(f.open_patient)
         c.reviewChanged.connect(self._update_patient_review)
+        c.reviewChanged.connect(self._show_interpolated)
+        c.sliceChanged.connect(self._show_interpolated)
 
     # --- reactions ------------------------------------------------------------------------------------------------
     def set_tool(self, tool: str) -> None:
-        self.slice_view.set_tool(tool)
+        for view in self.planes.views.values():
+            view.set_tool(tool)
         {NAVIGATE: self.actions.tool_navigate, BRUSH: self.actions.tool_brush,
          ERASER: self.actions.tool_eraser}[tool].setChecked(True)
 
     def _set_opacity(self, value: float) -> None:
-        for key in self.slice_view.layers:
-            self.slice_view.set_layer_opacity(key, value if key == "working" else min(1.0, value + 0.35))
+        for view in self.planes.views.values():  # axial, coronal, sagittal
+            for key in view.layers:
+                view.set_layer_opacity(key, value if key == "working" else min(1.0, value + 0.35))
         for view in self.compare_view.panels.values():
             for key in view.layers:
                 view.set_layer_opacity(key, value)
 
     def _set_compare(self, on: bool) -> None:
         self.viewer.set_compare_mode(on)
-        self.stack.setCurrentWidget(self.compare_view if on else self.slice_view)
+        self.stack.setCurrentWidget(self.compare_view if on else self.planes)
 
     def _show_levels(self, low: float, high: float) -> None:
         s = self.controller.session
@@ -276,16 +294,37 @@ class MainWindow(QMainWindow):
         self._on_slice(self.controller.current_slice)
         for p in PRESETS:
             self.tool_panel.set_preset_enabled(p.key, self.viewer.preset_applies(p))
+        self.tool_panel.set_pixel_spacing(s.volume.spacing[1] if s.volume.spacing else None)
+        self.tool_panel.set_intensity_unit("HU" if s.volume.intensity == "hu" else "")
         self._update_title()
 
     def _on_slice(self, index: int) -> None:
         s = self.controller.session
         if s is not None:
             self.slice_label.setText(f"{index + 1} / {s.n_slices}")
+            self.viewer.on_hover(*self.controller.hover_pixel)  # the read-out shows the new slice's pixel
         if self.slider.value() != index:
             self.slider.blockSignals(True)
             self.slider.setValue(index)
             self.slider.blockSignals(False)
+
+    def _accept_ai_all(self) -> None:
+        """Shift+I: ask first when the AI mask would overwrite slices corrected by hand."""
+        overwritten = self.controller.corrected_slices_ai_would_change()
+        keep = False
+        if overwritten:
+            answer = self.prompts.keep_overwrite_cancel(len(overwritten))
+            if answer == CANCEL:
+                return
+            keep = answer == KEEP
+        self.controller.accept_ai_all(keep_corrected=keep)
+
+    def _pick_threshold(self) -> None:
+        picked = self.controller.range_under_cursor(self.tool_panel.tolerance.value())
+        if picked is None:
+            self.statusBar().showMessage("Point at a pixel of the image to pick its intensity range", 6000)
+            return
+        self.tool_panel.set_threshold_range(picked)
 
     def _update_title(self) -> None:
         s = self.controller.session
@@ -334,6 +373,11 @@ class MainWindow(QMainWindow):
             return
         self.patient_list.set_review(c.patient_id, dict(Counter(c.session.editor.review_states)))
 
+    def _show_interpolated(self, *_args) -> None:
+        e = self.controller.editor
+        if e is not None:
+            self.measurements.show_interpolated(e.interpolated_slices, self.controller.current_slice)
+
     def _fill_recent(self, paths: list) -> None:
         self.recent_menu.clear()
         for p in paths:
@@ -374,7 +418,7 @@ class MainWindow(QMainWindow):
         radius = self.settings.brush_radius
         if radius is not None:
             self.tool_panel.set_radius(radius)
-        self.slice_view.set_brush_radius(self.tool_panel.radius.value())
+        self.slice_view.set_brush_radius(self.tool_panel.radius_px())
 
     def save_settings(self) -> None:
         self.settings.save_window(self.saveGeometry(), self.saveState())

@@ -1,18 +1,22 @@
-"""The bodies of the ``heartseg`` CLI sub-commands (argument parsing lives in :mod:`core.cli`)."""
+"""The bodies of the ``heartseg`` CLI sub-commands (argument parsing lives in :mod:`core.cli`).
+
+Result paths are printed on stdout, one per line; progress, messages and warnings go to stderr through the
+``heartseg`` logger (``--quiet`` / ``--verbose``, set up by :func:`core.cli.main.main`).
+"""
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 
 from core.atomic import write_csv_atomic
 from core.cli.progress import ProgressBar, sigint_cancels
 from core.errors import Cancelled, HeartsegError
 from core.inference.predictor import Predictor
-from core.io import open_scan
+from core.io import geometry_warnings, open_scan
 from core.io.common import kaggle_slice_names
 from core.io.dicom_seg import check_dicom_seg_source, seg_output_path, write_dicom_seg
-from core.io.masks import write_image_pngs, write_mask_nifti, write_mask_pngs
+from core.io.masks import write_image_pngs, write_mask_nifti, write_mask_pngs, write_scan_nifti
 from core.model.unet import load_model
 from core.postprocess import DEFAULT_POSTPROCESS, NO_POSTPROCESS, slices_adjacent
 from core.preprocess import to_kaggle_scale
@@ -21,18 +25,30 @@ from core.review.qc import describe, scan_flags, slice_flags
 from core.review.record import patient_rows
 from core.review.record import write_report as write_record
 from core.review.uncertainty import UncertaintyCollector, review_order
-from core.store.dataset import open_dataset, output_name
+from core.store.dataset import is_nifti_dataset, open_dataset, output_name
 from core.store.manifest import verify_dataset
 from core.store.outputs import check_output_path
 from core.training.config import TrainConfig
+from core.training.distribute import (exit_with_parent, is_multi_worker, run_as_worker, run_local_workers,
+                                      task_name, training_strategy, worker_argv)
 from core.types import CancelToken
 from core.versions.evaluation import evaluate_volumes
 from core.versions.evaluation import write_report as write_evaluation
 from core.versions.retrain import RetrainRequest, compare_text, plan_retraining, run_retraining
 
 
+log = logging.getLogger("heartseg")
+
+
 def _progress():
-    return ProgressBar()
+    """The stderr progress bar, or ``None`` with ``--quiet``."""
+    return ProgressBar() if log.isEnabledFor(logging.INFO) else None
+
+
+def warn_geometry(command: str, volume) -> None:
+    """One stderr line per geometry problem of ``volume`` (:func:`core.io.geometry_warnings`)."""
+    for text in geometry_warnings(volume):
+        log.warning(f"heartseg {command}: warning: {volume.name}: {text}")
 
 
 def _model_path(path) -> Path:
@@ -46,8 +62,22 @@ def _postprocess(args):
 # ----------------------------------------------------------------------------------------------------- train
 def cmd_train(args) -> int:
     """``heartseg train``: :func:`core.versions.retrain.run_retraining`, the path Model > Retrain... takes, into
-    ``--out`` (and the registry with ``--registry``)."""
+    ``--out`` (and the registry with ``--registry``). With ``TF_CONFIG`` naming a cluster this process is one
+    worker (only the chief writes); ``--local-workers N`` starts N such workers here
+    (:func:`core.training.distribute.run_local_workers`)."""
+    if getattr(args, "local_worker_of", None) is not None:
+        exit_with_parent(args.local_worker_of)
+    if is_multi_worker():
+        training_strategy()  # MultiWorkerMirroredStrategy before any other TensorFlow op
+        run_as_worker(lambda: _cmd_train(args), log)  # never returns: a worker ends by os._exit
+    return _cmd_train(args)
+
+
+def _cmd_train(args) -> int:
     check_output_path(args.out, [args.data])
+    if Path(args.data).is_dir() and is_nifti_dataset(Path(args.data)):
+        raise HeartsegError("training reads Kaggle-layout PNG datasets; a NIfTI dataset (imagesTr/labelsTr) cannot be "
+                            "trained on yet (predict and evaluate accept it)", args.data)
     registry_dir = args.registry
     if args.from_version is not None and registry_dir is None:
         raise HeartsegError("--from-version needs --registry")
@@ -66,38 +96,73 @@ def cmd_train(args) -> int:
     bar = _progress()
     plan = plan_retraining(open_dataset(args.data), request.registry(), val_patients=val_list,
                            val_fraction=args.val_fraction, seed=args.seed, patients=patients)
-    print(f"training on {len(plan.train_pids)} patients ({', '.join(plan.train_pids)}), "
-          f"validating on {len(plan.val_pids)} ({', '.join(plan.val_pids) or 'none'})", file=sys.stderr)
+    if getattr(args, "local_workers", None) is not None:
+        if is_multi_worker():
+            raise HeartsegError("--local-workers starts its own cluster: unset TF_CONFIG")
+        cancel = CancelToken()
+        sigint_cancels(cancel)
+        argv = list(args.argv)
+        argv = argv[argv.index("train") + 1:] if "train" in argv else argv
+        return run_local_workers(worker_argv(argv), args.local_workers, Path(args.out), cancel=cancel)
+    log.info(f"training on {len(plan.train_pids)} patients ({', '.join(plan.train_pids)}), "
+             f"validating on {len(plan.val_pids)} ({', '.join(plan.val_pids) or 'none'})")
     cancel = CancelToken()
     sigint_cancels(cancel)
     try:
         outcome = run_retraining(request, progress=bar, cancel=cancel)
     except Cancelled:
-        print("training cancelled before the first epoch ended: no model written", file=sys.stderr)
+        log.warning("training cancelled before the first epoch ended: no model written")
         return 130
     result = outcome.train_result
+    if not result.chief:
+        log.info(f"worker {task_name()} finished ({result.images_per_second:.1f} images/s over all workers); "
+                 f"the chief writes the model")
+        return 130 if outcome.cancelled else 0
     state = "cancelled" if outcome.cancelled else "finished"
-    print(f"training {state}: best epoch {result.best_epoch} (val_loss {result.best_val_loss:.4f}), "
-          f"{result.images_per_second:.1f} images/s -> {result.best_model_path}", file=sys.stderr)
+    if result.resumed_from:
+        log.info(f"resumed after epoch {result.resumed_from} from the backup of an interrupted run")
+    log.info(f"training {state}: best epoch {result.best_epoch} (val_loss {result.best_val_loss:.4f}), "
+             f"{result.images_per_second:.1f} images/s -> {result.best_model_path}")
+    print(result.best_model_path)
     if outcome.cancelled:
         return 130
     if outcome.new_metrics is not None:
-        print(compare_text(outcome), file=sys.stderr)
+        log.info(compare_text(outcome))
     if outcome.version is not None:
-        print(f"registered as version {outcome.version}", file=sys.stderr)
+        log.info(f"registered as version {outcome.version}")
     return 0
 
 
 # --------------------------------------------------------------------------------------------------- predict
 def cmd_predict(args) -> int:
+    """``heartseg predict``: one scan, or each scan of a NIfTI folder / ``imagesTr``-``imagesTs`` dataset."""
     check_output_path(args.out, [args.scan])
-    volume = open_scan(args.scan)  # reads and validates everything before anything is written
-    if getattr(args, "dicom_seg", False):
-        check_dicom_seg_source(volume)  # refused before the model runs and before anything is written
+    scan = Path(args.scan)
+    if scan.is_dir() and is_nifti_dataset(scan):
+        dataset = open_dataset(scan)
+        names = [output_name(e.pid) for e in dataset.patients]
+        if len(set(names)) != len(names):
+            raise HeartsegError("two cases would write outputs of the same name; rename one", scan)
+        if getattr(args, "dicom_seg", False):
+            raise HeartsegError("--dicom-seg needs a DICOM series; these are NIfTI scans", scan)
+        volumes = ((e.pid, lambda e=e: open_scan(e.path)) for e in dataset.patients)  # images only, no labels
+    else:
+        first = open_scan(scan)  # reads and validates everything before anything is written
+        if getattr(args, "dicom_seg", False):
+            check_dicom_seg_source(first)  # refused before the model runs and before anything is written
+        volumes = iter([(first.name, lambda: first)])
     model_path = _model_path(args.model)
     predictor = Predictor(model_path, batch_size=args.batch_size, dtype=args.precision, runtime=args.runtime)
-    print(f"model {predictor.name} on {predictor.description}", file=sys.stderr)
+    log.info(f"model {predictor.name} on {predictor.description}")
+    for name, load in volumes:
+        volume = load()
+        volume.name = name  # a dataset case is named by its case id (``chest``, not ``chest_0000``)
+        _predict_one(args, predictor, volume)
+    return 0
 
+
+def _predict_one(args, predictor, volume) -> None:
+    warn_geometry("predict", volume)
     postprocess = _postprocess(args)
     collector = UncertaintyCollector(volume.n_slices, postprocess.threshold, keep_maps=False)
     masks = predictor.predict_masks(volume, progress=_progress(), postprocess=postprocess,
@@ -106,24 +171,32 @@ def cmd_predict(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if volume.kind in ("kaggle_patient", "png_folder"):
         written = write_mask_pngs(out, masks, volume.slice_names)
-        print(f"{len(written)} masks -> {out}", file=sys.stderr)
+        log.info(f"{len(written)} masks -> {out}")
+        print(out)
     else:
-
         pid = output_name(volume.name)
         names = kaggle_slice_names(volume.n_slices)
         write_image_pngs(out / pid / "image", to_kaggle_scale(volume), names)
         write_mask_pngs(out / pid / "mask", masks, names)
         nifti = out / f"{pid}_heart.nii.gz"
-        write_mask_nifti(nifti, masks, volume)
-        print(f"{len(names)} slices -> {out / pid} (Kaggle layout) and {nifti}", file=sys.stderr)
+        write_mask_nifti(nifti, masks, volume)  # on the input's own grid (for DICOM: SimpleITK's grid)
+        written = [out / pid, nifti]
+        if volume.kind == "dicom":  # the NIfTI SimpleITK / dcm2niix would write for the series, the mask on it
+            ct = out / f"{pid}_ct.nii.gz"
+            write_scan_nifti(ct, volume)
+            written.append(ct)
+        log.info(f"{len(names)} slices -> {out / pid} (Kaggle layout) and "
+                 f"{' and '.join(str(p) for p in written[1:])}")
+        for path in written:
+            print(path)
     if getattr(args, "dicom_seg", False):
         seg = write_dicom_seg(volume, masks, seg_output_path(out, output_name(volume.name)), corrected=False)
-        print(f"DICOM-SEG (AUTOMATIC) -> {seg}", file=sys.stderr)
+        log.info(f"DICOM-SEG (AUTOMATIC) -> {seg}")
+        print(seg)
     qc = write_qc_csv(out, volume, masks, collector.scores)
     heart = int((masks.reshape(masks.shape[0], -1).max(axis=1) > 0).sum())
-    print(f"heart found on {heart} of {volume.n_slices} slices; per-slice uncertainty and QC flags -> {qc}",
-          file=sys.stderr)
-    return 0
+    log.info(f"heart found on {heart} of {volume.n_slices} slices; per-slice uncertainty and QC flags -> {qc}")
+    print(qc)
 
 
 def write_qc_csv(out: Path, volume, masks, scores) -> Path:
@@ -146,10 +219,10 @@ def write_qc_csv(out: Path, volume, masks, scores) -> Path:
                             ["slice", "area_px", "uncertainty", "flags", "review_rank"], rows, lineterminator="\n")
     whole = scan_flags(masks, adjacent=adjacent, spacing=volume.spacing)
     if whole:
-        print(f"scan QC: {describe(whole)}", file=sys.stderr)
+        log.info(f"scan QC: {describe(whole)}")
     if not adjacent:
-        print("slices are not neighbours (gaps in the numbering, or no positions): the largest region is kept per "
-              "slice and neighbour checks are off", file=sys.stderr)
+        log.info("slices are not neighbours (gaps in the numbering, or no positions): the largest region is kept "
+                 "per slice and neighbour checks are off")
     return path
 
 
@@ -173,10 +246,12 @@ def cmd_report(args) -> int:
 def _labelled_volumes(args):
     """Yield ``(patient_id, Volume)`` for every labelled scan of ``args.data``."""
     data = Path(args.data)
+    label = getattr(args, "label", None)
     if data.is_file() or args.mask is not None:
-        vol = open_scan(data, args.mask)
+        vol = open_scan(data, args.mask, label=label)
         if vol.mask is None:
             raise HeartsegError("this scan has no mask to evaluate against (give --mask)", data)
+        warn_geometry("evaluate", vol)
         return [(vol.name, vol)]
 
     dataset = open_dataset(data)
@@ -184,7 +259,10 @@ def _labelled_volumes(args):
         [p.pid for p in dataset.patients if p.has_masks]
     if not pids:
         raise HeartsegError("no patient with masks to evaluate", data)
-    return [(pid, dataset.load(pid)) for pid in pids]
+    volumes = [(pid, dataset.load(pid, label=label)) for pid in pids]
+    for _, vol in volumes:
+        warn_geometry("evaluate", vol)
+    return volumes
 
 
 def cmd_evaluate(args) -> int:

@@ -2,11 +2,14 @@
 
 Bad input: exit status 2, one line on stderr naming the file and the problem, no traceback, nothing written.
 (``heartseg`` with no argument and ``heartseg open`` start the window: see ``heartseg_gui.launcher``.)
+Result paths go to stdout (one per line); progress, messages and warnings go to stderr through :mod:`logging`
+(logger ``heartseg``: ``--quiet`` keeps warnings and errors only, ``--verbose`` adds debug lines).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -15,10 +18,15 @@ from typing import Optional, Sequence
 import core
 from core.cli.commands import cmd_evaluate, cmd_predict, cmd_report, cmd_train, cmd_verify
 from core.errors import Cancelled, HeartsegError
+from core.io.common import one_line
 from core.training.config import TrainConfig
+from core.training.distribute import WORKER_FLAG
 
 EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130
+log = logging.getLogger("heartseg")
+#: Options that must be whole numbers above 0 (checked after parsing: one line, exit 2).
+_POSITIVE = ("batch_size", "image_size", "epochs", "steps_per_epoch")
 
 #: Sub-commands the launcher runs itself (they need the window's package).
 WINDOW_COMMANDS = {"open": "open the annotator window on a scan or dataset (see `heartseg open --help`)",
@@ -29,8 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="heartseg", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"heartseg {core.__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    loud = common.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr (no progress)")
+    loud.add_argument("-v", "--verbose", action="store_true", help="debug messages on stderr")
 
-    t = sub.add_parser("train", help="train the U-Net on a Kaggle-layout dataset")
+    t = sub.add_parser("train", help="train the U-Net on a Kaggle-layout dataset", parents=[common])
     t.add_argument("data", type=Path, help="dataset root (data/train/<patient>/image|mask) or patients folder")
     t.add_argument("--out", type=Path, required=True, help="output folder (best_model.keras, history, plot)")
     t.add_argument("--patients", default=None,
@@ -57,8 +69,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="sample weight of slices reviewed as corrected")
     t.add_argument("--registry", type=Path, default=None, help="model registry folder (adds a version)")
     t.add_argument("--from-version", type=int, default=None, help="fine-tune this registry version")
+    t.add_argument("--local-workers", type=int, default=None, metavar="N",
+                   help="train as a cluster of N worker processes on this machine (MultiWorkerMirroredStrategy "
+                        "over loopback ports; README: Training on a cluster)")
+    t.add_argument(WORKER_FLAG, type=int, default=None, help=argparse.SUPPRESS)  # a --local-workers child
 
-    pr = sub.add_parser("predict", help="predict heart masks for a scan")
+    pr = sub.add_parser("predict", help="predict heart masks for a scan", parents=[common])
     pr.add_argument("scan", type=Path)
     pr.add_argument("--out", type=Path, required=True)
     pr.add_argument("--model", type=Path, default=None, help="a .keras model (default: the bundled one)")
@@ -74,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="also write OUT/<scan>_heart.seg.dcm, a DICOM Segmentation of the source series "
                          "(DICOM input with UIDs only)")
 
-    ev = sub.add_parser("evaluate", help="evaluate a model on labelled scans")
+    ev = sub.add_parser("evaluate", help="evaluate a model on labelled scans", parents=[common])
     ev.add_argument("data", type=Path, help="a dataset root, a Kaggle patient folder or a NIfTI scan")
     ev.add_argument("--mask", type=Path, default=None, help="the NIfTI mask when DATA is a NIfTI scan")
     ev.add_argument("--model", type=Path, default=None)
@@ -82,12 +98,16 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--patients", default=None, help="comma-separated patient ids (default: all with masks)")
     ev.add_argument("--panels", type=int, default=6, help="panel PNGs per patient")
     ev.add_argument("--no-postprocess", action="store_true")
+    ev.add_argument("--label", type=int, default=None,
+                    help="which label of a label-map mask is the heart (default: the only label present)")
 
-    rp = sub.add_parser("report", help="the correction record of a dataset: CSV, Markdown summary, area plot")
+    rp = sub.add_parser("report", help="the correction record of a dataset: CSV, Markdown summary, area plot",
+                        parents=[common])
     rp.add_argument("data", type=Path, help="a dataset root or a patient folder")
     rp.add_argument("--out", type=Path, required=True)
 
-    vd = sub.add_parser("verify-dataset", help="check a downloaded Kaggle copy against its manifest")
+    vd = sub.add_parser("verify-dataset", help="check a downloaded Kaggle copy against its manifest",
+                        parents=[common])
     vd.add_argument("root", type=Path)
     vd.add_argument("--manifest", type=Path, default=None)
 
@@ -97,6 +117,28 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _setup_logging(args) -> None:
+    """``heartseg`` messages as plain lines on the current stderr (replacing a handler of an earlier call)."""
+    level = logging.WARNING if getattr(args, "quiet", False) else \
+        logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
+    for h in list(log.handlers):
+        if getattr(h, "_heartseg", False):
+            log.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler._heartseg = True
+    log.addHandler(handler)
+    log.setLevel(level)
+    log.propagate = False
+
+
+def _check_numbers(args) -> None:
+    for key in _POSITIVE:
+        value = getattr(args, key, None)
+        if value is not None and value <= 0:
+            raise HeartsegError(f"--{key.replace('_', '-')} must be a whole number above 0, got {value}")
+
+
 COMMANDS = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "verify-dataset": cmd_verify,
             "report": cmd_report}
 
@@ -104,24 +146,27 @@ COMMANDS = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate
 def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # --local-workers restarts the same command
+    _setup_logging(args)
     try:
         if args.command in WINDOW_COMMANDS:  # only reachable through ``python -m core.cli``
-            print(f"heartseg {args.command}: run it as `heartseg {args.command}` (the launcher)", file=sys.stderr)
+            log.error(f"heartseg {args.command}: run it as `heartseg {args.command}` (the launcher)")
             return EXIT_BAD_INPUT
+        _check_numbers(args)
         fn = COMMANDS[args.command]
         return int(fn(args) or 0)
-    except HeartsegError as exc:
-        print(f"heartseg {args.command}: error: {exc}", file=sys.stderr)
+    except HeartsegError as exc:  # one line whatever the file names hold (newlines are shown escaped)
+        log.error(f"heartseg {args.command}: error: {one_line(exc, 1000)}")
         return EXIT_BAD_INPUT
     except OSError as exc:  # a safety net: file-system errors the commands did not word themselves
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        print(f"heartseg {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        log.error(f"heartseg {args.command}: error: {one_line(f'{where}{exc.strerror or exc}', 1000)}")
         return EXIT_BAD_INPUT
     except Cancelled:
-        print(f"heartseg {args.command}: cancelled", file=sys.stderr)
+        log.error(f"heartseg {args.command}: cancelled")
         return EXIT_CANCELLED
     except KeyboardInterrupt:
-        print(f"heartseg {args.command}: interrupted", file=sys.stderr)
+        log.error(f"heartseg {args.command}: interrupted")
         return EXIT_CANCELLED
 
 

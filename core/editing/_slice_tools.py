@@ -6,7 +6,7 @@ here only to keep ``core/editing.py`` small. Use them through a ``MaskEditor``.
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Union
+from typing import Iterable, Union
 
 import numpy as np
 
@@ -20,13 +20,14 @@ class SliceToolsMixin:
     ``_check_index``, ``_finish_stroke``, ``_make_diff`` and ``_apply_new``)."""
 
     def set_slices(self, indices: Union[int, Iterable[int], None], masks: np.ndarray, label: str, *,
-                   review_state: Optional[str] = None) -> list[Region]:
+                   review_state: Union[str, dict[int, str], None] = None) -> list[Region]:
         """Replace whole slices in one undo step labelled ``label`` (e.g. "Accept AI mask (slice 12)").
 
         ``indices``: one slice, a sequence of distinct slices, or ``None`` for all. ``masks``: ``(k, rows, cols)``
         for ``k`` indices (``(rows, cols)`` for a single int); any dtype, nonzero means 1 (threshold
         probabilities before calling). ``review_state``, if given, is set on every listed slice as part of the
-        step. Returns the changed region of each changed slice; no entry when nothing changed.
+        step (a dict ``{slice: state}`` sets only those slices). Returns the changed region of each changed
+        slice; no entry when nothing changed.
         """
         idx, masks = slice_batch(indices, masks, self.n_slices)
         idx = [self._check_index(i) for i in idx]
@@ -35,7 +36,9 @@ class SliceToolsMixin:
         if masks.shape != (len(idx),) + self._shape[1:]:
             raise ValueError(f"set_slices: masks shape {masks.shape} does not match "
                              f"{(len(idx),) + self._shape[1:]} ({len(idx)} slices)")
-        if review_state is not None:
+        if isinstance(review_state, dict):
+            review_state = {self._check_index(i): check_state(v) for i, v in review_state.items()}
+        elif review_state is not None:
             check_state(review_state)
         self._finish_stroke()
         diffs = []
@@ -43,7 +46,10 @@ class SliceToolsMixin:
             diff = self._make_diff(i, self._mask[i], masks[j], 0, 0)
             if diff is not None:
                 diffs.append(diff)
-        review = {i: review_state for i in idx} if review_state is not None else None
+        if isinstance(review_state, dict):
+            review = review_state or None
+        else:
+            review = {i: review_state for i in idx} if review_state is not None else None
         return self._apply_new(label, diffs, auto_correct=False, review=review)
 
     def clear_slice(self, i: int) -> list[Region]:

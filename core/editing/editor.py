@@ -11,6 +11,10 @@ and is undoable:
 * slice tools: :meth:`~MaskEditor.set_slices` (e.g. accept the AI mask), :meth:`~MaskEditor.clear_slice`,
   :meth:`~MaskEditor.fill_holes`, :meth:`~MaskEditor.keep_largest_region`, :meth:`~MaskEditor.copy_slice`;
   each one undo step. Slice numbers in the labels the editor makes are 1-based, as shown to the user.
+* correction tools: :meth:`~MaskEditor.interpolate_slices` (fill between key slices, see
+  :mod:`core.editing._interpolate`), :meth:`~MaskEditor.begin_limited_stroke` (threshold-limited brush,
+  :mod:`core.editing._threshold`), :meth:`~MaskEditor.smooth_mask`, :meth:`~MaskEditor.remove_small_islands`,
+  :meth:`~MaskEditor.keep_largest_3d_region` (3-D clean-up, :mod:`core.editing._cleanup`); each one undo step.
 
 Undo entries are cropped diffs (see :mod:`core.editing._history`), so a brush stroke costs bytes in proportion to
 the area it changed. Every mutating method returns the :class:`Region` (or list of regions) that changed so
@@ -32,18 +36,22 @@ from typing import Optional, Sequence
 import numpy as np
 
 from core.editing._brush import check_radius, line_points, stamp_disc
+from core.editing._cleanup import CleanupMixin
 from core.editing._history import PackedBits, Region, SliceDiff, UndoEntry, UndoHistory, make_slice_diff, new_revision
+from core.editing._interpolate import InterpolateMixin
 from core.editing._journal import build_payload, encode_slice, parse_payload
 from core.editing._review import REVIEW_STATES, check_state, next_with_state
 from core.editing._slice_tools import SliceToolsMixin
+from core.editing._plane_stroke import PlaneStroke, check_plane
 from core.editing._stroke import Stroke
+from core.editing._threshold import ThresholdMixin
 from core.editing._tools import as_binary
 from core.errors import HeartsegError
 
 __all__ = ["REVIEW_STATES", "Region", "MaskEditor", "stamp_disc", "line_points"]
 
 
-class MaskEditor(SliceToolsMixin):
+class MaskEditor(SliceToolsMixin, InterpolateMixin, ThresholdMixin, CleanupMixin):
     """Owns a ``(n_slices, rows, cols)`` uint8 0/1 mask, its undo history, review states and saved-state tracking.
 
     ``initial`` (same shape; any dtype, nonzero means 1) is copied; without it the mask starts empty. The undo
@@ -76,6 +84,7 @@ class MaskEditor(SliceToolsMixin):
         self._saved_review = list(self._review)
         self._area = np.full(n, -1, dtype=np.int64)
         self._stroke: Optional[Stroke] = None
+        self._plane_stroke: Optional[PlaneStroke] = None  # a drag in a coronal / sagittal plane
         self._journal_cache: dict[int, tuple[int, str]] = {}  # slice -> (content revision, journal text)
 
     # ------------------------------------------------------------------------------------------- the mask
@@ -114,7 +123,7 @@ class MaskEditor(SliceToolsMixin):
     # --------------------------------------------------------------------------------------------- painting
     @property
     def stroke_active(self) -> bool:
-        return self._stroke is not None
+        return self._stroke is not None or self._plane_stroke is not None
 
     def begin_stroke(self, slice_index: int, *, erase: bool, radius: float) -> None:
         """Start a drag on ``slice_index`` (painting 1s, or 0s with ``erase``) with a disc brush of ``radius`` px.
@@ -148,8 +157,49 @@ class MaskEditor(SliceToolsMixin):
         """
         return self._finish_stroke()
 
+    # -------------------------------------------------------------------------- painting in another plane
+    def begin_plane_stroke(self, plane: str, index: int, *, erase: bool, radius: float) -> None:
+        """Start a drag in ``plane`` (``"axial"``, ``"coronal"``, ``"sagittal"``) at ``index`` (the slice, the
+        row or the column of the volume; see :mod:`core.editing._plane_stroke` for the plane's 2-D axes). Points
+        go to :meth:`plane_stroke_to` in the plane's pixel units; :meth:`end_stroke` commits it as one undo step
+        with one cropped diff per axial slice changed, each of them marked ``"corrected"`` (unless flagged)."""
+        plane, index = check_plane(plane, index, self._shape)
+        radius = check_radius(radius)
+        self._finish_stroke()
+        self._plane_stroke = PlaneStroke.start(self._mask, plane, index, bool(erase), radius)
+
+    def plane_stroke_to(self, row: float, col: float) -> list[Region]:
+        """Stamp the plane stroke at plane position ``(row, col)`` (pixel-centred), interpolated from the previous
+        point like :meth:`stroke_to`. Returns the axial regions stamped by this call (empty: nothing)."""
+        p = self._plane_stroke
+        if p is None:
+            raise RuntimeError("plane_stroke_to() called without begin_plane_stroke()")
+        regions = p.stamp_to(self._mask, row, col)
+        for r in regions:
+            self._area[r.slice_index] = -1
+        return regions
+
+    def _finish_plane_stroke(self) -> list[Region]:
+        p = self._plane_stroke
+        self._plane_stroke = None
+        if p is None or not p.touched:
+            return []
+        diffs = [d for i, old, new, r_off, c_off in p.slice_changes(self._mask)
+                 if (d := self._make_diff(i, old, new, r_off, c_off)) is not None]
+        if diffs:
+            self._record(p.label, diffs, auto_correct=True)
+        for i in p.touched_slices():
+            self._area[i] = -1
+        return [d.region for d in diffs]
+
     def cancel_stroke(self) -> Optional[Region]:
         """Abandon the open drag (e.g. Escape): restore the slice as it was, record nothing."""
+        if self._plane_stroke is not None:
+            p, self._plane_stroke = self._plane_stroke, None
+            regions = p.restore(self._mask)
+            for r in regions:
+                self._area[r.slice_index] = -1
+            return regions[0] if len(regions) == 1 else None
         s = self._stroke
         self._stroke = None
         if s is None or s.bbox is None:
@@ -160,6 +210,7 @@ class MaskEditor(SliceToolsMixin):
         return Region(s.slice_index, r0, r1, c0, c1)
 
     def _finish_stroke(self) -> Optional[Region]:
+        self._finish_plane_stroke()
         s = self._stroke
         self._stroke = None
         if s is None or s.bbox is None:
@@ -201,7 +252,8 @@ class MaskEditor(SliceToolsMixin):
 
     @property
     def can_undo(self) -> bool:
-        return self._history.undo_steps > 0 or (self._stroke is not None and self._stroke.touched)
+        return self._history.undo_steps > 0 or (self._stroke is not None and self._stroke.touched) \
+            or (self._plane_stroke is not None and self._plane_stroke.touched)
 
     @property
     def can_redo(self) -> bool:
@@ -212,6 +264,8 @@ class MaskEditor(SliceToolsMixin):
         """Label of the step :meth:`undo` would undo (e.g. "Brush stroke"), or ``None``."""
         if self._stroke is not None and self._stroke.touched:
             return self._stroke.label
+        if self._plane_stroke is not None and self._plane_stroke.touched:
+            return self._plane_stroke.label
         entry = self._history.peek_undo()
         return entry.label if entry else None
 
@@ -247,7 +301,8 @@ class MaskEditor(SliceToolsMixin):
     @property
     def mask_modified(self) -> bool:
         """The mask differs from the state at the last :meth:`mark_saved` (or construction)."""
-        if self._stroke is not None and self._stroke.touched:
+        if self._stroke is not None and self._stroke.touched \
+                or self._plane_stroke is not None and self._plane_stroke.touched:
             return True
         return self._history.revision != self._saved_revision
 
@@ -269,6 +324,8 @@ class MaskEditor(SliceToolsMixin):
         changed = {int(i) for i in np.flatnonzero(self._slice_rev != self._saved_slice_rev)}
         if self._stroke is not None and self._stroke.touched:
             changed.add(self._stroke.slice_index)
+        if self._plane_stroke is not None:
+            changed |= self._plane_stroke.touched_slices()
         return changed
 
     # ---------------------------------------------------------------------------------------- review states
@@ -313,7 +370,8 @@ class MaskEditor(SliceToolsMixin):
         edited since are encoded again). A slice under an open stroke is always encoded afresh."""
         rev = int(self._slice_rev[i])
         cached = self._journal_cache.get(i)
-        if self._stroke is not None and self._stroke.slice_index == i:
+        if self._stroke is not None and self._stroke.slice_index == i \
+                or self._plane_stroke is not None and i in self._plane_stroke.touched_slices():
             return encode_slice(self._mask[i])
         if cached is None or cached[0] != rev:
             cached = (rev, encode_slice(self._mask[i]))

@@ -11,6 +11,15 @@
   integers and the stored range fits, else float32.
 * ``spacing = (slice step from positions, PixelSpacing row, PixelSpacing col)`` mm; ``affine`` maps voxel
   ``(col, row, slice, 1)`` to RAS mm (DICOM patient coordinates are LPS: x and y change sign).
+* ``source_grid`` (:class:`core.io.common.SourceGrid`, ``convention="itk"``): the grid SimpleITK / GDCM build for
+  the series (rows and columns as stored, slices ascending along the normal), so masks and the CT can be written
+  as the NIfTI SimpleITK would write (:func:`core.io.masks.write_scan_nifti`).
+* Geometry checks: a gantry-tilted series (slices offset sideways, a sheared grid) is refused with one line rather
+  than resampled (resampling would change HU values; a sheared NIfTI is read 66 mm off by ITK); non-finite or zero
+  RescaleSlope / PixelSpacing / positions are refused naming the file. ``metadata`` flags what the CLI and the
+  window warn about: ``irregular_spacing`` (a missing slice ...), ``merged_series`` (files that disagree on
+  SeriesNumber, FrameOfReferenceUID ... or a gap of more than 3 slice steps: two series in one folder) and
+  ``orientation`` (``"axial"``, ``"coronal"``, ``"sagittal"`` or ``"oblique"``).
 """
 
 from __future__ import annotations
@@ -20,12 +29,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
+import nibabel as nib
 import numpy as np
 import pydicom
 from pydicom.pixels import apply_modality_lut, get_decoder
 
 from core.errors import HeartsegError
-from core.io.common import check_slice_size, check_total_voxels, list_files
+from core.io.common import SourceGrid, check_slice_size, check_total_voxels, list_files
 from core.types import CancelToken, Progress, ProgressFn, Volume, check_cancel, report
 
 # pydicom warns (on stderr) about damaged files it still parses; heartseg reports its own one-line errors instead
@@ -34,6 +44,10 @@ warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\..*)?"
 _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 BATCH = 16
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+#: A series whose slice step leaves the slice normal by more than this (degrees) is gantry-tilted.
+MAX_TILT_DEG = 0.5
+#: Header values that one series shares; files that disagree on one are probably two series merged.
+_SERIES_KEYS = ("SeriesNumber", "FrameOfReferenceUID", "StudyInstanceUID", "SeriesDescription", "Modality")
 
 
 def _read_header(path: Path):
@@ -76,7 +90,11 @@ def _check_header(path: Path, ds) -> None:
         for key in ("RescaleSlope", "RescaleIntercept", "SpacingBetweenSlices", "SliceThickness"):
             value = ds.get(key)
             if value not in (None, ""):
-                float(value)
+                if not np.isfinite(float(value)):
+                    raise HeartsegError(f"{key} is {value}; a finite number is expected", path)
+        slope = ds.get("RescaleSlope")
+        if slope not in (None, "") and float(slope) == 0:
+            raise HeartsegError("RescaleSlope is 0: every pixel would have the same value", path)
         for key in ("BitsStored", "PixelRepresentation"):
             value = ds.get(key)
             if value not in (None, ""):
@@ -84,8 +102,14 @@ def _check_header(path: Path, ds) -> None:
         for key in ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing"):
             value = ds.get(key)
             if value is not None:
-                [float(v) for v in (value if isinstance(value, (list, tuple)) or hasattr(value, "__iter__")
-                                    and not isinstance(value, (str, bytes)) else [value])]
+                floats = [float(v) for v in (value if isinstance(value, (list, tuple)) or hasattr(value, "__iter__")
+                                             and not isinstance(value, (str, bytes)) else [value])]
+                if not all(np.isfinite(floats)):
+                    raise HeartsegError(f"{key} holds a non-finite value ({', '.join(str(v) for v in floats)})",
+                                        path)
+                if key == "PixelSpacing" and any(v <= 0 for v in floats):
+                    raise HeartsegError(f"PixelSpacing is {', '.join(str(v) for v in floats)}; pixel sizes must be "
+                                        "positive", path)
         for key in ("PatientID", "SeriesDescription", "StudyInstanceUID", "Modality"):
             str(ds.get(key))
     except HeartsegError:
@@ -148,9 +172,21 @@ def _check_decodable(ds, path: Path) -> None:
                             "installed (install pylibjpeg-libjpeg / pylibjpeg-openjpeg / gdcm)", path)
 
 
+def list_dicom_series(folder: Path) -> list[tuple[str, str, int]]:
+    """The DICOM series in ``folder``: ``(SeriesInstanceUID, "SeriesNumber SeriesDescription", file count)`` each,
+    in the order their first file is met ("" for a missing UID). Reads headers only."""
+    out = []
+    for uid, members in _series_groups(find_dicom_headers(folder)).items():
+        ds = members[0][1]
+        label = " ".join(str(v) for v in (ds.get("SeriesNumber", ""), ds.get("SeriesDescription", "")) if v != "")
+        out.append((uid, label.strip(), len(members)))
+    return out
+
+
 def read_dicom_series(folder: Path, *, progress: Optional[ProgressFn] = None,
-                      cancel: Optional[CancelToken] = None) -> Volume:
-    """Read the one DICOM series in ``folder``.
+                      cancel: Optional[CancelToken] = None, series_uid: Optional[str] = None) -> Volume:
+    """Read the one DICOM series in ``folder`` (or, with ``series_uid``, that one of several; see
+    :func:`list_dicom_series`).
 
     Returns a :class:`Volume`: ``voxels`` ``(n_slices, rows, cols)`` int16 or float32 HU, slice 0 most superior;
     ``spacing`` ``(slice, row, col)`` mm; ``affine`` ``(col, row, slice) -> RAS`` mm; ``kind="dicom"``,
@@ -162,6 +198,11 @@ def read_dicom_series(folder: Path, *, progress: Optional[ProgressFn] = None,
     for path, ds in items:
         _check_header(path, ds)
     groups = _series_groups(items)
+    if series_uid is not None:
+        if series_uid not in groups:
+            raise HeartsegError(f"holds no DICOM series {series_uid!r}", folder)
+        items = groups[series_uid]
+        groups = {series_uid: items}
     if len(groups) > 1:
         desc = "; ".join(f"{uid or '(no SeriesInstanceUID)'}: {len(v)} files" for uid, v in groups.items())
         raise HeartsegError(f"holds {len(groups)} DICOM series ({desc}); put each series in its own folder",
@@ -183,6 +224,9 @@ def read_dicom_series(folder: Path, *, progress: Optional[ProgressFn] = None,
 
     iop = _floats(first, "ImageOrientationPatient", 6, first_path)
     row_dir, col_dir = iop[:3], iop[3:]
+    if abs(np.linalg.norm(row_dir) - 1) > 0.01 or abs(np.linalg.norm(col_dir) - 1) > 0.01 \
+            or abs(float(row_dir @ col_dir)) > 0.01:
+        raise HeartsegError("ImageOrientationPatient is not two perpendicular unit vectors", first_path)
     normal = np.cross(row_dir, col_dir)
     positions = []
     for path, ds in items:
@@ -203,11 +247,23 @@ def read_dicom_series(folder: Path, *, progress: Optional[ProgressFn] = None,
 
     metadata = {k: str(first.get(k)) for k in ("SeriesInstanceUID", "PatientID", "SeriesDescription",
                                                  "StudyInstanceUID", "Modality") if first.get(k)}
+    metadata["orientation"] = slice_orientation(normal)
     if n > 1:
         slice_step = float(np.median(steps))
         if steps.max() - steps.min() > 0.01 * slice_step + 1e-3:
             metadata["irregular_spacing"] = True
         step_vec = (positions[-1] - positions[0]) / (n - 1)
+        offsets = positions - positions[0] - np.outer(proj - proj[0], normal)  # sideways drift of each slice
+        drift = float(np.linalg.norm(offsets, axis=1).max())
+        extent = float(abs(proj[-1] - proj[0]))
+        if extent > 0 and np.degrees(np.arctan2(drift, extent)) > MAX_TILT_DEG:
+            raise HeartsegError(f"gantry-tilted series (slices shifted sideways by {drift:.1f} mm over "
+                                f"{extent:.1f} mm, {np.degrees(np.arctan2(drift, extent)):.1f} degrees): heartseg "
+                                "does not resample tilted series; reconstruct it without tilt or resample it to an "
+                                "orthogonal grid first", folder)
+        merged = _merged_series(items, steps, slice_step)
+        if merged:
+            metadata["merged_series"] = merged
     else:
         slice_step = float(first.get("SpacingBetweenSlices") or first.get("SliceThickness") or 1.0)
         step_vec = -normal * slice_step * superior_sign
@@ -240,9 +296,41 @@ def read_dicom_series(folder: Path, *, progress: Optional[ProgressFn] = None,
     lps[:3, 1] = col_dir * d_row
     lps[:3, 2] = step_vec
     lps[:3, 3] = origin
-    return Volume(voxels=np.ascontiguousarray(voxels), spacing=(slice_step, d_row, d_col), affine=LPS_TO_RAS @ lps,
+    affine = LPS_TO_RAS @ lps
+    # the ITK grid: undo the in-plane flips, slices ascending along the normal (display order is superior first)
+    to_native = np.array([[0, -1.0 if "columns" in flipped else 1.0], [1, -1.0 if "rows" in flipped else 1.0],
+                          [2, -1.0 if superior_sign > 0 and n > 1 else 1.0]])
+    xyz_shape = (cols, rows, n)
+    native_affine = affine @ nib.orientations.inv_ornt_aff(to_native, xyz_shape)
+    grid = SourceGrid(to_native=to_native, shape=tuple(int(v) for v in nib.orientations.apply_orientation(
+        np.empty(xyz_shape, dtype=np.uint8), to_native).shape), affine=native_affine, convention="itk")
+    return Volume(voxels=np.ascontiguousarray(voxels), spacing=(slice_step, d_row, d_col), affine=affine,
                   source_files=[p for p, _ in items], intensity="hu", kind="dicom", name=folder.name,
-                  metadata=metadata)
+                  metadata=metadata, source_grid=grid)
+
+
+def slice_orientation(normal: np.ndarray) -> str:
+    """``"axial"``, ``"coronal"`` or ``"sagittal"`` when the slice normal is within 30 degrees of z, y or x
+    (LPS), else ``"oblique"``."""
+    n = np.abs(np.asarray(normal, dtype=np.float64))
+    n = n / (np.linalg.norm(n) or 1.0)
+    axis = int(np.argmax(n))
+    if n[axis] < np.cos(np.radians(30)):
+        return "oblique"
+    return ("sagittal", "coronal", "axial")[axis]
+
+
+def _merged_series(items, steps: np.ndarray, slice_step: float) -> str:
+    """Why the files look like two series merged (``""`` when they do not): header values that differ between
+    files, or a gap of more than 3 slice steps."""
+    differing = [key for key in _SERIES_KEYS
+                 if len({str(ds.get(key, "") or "") for _, ds in items}) > 1]
+    if differing:
+        return f"files differ in {', '.join(differing)}"
+    if steps.size and slice_step > 0 and steps.max() > 3 * slice_step:
+        k = int(np.argmax(steps))
+        return f"a gap of {steps.max():.1f} mm between {items[k][0].name} and {items[k + 1][0].name}"
+    return ""
 
 
 def _hu_dtype(items) -> type:

@@ -24,6 +24,7 @@ from typing import Optional
 import numpy as np
 import pydicom
 
+from core import __version__
 from core.atomic import write_with_atomic
 from core.errors import HeartsegError
 from core.types import Volume, as_path
@@ -169,10 +170,8 @@ def build_dicom_seg(volume: Volume, mask: np.ndarray, *, corrected: bool,
                     content_creator_name: Optional[str] = None, series_number: int = SEG_SERIES_NUMBER,
                     series_description: Optional[str] = None):
     """The :class:`highdicom.seg.Segmentation` dataset for ``mask`` on ``volume`` (see :func:`write_dicom_seg`)."""
-    import highdicom as hd
+    import highdicom as hd  # lazy: highdicom loads only to write a SEG
     from pydicom.sr.coding import Code
-
-    import core
 
     headers = check_dicom_seg_source(volume)
     m = _binary(mask, volume)
@@ -180,7 +179,7 @@ def build_dicom_seg(volume: Volume, mask: np.ndarray, *, corrected: bool,
     frames = np.ascontiguousarray(np.stack([_to_source(m[k], flips) for k in range(volume.n_slices)]))
 
     algorithm = hd.AlgorithmIdentificationSequence(
-        name=ALGORITHM_NAME, version=core.__version__, family=Code("123110", "DCM", "Artificial Intelligence"))
+        name=ALGORITHM_NAME, version=__version__, family=Code("123110", "DCM", "Artificial Intelligence"))
     segment = hd.seg.SegmentDescription(
         segment_number=1, segment_label=SEGMENT_LABEL,
         segmented_property_category=Code(*HEART_CATEGORY), segmented_property_type=Code(*HEART_TYPE),
@@ -193,7 +192,7 @@ def build_dicom_seg(volume: Volume, mask: np.ndarray, *, corrected: bool,
             source_images=headers, pixel_array=frames, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
             segment_descriptions=[segment], series_instance_uid=hd.UID(), series_number=int(series_number),
             sop_instance_uid=hd.UID(), instance_number=1, manufacturer="heartseg",
-            manufacturer_model_name="heartseg", software_versions=core.__version__, device_serial_number="1",
+            manufacturer_model_name="heartseg", software_versions=__version__, device_serial_number="1",
             content_label="HEART", content_description=f"heartseg heart segmentation ({state})"[:64],
             content_creator_name=content_creator_name,
             # a scan without heart still gets a SEG: keep empty frames then (highdicom needs one frame at least)

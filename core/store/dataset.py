@@ -5,7 +5,11 @@ Accepted roots for :func:`open_dataset`:
 * the Kaggle root holding ``data/`` (``data/train/<pid>/image|mask``, ``data/test/<pid>/<series>/*.dcm``),
 * ``data/`` itself, or any folder holding ``train/`` and/or ``test/``,
 * a ``train/`` or ``test/`` folder (its name becomes the split), or any folder whose sub-folders are patients,
-* a single Kaggle patient folder (a one-patient dataset, like the bundled sample).
+* a single Kaggle patient folder (a one-patient dataset, like the bundled sample),
+* a NIfTI dataset in the nnU-Net / Medical Segmentation Decathlon / MONAI layout: ``imagesTr/<case>[_0000].nii.gz``
+  with ``labelsTr/<case>.nii.gz`` (split ``train``) and ``imagesTs/`` (split ``test``, labels from ``labelsTs/``
+  where present); each case is a patient (``kind="nifti"``, ``path`` the image file, ``mask_path`` its label),
+* a plain folder of ``.nii`` / ``.nii.gz`` scans (one patient per file, no masks).
 
 Write-back (``save_masks`` etc.) lives in :mod:`core.store.writeback` and is re-exported here.
 """
@@ -31,6 +35,7 @@ from core.io import open_scan
 from core.io.common import kaggle_slice_names, list_dirs, list_files, require_dir
 from core.io.dicom import is_dicom_folder
 from core.io.kaggle import IMAGE_DIR, MASK_DIR, is_kaggle_patient
+from core.io.nifti import nifti_slice_count
 from core.io.masks import write_image_pngs, write_mask_pngs
 from core.metrics import dice
 from core.preprocess import to_kaggle_scale
@@ -40,6 +45,7 @@ from core.store.writeback import (  # noqa: F401
     MaskVersion,
     list_versions,
     read_review,
+    recover_patient,
     restore_version,
     review_states,
     review_summary,
@@ -71,6 +77,7 @@ class PatientEntry:
     has_masks: bool
     kind: str = "kaggle_patient"
     review: dict = field(default_factory=dict)
+    mask_path: Optional[Path] = None  # NIfTI datasets: the case's label file (labelsTr/<case>.nii.gz)
 
 
 @dataclass(frozen=True)
@@ -105,9 +112,16 @@ class Dataset:
         return [p.pid for p in self.patients]
 
     def load(self, pid: str, *, progress: Optional[ProgressFn] = None,
-             cancel: Optional[CancelToken] = None) -> Volume:
-        """The patient's scan (with its masks when it has any) via :func:`core.io.open_scan`."""
-        return open_scan(self.patient_dir(pid), progress=progress, cancel=cancel)
+             cancel: Optional[CancelToken] = None, label: Optional[int] = None) -> Volume:
+        """The patient's scan (with its masks when it has any) via :func:`core.io.open_scan`; an interrupted save
+        or restore is finished first (:func:`core.store.writeback.recover_patient`). ``label``: which label of a
+        NIfTI label map is the heart (NIfTI datasets)."""
+        entry = self.entry(pid)
+        if entry.kind == "kaggle_patient":
+            recover_patient(entry.path)
+        if entry.kind == "nifti":
+            return open_scan(entry.path, entry.mask_path, progress=progress, cancel=cancel, label=label)
+        return open_scan(entry.path, progress=progress, cancel=cancel)
 
     def review_states(self, pid: str) -> dict[str, str]:
         entry = self.entry(pid)
@@ -141,6 +155,10 @@ class Dataset:
 
 def _patient_entry(folder: Path, split: str) -> Optional[PatientEntry]:
     if is_kaggle_patient(folder):
+        try:
+            recover_patient(folder)  # an interrupted save / restore is finished before anything is counted
+        except HeartsegError:
+            pass  # said again, naming the record, when the patient is loaded or saved
         n = len(list_files(folder / IMAGE_DIR, (".png",)))
         mask_dir = folder / MASK_DIR
         has_masks = mask_dir.is_dir() and bool(list_files(mask_dir, (".png",)))
@@ -157,12 +175,67 @@ def _patients_in(folder: Path, split: str) -> list[PatientEntry]:
     return [e for e in (_patient_entry(d, split) for d in list_dirs(folder)) if e is not None]
 
 
+_NIFTI_SUFFIXES = (".nii.gz", ".nii")
+#: nnU-Net's channel suffix on image files (``case_0000.nii.gz``).
+_CHANNEL = re.compile(r"_(\d{4})$")
+
+
+def _nifti_stem(path: Path) -> str:
+    name = path.name
+    for suffix in _NIFTI_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _nifti_files(folder: Path) -> list[Path]:
+    return list_files(folder, _NIFTI_SUFFIXES) if folder.is_dir() else []
+
+
+def is_nifti_dataset(root: Path) -> bool:
+    """True for an ``imagesTr`` / ``imagesTs`` (nnU-Net, MSD) layout or a folder holding NIfTI files only."""
+    if (root / "imagesTr").is_dir() or (root / "imagesTs").is_dir():
+        return True
+    try:
+        return bool(_nifti_files(root)) and not list_dirs(root) and not list_files(root, (".png", ".dcm"))
+    except HeartsegError:
+        return False
+
+
+def _nifti_cases(images: Path, labels: Optional[Path], split: str) -> list[PatientEntry]:
+    """One entry per case of ``images`` (channel 0 only: ``_0001`` ... files of multi-channel cases are skipped),
+    its mask ``labels/<case>.nii(.gz)`` where present."""
+    label_of = {_nifti_stem(p): p for p in _nifti_files(labels)} if labels is not None else {}
+    out = []
+    for path in _nifti_files(images):
+        stem = _nifti_stem(path)
+        m = _CHANNEL.search(stem)
+        if m and m.group(1) != "0000":
+            continue
+        case = stem[: m.start()] if m else stem
+        mask = label_of.get(case) or label_of.get(stem)
+        out.append(PatientEntry(case, split, path, nifti_slice_count(path), mask is not None, "nifti", {}, mask))
+    return out
+
+
+def _nifti_dataset(root: Path) -> list[PatientEntry]:
+    if (root / "imagesTr").is_dir() or (root / "imagesTs").is_dir():
+        patients = []
+        for split, images, labels in (("train", "imagesTr", "labelsTr"), ("test", "imagesTs", "labelsTs")):
+            if (root / images).is_dir():
+                patients += _nifti_cases(root / images, root / labels if (root / labels).is_dir() else None, split)
+        return patients
+    return _nifti_cases(root, None, "")
+
+
 def open_dataset(root: str | Path) -> Dataset:
     """Index the dataset at ``root`` (layouts in the module docstring); :class:`HeartsegError` if none fits."""
     root = require_dir(as_path(root))
     base = root / "data" if (root / "data").is_dir() else root
     patients: list[PatientEntry] = []
-    if any((base / s).is_dir() for s in _SPLITS):
+    if is_nifti_dataset(root):
+        patients = _nifti_dataset(root)
+    elif any((base / s).is_dir() for s in _SPLITS):
         for split in _SPLITS:
             if (base / split).is_dir():
                 patients += _patients_in(base / split, split)
@@ -171,8 +244,8 @@ def open_dataset(root: str | Path) -> Dataset:
     else:
         patients = _patients_in(root, root.name if root.name in _SPLITS else "")
     if not patients:
-        raise HeartsegError("no patients found: expected data/train/<patient>/image/*.png (the Kaggle layout) "
-                            "or patient folders with image/ sub-folders", root)
+        raise HeartsegError("no patients found: expected data/train/<patient>/image/*.png (the Kaggle layout), "
+                            "patient folders with image/ sub-folders or imagesTr/ + labelsTr/ NIfTI files", root)
     seen: dict[str, Path] = {}
     for p in patients:
         if p.pid in seen:

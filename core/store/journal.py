@@ -121,7 +121,7 @@ class Recovery:
     problem: str = ""             # fields of the record that were damaged and treated as unknown
 
     def describe(self) -> str:
-        when = self.written_at.replace("T", " ")[:19] + " UTC" if self.written_at else "an earlier session"
+        when = _local_time(self.written_at) if self.written_at else "an earlier session"
         text = (f"Unsaved corrections from {when} were found ({self.n_changed_slices} edited slice"
                 f"{'s' if self.n_changed_slices != 1 else ''}). Recover them?")
         if self.base_matches is False:
@@ -129,6 +129,17 @@ class Recovery:
         if self.problem:
             text += f" (Part of its record was damaged and is ignored: {self.problem}.)"
         return text
+
+
+def _local_time(iso: str) -> str:
+    """A journal's UTC stamp (ISO 8601) as the reader's local time, ``YYYY-MM-DD HH:MM:SS`` and the zone name."""
+    try:
+        when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso[:19].replace("T", " ") + " UTC"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z").rstrip()
 
 
 class JournalKeptError(HeartsegError):

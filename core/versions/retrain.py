@@ -47,6 +47,7 @@ from core.postprocess import DEFAULT_POSTPROCESS
 from core.store.dataset import Dataset, open_dataset, patient_split
 from core.training.config import TrainConfig, TrainResult
 from core.training.data import load_slice_pairs
+from core.training.distribute import is_chief
 from core.training.loop import train
 from core.types import CancelToken, Progress, ProgressFn, check_cancel, report
 from core.versions.evaluation import evaluate_volumes
@@ -249,6 +250,7 @@ def run_retraining(request: RetrainRequest, *, progress: Optional[ProgressFn] = 
     if request.register and registry is None:
         raise HeartsegError("registering a version needs a registry folder", request.dataset_root)
     config = dataclasses.replace(request.config)
+    chief = is_chief()  # a multi-worker run: only the chief writes (split, model, validation, registry, IR)
     init_path = _init_model(request, registry)
     if init_path is not None:
         size = model_input_size(init_path)
@@ -256,7 +258,7 @@ def run_retraining(request: RetrainRequest, *, progress: Optional[ProgressFn] = 
             config = dataclasses.replace(config, image_size=size)  # fine-tuning keeps the model's input size
     plan = plan_retraining(dataset, registry, val_patients=request.val_patients, val_fraction=request.val_fraction,
                            seed=request.split_seed, skip_flagged=request.skip_flagged,
-                           store_split=request.register, patients=request.patients)
+                           store_split=request.register and chief, patients=request.patients)
     if plan.train_slices == 0:
         raise HeartsegError("no training slices left (every slice flagged or without a mask)", dataset.root)
     old_version, old_path = _old_model(request, registry, init_path)
@@ -268,7 +270,9 @@ def run_retraining(request: RetrainRequest, *, progress: Optional[ProgressFn] = 
     check_cancel(cancel)
 
     keep = request.out_dir is not None
-    if keep:
+    if not chief:  # trains in step with the chief; train() keeps its files in a temporary folder
+        work = Path(request.out_dir) if keep else Path(tempfile.mkdtemp(prefix="heartseg-worker-"))
+    elif keep:
         work = Path(request.out_dir)
         work.mkdir(parents=True, exist_ok=True)
         split = {"train": plan.train_pids, "val": plan.val_pids}
@@ -280,6 +284,9 @@ def run_retraining(request: RetrainRequest, *, progress: Optional[ProgressFn] = 
         result: TrainResult = train(train_set, val_set, config, work, init_model=init_path, progress=progress,
                                     cancel=cancel)
         cancelled = result.cancelled or (cancel is not None and cancel.cancelled)
+        if not result.chief:
+            return RetrainOutcome(None, {}, old_version, None, None, plan, list(result.history),
+                                  registry.folder if registry else None, work, result, cancelled)
         if cancelled and keep and result.best_model_path is not None:
             return RetrainOutcome(None, {}, old_version, None, None, plan, list(result.history),
                                   registry.folder if registry else None, result.best_model_path, result, True)

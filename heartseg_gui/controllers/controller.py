@@ -17,6 +17,7 @@ from typing import Optional
 from PySide6.QtCore import QObject, Signal
 
 from core.errors import HeartsegError
+from core.io.dicom import read_dicom_series
 from core.review.uncertainty import review_order
 from core.store.dataset import Dataset, open_dataset
 from core.store.layout import state_dir
@@ -61,6 +62,7 @@ class Controller(EditingIntents, ModelJobs, QObject):
         self._init_jobs()
         self._pending_target: Optional[SaveTarget] = None
         self._pending_origin: Optional[Path] = None
+        self._pending_patient: Optional[str] = None  # the patient being opened (None: a scan on its own)
         self._visit_start = time.monotonic()  # when the current slice came on screen (correction record)
         self._queue_last: Optional[int] = None  # the slice Next most uncertain last went to
 
@@ -75,17 +77,21 @@ class Controller(EditingIntents, ModelJobs, QObject):
 
     # --- opening -------------------------------------------------------------------------------------------------
     def open_scan(self, path: str | Path, mask_path: str | Path | None = None,
-                  save_target: Optional[SaveTarget] = None) -> Job:
-        """Read a scan in the background (Kaggle patient folder, PNG folder, DICOM series folder, NIfTI file)."""
+                  save_target: Optional[SaveTarget] = None, *, series_uid: Optional[str] = None) -> Job:
+        """Read a scan in the background (Kaggle patient folder, PNG folder, DICOM series folder, NIfTI file);
+        ``series_uid``: which series of a DICOM folder holding several (:func:`core.io.dicom.list_dicom_series`)."""
         path = Path(path)
         self._bump()
         self.cancel_job(PREDICT)
         self._pending_target = save_target
         self._pending_origin = path
-        self.patient_id = None
-        return self._start(LOAD, "open scan",
-                           jobs.open_scan_job(path, None if mask_path is None else Path(mask_path)),
-                           f"Opening {path.name}…")
+        self._pending_patient = None  # a scan on its own: the dataset closes once it has opened
+        if series_uid is not None:
+            def job(*, progress, cancel, yielded):
+                return read_dicom_series(path, progress=progress, cancel=cancel, series_uid=series_uid)
+        else:
+            job = jobs.open_scan_job(path, None if mask_path is None else Path(mask_path))
+        return self._start(LOAD, "open scan", job, f"Opening {path.name}…")
 
     def open_dataset(self, root: str | Path) -> None:
         """Index a dataset (synchronous: reads only folder listings); raises HeartsegError."""
@@ -104,7 +110,7 @@ class Controller(EditingIntents, ModelJobs, QObject):
         self.cancel_job(PREDICT)
         self._pending_target = None  # a Kaggle patient's own folder is found from the volume
         self._pending_origin = Path(self.dataset.patient_dir(str(patient_id)))
-        self.patient_id = str(patient_id)
+        self._pending_patient = str(patient_id)
         self._start(LOAD, "open patient", jobs.load_patient_job(self.dataset, str(patient_id)),
                     f"Opening patient {patient_id}…")
 
@@ -113,6 +119,10 @@ class Controller(EditingIntents, ModelJobs, QObject):
             return
         self._jobs.pop(LOAD, None)
         self.jobFinished.emit(LOAD, "returned", f"Opened {volume.name}")
+        # only an open that worked changes what is open: a failed one keeps the dataset and its patient list
+        self.patient_id = self._pending_patient
+        if self._pending_patient is None and self.dataset is not None:
+            self.close_dataset()
         self.set_volume(volume, self._pending_origin, self._pending_target)
 
     def set_volume(self, volume: Volume, origin: Path | None = None,

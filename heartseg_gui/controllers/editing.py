@@ -7,9 +7,11 @@ announces the changed :class:`core.editing.Region` so views repaint only that.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
-from core.editing import REVIEW_STATES
+from core.editing import REVIEW_STATES, intensity_limit, range_around
 
 #: the review states by name (core.editing declares them, in this order)
 NOT_REVIEWED, ACCEPTED, CORRECTED, FLAGGED = REVIEW_STATES
@@ -19,10 +21,34 @@ class EditingIntents:
     """Mixed into the controller (a QObject with its signals); needs ``session`` and ``current_slice``."""
 
     _stroking = False
+    _stroke_plane = None   # "coronal" / "sagittal" while a drag in that plane is open (None: axial)
+    #: the threshold-limited brush's ``(low, high)`` in the volume's units, or None for a plain brush
+    threshold_range: Optional[tuple[float, float]] = None
+    #: the pixel under the cursor ``(row, col)`` on the current slice, ``(-1, -1)`` when off the image
+    hover_pixel: tuple[int, int] = (-1, -1)
 
     @property
     def editor(self):
         return None if self.session is None else self.session.editor
+
+    # --- threshold-limited brush ------------------------------------------------------------------------------
+    def set_threshold_range(self, value_range: Optional[tuple[float, float]]) -> None:
+        """Limit the brush and eraser to pixels within ``(low, high)`` (the volume's units); None: no limit."""
+        self.threshold_range = None if value_range is None else (float(value_range[0]), float(value_range[1]))
+
+    def hover_at(self, row: int, col: int) -> None:
+        self.hover_pixel = (int(row), int(col))
+
+    def range_under_cursor(self, tolerance: float) -> Optional[tuple[float, float]]:
+        """The intensity of the pixel under the cursor ± ``tolerance``; None when the cursor is off the image."""
+        s = self.session
+        row, col = self.hover_pixel
+        if s is None or row < 0 or col < 0:
+            return None
+        rows, cols = s.volume.voxels.shape[1:]
+        if row >= rows or col >= cols:
+            return None
+        return range_around(float(s.volume.voxels[self.current_slice, row, col]), tolerance)
 
     # --- strokes ----------------------------------------------------------------------------------------------
     def begin_stroke(self, row: float, col: float, erase: bool, radius: float) -> None:
@@ -30,12 +56,35 @@ class EditingIntents:
             return
         if self._stroking:
             self.end_stroke()
-        self.session.editor.begin_stroke(self.current_slice, erase=erase, radius=radius)
+        allowed = None
+        if self.threshold_range is not None:
+            allowed = intensity_limit(self.session.volume.voxels[self.current_slice], *self.threshold_range)
+        self.session.editor.begin_limited_stroke(self.current_slice, erase=erase, radius=radius, allowed=allowed)
         self._stroking = True
+        self._stroke_plane = None
+        self.continue_stroke(row, col)
+
+    def begin_plane_stroke(self, plane: str, index: int, row: float, col: float, erase: bool,
+                           radius: float) -> None:
+        """A drag in the coronal or sagittal view showing volume row / column ``index``; ``row``, ``col`` are in
+        that plane's pixels (row = slice). One drag is one undo step over every axial slice it touches."""
+        if self.session is None:
+            return
+        if self._stroking:
+            self.end_stroke()
+        self.session.editor.begin_plane_stroke(plane, index, erase=erase, radius=radius)
+        self._stroking = True
+        self._stroke_plane = plane
         self.continue_stroke(row, col)
 
     def continue_stroke(self, row: float, col: float) -> None:
         if self.session is None or not self._stroking:
+            return
+        if self._stroke_plane is not None:
+            regions = self.session.editor.plane_stroke_to(row, col)
+            if regions:
+                self.session.mark_changed([r.slice_index for r in regions])
+                self.maskChanged.emit(regions)
             return
         region = self.session.editor.stroke_to(row, col)
         if region is not None:
@@ -47,6 +96,7 @@ class EditingIntents:
         if self.session is None or not self._stroking:
             return
         self._stroking = False
+        self._stroke_plane = None
         self.session.editor.end_stroke()
         self.historyChanged.emit()
         self.reviewChanged.emit()
@@ -83,13 +133,59 @@ class EditingIntents:
         self._edited(s.editor.set_slices([i], s.ai_mask[i:i + 1], f"Accept AI mask (slice {i + 1})",
                                          review_state=ACCEPTED))
 
-    def accept_ai_all(self) -> None:
+    def corrected_slices_ai_would_change(self) -> list[int]:
+        """Predicted slices marked "corrected" whose working mask differs from the AI mask (what "accept AI on all
+        slices" would overwrite)."""
+        s = self.session
+        if s is None:
+            return []
+        states = s.editor.review_states
+        return [int(i) for i in np.flatnonzero(s.ai_done)
+                if states[i] == CORRECTED and not np.array_equal(s.editor.slice_mask(int(i)), s.ai_mask[i])]
+
+    def accept_ai_all(self, keep_corrected: bool = False) -> None:
+        """The AI mask on every predicted slice, one undo step. ``keep_corrected``: leave slices marked
+        "corrected" as they are; otherwise the corrected slices it overwrites go back to "not reviewed" (their
+        correction is gone and the AI mask there has not been looked at)."""
         s = self.session
         if s is None or not s.has_prediction:
             self.statusMessage.emit("No prediction yet")
             return
+        overwritten = self.corrected_slices_ai_would_change()
         idx = [int(i) for i in np.flatnonzero(s.ai_done)]
-        self._edited(s.editor.set_slices(idx, s.ai_mask[idx], f"Accept AI mask ({len(idx)} slices)"))
+        if keep_corrected:
+            idx = [i for i in idx if i not in set(overwritten)]
+            review = None
+        else:
+            review = {i: NOT_REVIEWED for i in overwritten}
+        self._edited(s.editor.set_slices(idx, s.ai_mask[idx], f"Accept AI mask ({len(idx)} slices)",
+                                         review_state=review))
+
+    # --- correction tools -------------------------------------------------------------------------------------
+    def fill_between_slices(self) -> None:
+        """Fill the empty slices between non-empty ones by shape interpolation (one undo step)."""
+        if self.session is None:
+            return
+        regions = self.session.editor.interpolate_slices()
+        if not regions:
+            self.statusMessage.emit("No empty slices between two slices with a mask: nothing to fill")
+            return
+        n = len({r.slice_index for r in regions})
+        self.statusMessage.emit(f"Filled {n} slices by interpolation: they are marked interpolated until reviewed")
+        self._edited(regions)
+
+    def smooth_mask(self, radius: float) -> None:
+        """3-D closing then opening with a ball of ``radius`` mm (px when the scan has no spacing)."""
+        if self.session is not None:
+            self._edited(self.session.editor.smooth_mask(radius, self.session.volume.spacing))
+
+    def remove_small_islands(self, min_voxels: int) -> None:
+        if self.session is not None:
+            self._edited(self.session.editor.remove_small_islands(min_voxels))
+
+    def keep_largest_3d_region(self) -> None:
+        if self.session is not None:
+            self._edited(self.session.editor.keep_largest_3d_region())
 
     def clear_slice(self) -> None:
         if self.session is not None:

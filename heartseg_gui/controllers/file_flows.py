@@ -17,8 +17,10 @@ from PySide6.QtWidgets import QApplication
 from core.errors import HeartsegError
 from core.io import looks_like_dataset_root, write_mask_nifti, write_mask_pngs
 from core.io.common import kaggle_slice_names
+from core.io.dicom import is_dicom_folder, list_dicom_series
 from core.io.kaggle import is_kaggle_patient
 from core.store.dataset import add_patient, sanitize_pid, save_masks
+from core.store.outputs import check_output_path
 from heartseg_gui.controllers.controller import Controller
 from heartseg_gui.dialogs.prompts import DISCARD, SAVE, Prompts
 from heartseg_gui.state.session import SaveTarget
@@ -78,14 +80,29 @@ class FileFlows(QObject):
                 if pids:
                     self.c.open_patient(pids[0])
             else:
-                self.c.close_dataset()
-                self.c.open_scan(path, mask_path)
+                series = self._pick_series(path)
+                if series is False:
+                    return False
+                # the dataset closes only once the scan has opened
+                self.c.open_scan(path, mask_path, series_uid=series)
         except HeartsegError as exc:
             self.prompts.error("Could not open", str(exc))
             return False
         self.settings.set_last_folder(path)
         self.recentChanged.emit(self.settings.add_recent_file(path))
         return True
+
+    def _pick_series(self, path: Path):
+        """For a folder holding several DICOM series: the UID the user picks (False: cancelled); None otherwise."""
+        if not path.is_dir() or not is_dicom_folder(path):
+            return None
+        series = list_dicom_series(path)
+        if len(series) < 2:
+            return None
+        labels = [f"{label or '(no description)'} — {n} files — {uid or '(no SeriesInstanceUID)'}"
+                  for uid, label, n in series]
+        k = self.prompts.choose_series(str(path), labels)
+        return False if k is None else series[k][0]
 
     def open_scan_dialog(self) -> None:
         start = self.settings.last_folder
@@ -206,9 +223,23 @@ class FileFlows(QObject):
             if path:
                 self.export_nifti(path)
 
+    def _export_refused(self, target: Path, what: str) -> bool:
+        """True (after an error dialog) when ``target`` is, lies inside or contains the open scan or its patient
+        folder (:func:`core.store.outputs.check_output_path`): only Save writes there."""
+        s = self.c.session
+        patient = s.save_target.patient_dir if s.save_target is not None else None
+        try:
+            check_output_path(target, [s.origin, patient], what=what)
+        except HeartsegError as exc:
+            self.prompts.error("Export", str(exc))
+            return True
+        return False
+
     def export_pngs(self, folder: str | Path) -> bool:
         s = self.c.session
         folder = Path(folder)
+        if self._export_refused(folder, "the export folder"):
+            return False
         image_dirs = {Path(p).parent.resolve() for p in s.volume.source_files}
         if folder.exists() and folder.resolve() in image_dirs:
             self.prompts.error("Export", f"{folder}: this is the scan's own image folder; choose another")
@@ -226,6 +257,8 @@ class FileFlows(QObject):
         path = Path(path)
         if not (path.name.endswith(".nii") or path.name.endswith(".nii.gz")):
             path = path.with_name(path.name + ".nii.gz")
+        if self._export_refused(path, "the export file"):
+            return False
         try:
             write_mask_nifti(path, s.editor.copy_mask(), s.volume)
         except (HeartsegError, ValueError) as exc:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
-from PySide6.QtWidgets import QMainWindow, QMessageBox
+from PySide6.QtWidgets import QMainWindow
 
 from core.errors import HeartsegError
 from core.versions.registry import ModelRegistry, default_registry_dir
@@ -23,6 +23,7 @@ from core.versions.retrain import RetrainRequest, compare_text
 from heartseg_gui import jobs
 from heartseg_gui.actions import RETRAINING_BUSY as BUSY_REASON
 from heartseg_gui.controllers.controller import Controller
+from heartseg_gui.dialogs.activate_bar import ActivateModelBar
 from heartseg_gui.jobs import PREDICT, RETRAIN
 from heartseg_gui.widgets.retrain_dock import RetrainDock
 from heartseg_gui.workers import Job, error_text
@@ -41,6 +42,7 @@ class RetrainManager(QObject):
         self.controller = controller
         self.base_model = base_model
         self.ask_activate: Callable = self._ask_activate_dialog
+        self.activate_bar: Optional[ActivateModelBar] = None   # the open "Use the new model?" bar
         self.job: Optional[Job] = None
         self.last_outcome = None
         self.last_request: Optional[RetrainRequest] = None
@@ -182,12 +184,25 @@ class RetrainManager(QObject):
         self._status(text)
 
     def _ask_activate_dialog(self, outcome) -> bool:
-        box = QMessageBox(QMessageBox.Icon.Question, "Use the new model?",
-                          f"Retraining finished: v{outcome.version}.\n\n{compare_text(outcome)}\n\n"
-                          f"Switch to v{outcome.version} now? (Model ▸ Versions… can switch back at any time.)",
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self.window)
-        box.setObjectName("activateNewModelBox")
-        return box.exec() == QMessageBox.StandardButton.Yes
+        """Ask without blocking: a bar in the status bar ("Use vN" / "Keep the current model"); returns False now
+        and activates the version when "Use vN" is clicked (a modal box would pop up while painting)."""
+        if self.activate_bar is not None:
+            self.activate_bar.deleteLater()
+        text = (f"Retraining finished: v{outcome.version}. {' '.join(compare_text(outcome).split())} "
+                "Model ▸ Versions… can switch back at any time.")
+        bar = self.activate_bar = ActivateModelBar(outcome.version, text)
+        bar.accepted.connect(lambda o=outcome: self._activate_outcome(o))
+        bar.destroyed.connect(lambda *_: setattr(self, "activate_bar", None) if self.activate_bar is bar else None)
+        self.window.statusBar().insertPermanentWidget(0, bar, 1)  # temporary messages never hide it
+        bar.show()
+        return False
+
+    def _activate_outcome(self, outcome) -> None:
+        self.activate_bar = None
+        try:
+            self.activate(outcome.version, ModelRegistry(outcome.registry_dir, base_model=self.base_model))
+        except HeartsegError as exc:
+            self.controller.report_error("Could not activate the new model", str(exc))
 
     # --- one model job at a time ----------------------------------------------------------------------------------
     def _block(self, on: bool) -> None:

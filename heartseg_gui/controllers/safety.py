@@ -27,6 +27,7 @@ from PySide6.QtWidgets import QLabel, QMessageBox, QStatusBar, QWidget
 
 from core.errors import HeartsegError
 from core.store.journal import DEFAULT_INTERVAL_S, Journal
+from core.store.writeback import recover_patient
 from heartseg_gui.controllers.controller import Controller
 from heartseg_gui.controllers.file_flows import FileFlows
 from heartseg_gui.dialogs.prompts import Prompts
@@ -60,6 +61,7 @@ class EditSafety(QObject):
         self._session: Optional[ScanSession] = None
         self._discarded = False
         self._last_error: Optional[str] = None
+        self.notice = ""  # the last lock take-over / recovery line shown (tests read it)
         self.ask_recover = self._ask_recover   # replaceable: (text) -> bool
         self.banner = QLabel("")
         self.banner.setObjectName("readOnlyBanner")
@@ -107,9 +109,24 @@ class EditSafety(QObject):
         self._set_read_only(session, reason or "")
         if reason:
             return
+        self._tell_takeover(patient)
         self.journal.attach(session.editor)
         self.timer.start()
         QTimer.singleShot(0, lambda s=session: self._offer_recovery(s))
+
+    def _tell_takeover(self, patient: Optional[Path]) -> None:
+        """The lock was just taken: say so when it replaced a damaged or stale one (:attr:`EditLock.message`),
+        and, holding it, finish an interrupted save / restore and remove temporaries of killed writes
+        (:func:`core.store.writeback.recover_patient`). The line stays in :attr:`notice` and the status bar."""
+        notes = [self.lock.message] if self.lock is not None and self.lock.message else []
+        if patient is not None and self.lock is not None:
+            try:
+                notes += recover_patient(patient, min_age_s=0)
+            except HeartsegError as exc:
+                notes.append(str(exc))
+        self.notice = "; ".join(notes)
+        if self.notice:
+            self.c.show_status(self.notice)
 
     def _leave(self, session) -> None:
         """The open scan is replaced or the window closes: keep unsaved edits journalled unless discarded."""

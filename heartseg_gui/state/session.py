@@ -204,8 +204,12 @@ class ScanSession:
         return 1.0 if total == 0 else 2.0 * inter / total
 
     def dice_slice(self, slice_index: int) -> Optional[float]:
-        """Dice of the AI mask and the working mask on one slice; None until that slice is predicted."""
+        """Dice of the AI mask and the working mask on one slice; None until that slice is predicted, and None
+        where both are empty (no heart on either: nothing to score, shown as "—", not as a perfect 1.000)."""
         if not self.ai_done[slice_index]:
+            return None
+        self._refresh_stats()
+        if self._ai_area[slice_index] == 0 and self.editor.area_px(slice_index) == 0:
             return None
         return self._dice_of(np.array([slice_index]))
 

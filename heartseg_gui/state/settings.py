@@ -92,6 +92,16 @@ class Settings:
     def full_precision(self, on: bool) -> None:
         self.store.setValue("model/full_precision", bool(on))
 
+    @property
+    def layout(self) -> str:
+        """The central views' layout: ``"axial"``, ``"three"`` or ``"grid"`` (View ▸ Layout)."""
+        value = str(self.store.value("view/layout", "axial") or "axial")
+        return value if value in ("axial", "three", "grid") else "axial"
+
+    @layout.setter
+    def layout(self, name: str) -> None:
+        self.store.setValue("view/layout", str(name))
+
     def sync(self) -> None:
         self.store.sync()
 

@@ -416,6 +416,63 @@ def nifti_garbage(tmp):
     return Built(path, "scan.nii", ())
 
 
+# ------------------------------------------------------------- issue 12 item 7 / issue 13: readers' tracebacks, geometry
+def nifti_zero_slices(tmp):
+    return Built(_nifti(tmp / "empty.nii.gz", np.zeros((8, 8, 0), np.int16)), "empty.nii.gz", ("no voxels",))
+
+
+def nifti_rgb24(tmp):
+    rgb = np.zeros((8, 8, 3), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    return Built(_nifti(tmp / "colour.nii.gz", rgb), "colour.nii.gz", ("rgb",))
+
+
+def _dicom_with(tmp: Path, fn, n: int = 3, victim_index: int = 1):
+    folder = _copy_dicom(tmp, n)
+    victim = sorted(folder.iterdir())[victim_index]
+    _edit_dicom(victim, fn)
+    return folder, victim
+
+
+def dicom_nan_slope(tmp):
+    folder, victim = _dicom_with(tmp, lambda ds: setattr(ds, "RescaleSlope", "NaN"))
+    return Built(folder, victim.name, ("rescaleslope", "finite"))
+
+
+def dicom_inf_slope(tmp):
+    folder, victim = _dicom_with(tmp, lambda ds: setattr(ds, "RescaleSlope", "inf"))
+    return Built(folder, victim.name, ("rescaleslope", "finite"))
+
+
+def dicom_zero_pixel_spacing(tmp):
+    folder, victim = _dicom_with(tmp, lambda ds: setattr(ds, "PixelSpacing", [0, 0]))
+    return Built(folder, victim.name, ("pixelspacing", "positive"))
+
+
+def dicom_nan_position(tmp):
+    folder, victim = _dicom_with(tmp, lambda ds: setattr(ds, "ImagePositionPatient",
+                                                         ["NaN"] + list(ds.ImagePositionPatient)[1:]))
+    return Built(folder, victim.name, ("imagepositionpatient", "non-finite"))
+
+
+def dicom_gantry_tilt(tmp):
+    """A 15 degree gantry tilt: each slice shifted along y by step * tan(15 deg); refused, not resampled."""
+    folder = _copy_dicom(tmp, 6)
+    for f in sorted(folder.iterdir()):
+        def tilt(ds):
+            x, y, z = (float(v) for v in ds.ImagePositionPatient)
+            ds.ImagePositionPatient = [x, y + z * np.tan(np.radians(15)), z]
+        _edit_dicom(f, tilt)
+    return Built(folder, "series", ("gantry",))
+
+
+def newline_in_name(tmp):
+    """A damaged slice whose name holds a newline: the error stays one line (the newline shown as \\n)."""
+    folder = png_folder(tmp / "scan", 2)
+    bad = folder / "1-003\nheartseg predict: error: fake second line.png"
+    bad.write_bytes(b"")
+    return Built(folder, "fake second line.png", ())
+
+
 # ------------------------------------------------------------------------------------------------- model cases
 def _good_scan(tmp: Path) -> Path:
     return png_folder(tmp / "good scan", 2, 64, 64)
@@ -501,6 +558,14 @@ CASES: list[Case] = [
     Case("nifti_huge_header", nifti_huge_header),
     Case("nifti_truncated", nifti_truncated),
     Case("nifti_garbage", nifti_garbage),
+    Case("nifti_zero_slices", nifti_zero_slices),
+    Case("nifti_rgb24", nifti_rgb24),
+    Case("dicom_nan_rescale_slope", dicom_nan_slope, needs_dicom=True),
+    Case("dicom_inf_rescale_slope", dicom_inf_slope, needs_dicom=True),
+    Case("dicom_zero_pixel_spacing", dicom_zero_pixel_spacing, needs_dicom=True),
+    Case("dicom_nan_position", dicom_nan_position, needs_dicom=True),
+    Case("dicom_gantry_tilt", dicom_gantry_tilt, needs_dicom=True),
+    Case("newline_in_file_name", newline_in_name),
     Case("model_garbage", model_garbage, tags=("model",)),
     Case("model_truncated", model_truncated, tags=("model",)),
     Case("model_text", model_text, tags=("model",)),

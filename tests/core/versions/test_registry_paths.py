@@ -5,8 +5,6 @@ refused with one line naming the record; nothing outside is ever loaded."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest

@@ -96,10 +96,13 @@ def test_retraining_registers_a_version_and_rollback_restores_predictions(world)
     assert len(epochs) == 2 and "val_loss" in epochs[0] and "val_dice_coef" in epochs[0]
 
     assert outcome.version == 1 and outcome.old_version == 0
-    # converted for OpenVINO before registering, and copied next to the version (travels with the dataset)
-    from core.inference.engines.openvino import find_ir, sidecar_dir
+    # converted for OpenVINO before registering (into the user cache, the only IRs run for a user's model) and
+    # copied next to the version, where it travels with the dataset
+    from core.inference.engines.openvino import cache_dir, find_ir, sidecar_dir
 
-    assert find_ir(outcome.model_path).folder == sidecar_dir(outcome.model_path)
+    ir = find_ir(outcome.model_path)
+    assert ir is not None and ir.folder == cache_dir(file_sha256(outcome.model_path))
+    assert (sidecar_dir(outcome.model_path) / "model.xml").is_file()
     rec = json.loads((reg.folder / "v1.json").read_text())
     assert rec["parent"] == 0 and rec["recipe"]["epochs"] == 2 and rec["recipe"]["corrected_weight"] == 2.0
     assert rec["data"]["corrected_slices"] == 4 and rec["data"]["flagged_excluded"] == 3
