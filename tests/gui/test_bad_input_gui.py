@@ -100,7 +100,14 @@ def test_bad_scan_shows_a_dialog_and_changes_nothing(qtbot, window, case, tmp_pa
     _open_good(qtbot, window)
     built = case.build(tmp_path)
     before = tree_state(tmp_path)
-    _open_bad_scan(qtbot, window, built)
+    if case.name == "dicom_two_series":  # the window offers a series picker (issue 15); cancelling changes nothing
+        asked = []
+        window.prompts.choose_series = lambda folder, series: asked.append(series)  # returns None: cancelled
+        n = len(window.prompts.errors)
+        assert window.files.open_path(built.path, ask=False) is False
+        assert len(asked) == 1 and len(asked[0]) == 2 and len(window.prompts.errors) == n
+    else:
+        _open_bad_scan(qtbot, window, built)
     assert window.controller.session.volume.name == "good scan", "the open scan was lost"
     assert tree_state(tmp_path) == before
     _still_usable(qtbot, window)

@@ -175,7 +175,10 @@ def test_stroke_intents_and_slice_tools(qtbot, make_window):
     assert np.array_equal(editor.slice_mask(60), editor.slice_mask(59))
     w.actions.fill_holes.trigger()
     w.actions.keep_largest.trigger()
+    asked = []  # Shift+I asks before overwriting hand corrections (issue 15); here: overwrite them too
+    w.prompts.keep_overwrite_cancel = lambda n: asked.append(n) or "overwrite"
     w.actions.accept_ai_all.trigger()
+    assert asked and asked[0] >= 1
     assert np.array_equal(editor.mask, c.session.ai_mask)
     w.actions.undo.trigger()
     assert not np.array_equal(editor.mask, c.session.ai_mask)
