@@ -8,11 +8,20 @@ neighbour key is empty is not interpolated towards nothing (gaps only lie *betwe
 
 The filled slices stay ``"not_reviewed"`` (review states are a stored format, see :data:`core.types.REVIEW_STATES`)
 and are listed by :attr:`InterpolateMixin.interpolated_slices` until they are edited or reviewed.
+
+Along the other two axes (:meth:`InterpolateMixin.interpolate_planes`) the key "slices" are coronal planes
+``mask[:, r, :]`` ``(n_slices, cols)`` or sagittal planes ``mask[:, :, c]`` ``(n_slices, rows)`` (e.g. the user
+draws the heart on a few sagittal slices and fills between them). Distances are then in mm when the voxel spacing is
+known (a plane's rows are axial slices, often thicker than a pixel), in pixels otherwise. The result is stored as
+one cropped diff per *axial* slice it changes, and every such slice is marked ``"corrected"`` (unless
+``"flagged"``), as a brush stroke in a plane is: an axial slice there is only partly filled, so it is not
+"interpolated" as a whole.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+import itertools
+from collections.abc import Iterable
 
 import numpy as np
 from scipy import ndimage
@@ -20,26 +29,30 @@ from scipy import ndimage
 from core.editing._history import Region
 
 
-def signed_distance(mask2d: np.ndarray) -> np.ndarray:
-    """Signed distance map of a ``(rows, cols)`` mask in pixels, float32: negative inside, positive outside.
+def signed_distance(mask2d: np.ndarray, sampling: tuple[float, float] | None = None) -> np.ndarray:
+    """Signed distance map of a ``(rows, cols)`` mask, float32: negative inside, positive outside; in pixels, or
+    in the units of ``sampling`` (the ``(row, col)`` pixel size, e.g. mm) when given.
 
-    Pixel centres inside get ``-(distance to the nearest background pixel) + 0.5``, outside
-    ``distance to the nearest mask pixel - 0.5``, so the zero level lies on the pixel boundary and
-    ``signed_distance(m) < 0`` gives ``m`` back. An empty mask is ``+inf`` everywhere.
+    Pixel centres inside get ``-(distance to the nearest background pixel) + h``, outside
+    ``distance to the nearest mask pixel - h`` with ``h`` half the smallest pixel size (0.5 px), so the zero level
+    lies between the pixels and ``signed_distance(m) < 0`` gives ``m`` back. An empty mask is ``+inf`` everywhere.
     """
     inside = mask2d != 0
     if not inside.any():
         return np.full(inside.shape, np.inf, dtype=np.float32)
     if inside.all():
         return np.full(inside.shape, -np.inf, dtype=np.float32)
-    outside_d = ndimage.distance_transform_edt(~inside)
-    inside_d = ndimage.distance_transform_edt(inside)
-    return np.where(inside, 0.5 - inside_d, outside_d - 0.5).astype(np.float32)
+    half = 0.5 if sampling is None else 0.5 * float(min(sampling))
+    outside_d = ndimage.distance_transform_edt(~inside, sampling=sampling)
+    inside_d = ndimage.distance_transform_edt(inside, sampling=sampling)
+    return np.where(inside, half - inside_d, outside_d - half).astype(np.float32)
 
 
-def interpolate_pair(key_a: np.ndarray, key_b: np.ndarray, n_between: int) -> np.ndarray:
-    """The ``n_between`` slices between two non-empty key masks, ``(n_between, rows, cols)`` uint8 0/1."""
-    sd_a, sd_b = signed_distance(key_a), signed_distance(key_b)
+def interpolate_pair(key_a: np.ndarray, key_b: np.ndarray, n_between: int,
+                     sampling: tuple[float, float] | None = None) -> np.ndarray:
+    """The ``n_between`` slices between two non-empty key masks, ``(n_between, rows, cols)`` uint8 0/1
+    (``sampling``: the keys' ``(row, col)`` pixel size for :func:`signed_distance`; None: pixels)."""
+    sd_a, sd_b = signed_distance(key_a, sampling), signed_distance(key_b, sampling)
     out = np.zeros((n_between,) + key_a.shape, dtype=np.uint8)
     for j in range(n_between):
         t = (j + 1) / (n_between + 1)
@@ -47,30 +60,114 @@ def interpolate_pair(key_a: np.ndarray, key_b: np.ndarray, n_between: int) -> np
     return out
 
 
-def key_slices(mask: np.ndarray, first: int = 0, last: Optional[int] = None) -> list[int]:
+def key_slices(mask: np.ndarray, first: int = 0, last: int | None = None) -> list[int]:
     """Indices of the non-empty slices of a ``(n, rows, cols)`` mask within ``[first, last]`` (inclusive)."""
     last = mask.shape[0] - 1 if last is None else last
     nonempty = mask[first:last + 1].reshape(last + 1 - first, -1).any(axis=1)
     return [first + int(i) for i in np.flatnonzero(nonempty)]
 
 
-def interpolate_gaps(mask: np.ndarray, keys: Iterable[int]) -> dict[int, np.ndarray]:
+def interpolate_gaps(mask: np.ndarray, keys: Iterable[int],
+                     sampling: tuple[float, float] | None = None) -> dict[int, np.ndarray]:
     """Fill the slices between consecutive ``keys`` (sorted, distinct slice indices of ``mask``, a
-    ``(n, rows, cols)`` 0/1 array): ``{slice: (rows, cols) uint8 mask}`` for every slice strictly between two
-    keys. Pairs whose keys are adjacent, or either of which is empty, give nothing."""
-    keys = sorted(set(int(k) for k in keys))
+    ``(n, rows, cols)`` 0/1 array, or any view of that shape): ``{slice: (rows, cols) uint8 mask}`` for every
+    slice strictly between two keys. Pairs whose keys are adjacent, or either of which is empty, give nothing.
+    ``sampling``: the ``(row, col)`` pixel size of a slice (None: pixels)."""
+    keys = sorted({int(k) for k in keys})
     filled: dict[int, np.ndarray] = {}
-    for a, b in zip(keys, keys[1:]):
+    for a, b in itertools.pairwise(keys):
         if b - a < 2 or not mask[a].any() or not mask[b].any():
             continue
-        for j, m in enumerate(interpolate_pair(mask[a], mask[b], b - a - 1)):
+        for j, m in enumerate(interpolate_pair(mask[a], mask[b], b - a - 1, sampling)):
             filled[a + 1 + j] = m
     return filled
+
+
+#: the volume axis each plane's slices run along, and the two volume axes of its 2-D planes (see
+#: :mod:`core.editing._plane_stroke`)
+PLANE_AXES = {"axial": (0, (1, 2)), "coronal": (1, (0, 2)), "sagittal": (2, (0, 1))}
+
+
+def plane_stack(mask: np.ndarray, plane: str) -> np.ndarray:
+    """``mask`` ``(n_slices, rows, cols)`` as a stack of ``plane``'s 2-D planes (a view, no copy): axial
+    ``(n_slices, rows, cols)``, coronal ``(rows, n_slices, cols)``, sagittal ``(cols, n_slices, rows)``."""
+    return np.moveaxis(mask, PLANE_AXES[plane][0], 0)
+
+
+def nonempty_planes(mask: np.ndarray, plane: str, first: int = 0, last: int | None = None) -> list[int]:
+    """Indices of ``plane``'s planes of ``mask`` within ``[first, last]`` (inclusive) that hold any voxel."""
+    axis, others = PLANE_AXES[plane]
+    last = mask.shape[axis] - 1 if last is None else last
+    nonempty = np.asarray(mask != 0).any(axis=others)
+    return [int(i) for i in np.flatnonzero(nonempty[first:last + 1]) + first]
+
+
+def plane_sampling(spacing: tuple[float, float, float] | None, plane: str) -> tuple[float, float] | None:
+    """The ``(row, col)`` pixel size in mm of ``plane``'s 2-D planes from ``spacing`` ``(slice, row, col)`` mm;
+    None when the spacing is unknown (distances in pixels)."""
+    if spacing is None:
+        return None
+    sp = tuple(float(v) for v in spacing)
+    if len(sp) != 3 or min(sp) <= 0 or not all(np.isfinite(sp)):
+        raise ValueError(f"voxel spacing must be three positive sizes in mm, got {spacing!r}")
+    a, b = PLANE_AXES[plane][1]
+    return sp[a], sp[b]
 
 
 class InterpolateMixin:
     """"Fill between slices" for :class:`core.editing.MaskEditor` (uses its ``_mask``, ``_check_index``,
     ``_finish_stroke``, ``_make_diff``, ``_apply_new``, ``_slice_rev`` and ``_review``)."""
+
+    def interpolate_planes(self, plane: str, first: int = 0, last: int | None = None, *,
+                           keys: Iterable[int] | None = None,
+                           spacing: tuple[float, float, float] | None = None) -> list[Region]:
+        """Fill between key slices of ``plane`` (``"axial"``, ``"coronal"``, ``"sagittal"``) as one undo step
+        ("Fill between sagittal slices (N slices)").
+
+        ``first`` / ``last`` / ``keys`` are indices along the plane's axis (slices, rows or columns of the volume),
+        with the meaning they have in :meth:`interpolate_slices` (which ``"axial"`` is). ``spacing``: the voxel
+        size ``(slice, row, col)`` in mm, so that shapes morph by distances in mm (None: pixels; axial slices
+        always use pixels). Each axial slice changed is one cropped diff and is marked ``"corrected"`` (unless
+        ``"flagged"``). Returns the changed axial regions (empty, and no step, when there is no gap to fill).
+        """
+        if plane not in PLANE_AXES:
+            raise ValueError(f"plane must be one of {tuple(PLANE_AXES)}, got {plane!r}")
+        if plane == "axial":
+            return self.interpolate_slices(first, last, keys=keys)
+        axis = PLANE_AXES[plane][0]
+        size = self._mask.shape[axis]
+
+        def index(i, what: str) -> int:
+            if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+                raise TypeError(f"{plane} {what} must be an int, got {i!r}")
+            if not 0 <= int(i) < size:
+                raise IndexError(f"{plane} {what} {int(i)} is out of range 0..{size - 1}")
+            return int(i)
+
+        first = index(first, "index")
+        last = size - 1 if last is None else index(last, "index")
+        if last < first:
+            raise ValueError(f"interpolate_planes: last {plane} slice {last} is before first {first}")
+        sampling = plane_sampling(spacing, plane)
+        self._finish_stroke()
+        key_list = nonempty_planes(self._mask, plane, first, last) if keys is None \
+            else [index(k, "key") for k in keys]
+        filled = interpolate_gaps(plane_stack(self._mask, plane), key_list, sampling)
+        if not filled:
+            return []
+        lo, hi = min(filled), max(filled) + 1
+        # the new content of the slab of planes lo..hi-1, axial slice by axial slice
+        slab = self._mask[:, lo:hi, :] if plane == "coronal" else self._mask[:, :, lo:hi]
+        new = slab.copy()
+        stack = plane_stack(new, plane)
+        for i, m in filled.items():
+            stack[i - lo] = m
+        r_off, c_off = (lo, 0) if plane == "coronal" else (0, lo)
+        diffs = [d for s in range(self.n_slices) if (d := self._make_diff(s, slab[s], new[s], r_off, c_off))]
+        if not diffs:
+            return []
+        n = sum(1 for i, m in filled.items() if not np.array_equal(plane_stack(self._mask, plane)[i], m))
+        return self._apply_new(f"Fill between {plane} slices ({n} slices)", diffs, auto_correct=True)
 
     @property
     def _interpolated_rev(self) -> dict[int, int]:
@@ -81,8 +178,8 @@ class InterpolateMixin:
             d = self.__dict__["_interp_rev"] = {}
         return d
 
-    def interpolate_slices(self, first: int = 0, last: Optional[int] = None, *,
-                           keys: Optional[Iterable[int]] = None) -> list[Region]:
+    def interpolate_slices(self, first: int = 0, last: int | None = None, *,
+                           keys: Iterable[int] | None = None) -> list[Region]:
         """Fill the slices between key slices by shape interpolation, as one undo step
         ("Fill between slices (N slices)").
 
