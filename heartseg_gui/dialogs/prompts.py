@@ -9,7 +9,9 @@ from __future__ import annotations
 import sys
 from typing import Optional
 
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QMessageBox, QWidget
+
+from heartseg_gui.dialogs.label_picker import LabelPickerDialog
 
 SAVE, DISCARD, CANCEL = "save", "discard", "cancel"
 KEEP, OVERWRITE = "keep", "overwrite"
@@ -68,6 +70,11 @@ class Prompts:
                                         f"{folder} holds {len(series)} DICOM series. Open which one?",
                                         series, 0, False)
         return series.index(item) if ok and item in series else None
+
+    def choose_label(self, file_name: str, counts: dict[int, int]) -> Optional[int]:
+        """Which label of a label map (``counts``: label -> voxel count) is the heart; None when cancelled."""
+        dialog = LabelPickerDialog(file_name, counts, self.parent)
+        return dialog.chosen_label() if dialog.exec() == QDialog.DialogCode.Accepted else None
 
     def choose_directory(self, title: str, start: str = "") -> Optional[str]:
         path = QFileDialog.getExistingDirectory(self.parent, title, start)

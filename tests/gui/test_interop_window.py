@@ -1,0 +1,329 @@
+"""The window's side of masks other tools read (issue 13): File ▸ Export DICOM-SEG… (read back with highdicom and
+pydicom), File ▸ Attach Mask… with the label picker (nibabel as referee), the geometry notice on opening, and Save
+for NIfTI scans. The real window runs offscreen without a model (no prediction starts); questions are answered by
+replacing the :class:`~heartseg_gui.dialogs.prompts.Prompts` methods, so no modal dialog can hang the run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+
+pytest.importorskip("pytestqt")
+highdicom = pytest.importorskip("highdicom")
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from core.io.masks import to_source_grid  # noqa: E402
+from core.io.nifti import read_nifti_mask  # noqa: E402
+from tests.core.io.test_dicom_seg import make_uid_series  # noqa: E402
+
+pytestmark = [pytest.mark.gui, pytest.mark.shared]
+
+WAIT_MS = 30_000
+
+
+@pytest.fixture
+def settings_dir(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "settings"
+    monkeypatch.setenv("HEARTSEG_SETTINGS_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def make_window(qtbot, settings_dir):
+    """``make_window(path)``: the real main window (no model set, so nothing is predicted), ``path`` opened."""
+    from heartseg_gui.main_window import MainWindow
+
+    made = []
+
+    def make(path=None, mask=None):
+        w = MainWindow()
+        qtbot.addWidget(w)
+        w.prompts.save_discard_cancel = lambda question: "discard"
+        w.show()
+        made.append(w)
+        if path is not None:
+            assert w.files.open_path(path, mask, ask=False)
+            wait_open(qtbot, w)
+        return w
+
+    yield make
+    for w in made:
+        w.controller.shutdown()
+
+
+def wait_open(qtbot, w) -> None:
+    qtbot.waitUntil(lambda: w.controller.session is not None and not w.controller.is_busy(), timeout=WAIT_MS)
+
+
+def wait_interop(qtbot, w) -> None:
+    qtbot.waitUntil(lambda: not w.interop.busy, timeout=WAIT_MS)
+
+
+@pytest.fixture(params=["plain"])
+def dicom_copy(request, abdomen_dicom, tmp_path) -> Path:
+    """The 20-slice abdomen series copied with Study / Series / SOP Instance UIDs (the shared copy has none; a SEG
+    needs them); ``flipped``: in-plane flipped orientation (the reader flips both axes to the display)."""
+    return make_uid_series(abdomen_dicom, tmp_path / "series", request.param)
+
+
+@pytest.fixture
+def ct_copy(chest_crop, tmp_path) -> Path:
+    """``ct.nii.gz`` and ``heart.nii.gz`` of the chest crop copied into a folder of their own."""
+    folder = tmp_path / "case"
+    folder.mkdir()
+    for name in ("ct.nii.gz", "heart.nii.gz"):
+        shutil.copy2(chest_crop / name, folder / name)
+    return folder
+
+
+def _paint(w, slices, rows=slice(200, 260), cols=slice(180, 300)) -> np.ndarray:
+    """Put a rectangle on ``slices`` of the working mask (one undo step, like a slice tool) -> the mask."""
+    s = w.controller.session
+    mask = s.editor.copy_mask()
+    for k in slices:
+        mask[k, rows, cols] = 1
+    w.controller.edited_elsewhere(s.editor.set_slices(list(slices), mask[list(slices)], "test paint"))
+    return mask
+
+
+def _seg_frames_by_slice(seg_path: Path, volume) -> np.ndarray:
+    """The SEG read by highdicom, one frame per volume slice (matched by source SOP Instance UID), in the volume's
+    display orientation (the reader's in-plane flips undone)."""
+    seg = highdicom.seg.segread(seg_path)
+    uids = [str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in volume.source_files]
+    pixels = np.asarray(seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, segment_numbers=[1],
+                                                          combine_segments=False))[..., 0]
+    flipped = volume.metadata.get("flipped") or ()
+    if "rows" in flipped:
+        pixels = pixels[:, ::-1, :]
+    if "columns" in flipped:
+        pixels = pixels[:, :, ::-1]
+    return pixels
+
+
+# ----------------------------------------------------------------------------------------- DICOM-SEG export
+@pytest.mark.parametrize("dicom_copy", ["plain", "flipped"], indirect=True)
+def test_export_dicom_seg_of_a_corrected_mask_reads_back_with_highdicom(qtbot, make_window, dicom_copy, tmp_path):
+    w = make_window(dicom_copy)
+    assert w.actions.export_dicom_seg.isEnabled()
+    mask = _paint(w, [3, 4, 10])
+    out = tmp_path / "out" / "abdomen_heart"
+    out.parent.mkdir()
+    asked = []
+    w.prompts.choose_save_file = lambda title, start="", filters="": asked.append(start) or str(out)
+    with qtbot.waitSignal(w.interop.segExported, timeout=WAIT_MS) as blocker:
+        w.actions.export_dicom_seg.trigger()
+    written = Path(blocker.args[0])
+    assert written == out.with_name("abdomen_heart.seg.dcm") and written.is_file()
+    assert asked and asked[0].endswith("_heart.seg.dcm")
+    assert "Exported the DICOM-SEG" in w.statusBar().currentMessage()
+    vol = w.controller.session.volume
+    frames = _seg_frames_by_slice(written, vol)
+    assert frames.shape == mask.shape
+    np.testing.assert_array_equal(frames > 0, mask > 0)  # voxel for voxel, every slice
+    ds = pydicom.dcmread(written)
+    assert ds.Modality == "SEG" and ds.StudyInstanceUID == pydicom.dcmread(vol.source_files[0]).StudyInstanceUID
+    segment = ds.SegmentSequence[0]
+    assert segment.SegmentAlgorithmType == "SEMIAUTOMATIC"  # a person shaped this mask
+    assert segment.SegmentedPropertyTypeCodeSequence[0].CodeValue == "80891009"
+    assert not w.prompts.errors
+    assert not list(dicom_copy.glob("*.seg.dcm"))
+
+
+def test_export_dicom_seg_of_the_untouched_ai_mask_says_automatic(qtbot, make_window, dicom_copy, tmp_path):
+    w = make_window(dicom_copy)
+    s = w.controller.session
+    ai = np.zeros(s.volume.voxels.shape, np.uint8)
+    ai[5:9, 100:180, 150:260] = 1
+    s.set_prediction(range(s.n_slices), ai)  # as the prediction job hands it over
+    w.controller.accept_ai_all()
+    target = tmp_path / "ai.seg.dcm"
+    with qtbot.waitSignal(w.interop.segExported, timeout=WAIT_MS):
+        w.interop.export_dicom_seg(target)
+    ds = pydicom.dcmread(target)
+    assert ds.SegmentSequence[0].SegmentAlgorithmType == "AUTOMATIC"
+    np.testing.assert_array_equal(_seg_frames_by_slice(target, s.volume), ai)
+    # one brush-like change afterwards: SEMIAUTOMATIC
+    _paint(w, [0], rows=slice(0, 4), cols=slice(0, 4))
+    with qtbot.waitSignal(w.interop.segExported, timeout=WAIT_MS):
+        w.interop.export_dicom_seg(tmp_path / "edited.seg.dcm")
+    assert pydicom.dcmread(tmp_path / "edited.seg.dcm").SegmentSequence[0].SegmentAlgorithmType == "SEMIAUTOMATIC"
+
+
+def test_export_dicom_seg_refuses_paths_inside_the_series_and_writes_nothing(qtbot, make_window, dicom_copy):
+    w = make_window(dicom_copy)
+    _paint(w, [2])
+    before = sorted(p.name for p in dicom_copy.iterdir())
+    for target in (dicom_copy / "heart.seg.dcm", dicom_copy / "sub" / "heart.seg.dcm"):
+        w.prompts.errors.clear()
+        w.prompts.choose_save_file = lambda title, start="", filters="", t=target: str(t)
+        w.actions.export_dicom_seg.trigger()
+        assert not w.interop.busy  # refused before any job started
+        assert len(w.prompts.errors) == 1
+        title, message = w.prompts.errors[0]
+        assert title == "Export DICOM-SEG" and "\n" not in message and "nothing was written" in message
+    assert sorted(p.name for p in dicom_copy.iterdir()) == before
+
+
+def test_a_series_without_uids_is_refused_before_asking_where(qtbot, make_window, abdomen_dicom):
+    w = make_window(abdomen_dicom)  # opened read-only from the shared data; nothing is written
+    w.prompts.choose_save_file = lambda *a, **k: pytest.fail("refused before the save dialog")
+    w.actions.export_dicom_seg.trigger()
+    (title, message), = w.prompts.errors
+    assert title == "Export DICOM-SEG" and "\n" not in message
+    assert "SOPInstanceUID" in message and Path(w.controller.session.volume.source_files[0]).name in message
+    assert not w.interop.busy
+
+
+def test_export_dicom_seg_is_disabled_for_a_nifti_scan_and_says_why(make_window, ct_copy):
+    w = make_window(ct_copy / "ct.nii.gz")
+    action = w.actions.export_dicom_seg
+    assert not action.isEnabled()
+    assert "DICOM series" in action.toolTip()
+    assert w.actions.export.isEnabled() and w.actions.attach_mask.isEnabled()
+
+
+# ------------------------------------------------------------------------------------------------ attach mask
+def test_attach_a_nifti_mask_becomes_the_working_mask_in_one_undo_step(qtbot, make_window, ct_copy):
+    w = make_window(ct_copy / "ct.nii.gz")
+    s = w.controller.session
+    assert s.editor.total_voxels() == 0
+    w.controller.set_review_state("accepted")  # reviewed the empty mask of this slice
+    w.prompts.choose_open_file = lambda title, start="", filters="": str(ct_copy / "heart.nii.gz")
+    w.prompts.choose_label = lambda name, counts: pytest.fail("a 0/1 mask needs no label picker")
+    with qtbot.waitSignal(w.interop.maskAttached, timeout=WAIT_MS):
+        w.actions.attach_mask.trigger()
+    # nibabel is the referee: the working mask, put back on the file's own grid, is the file's array
+    raw = np.asanyarray(nib.load(str(ct_copy / "heart.nii.gz")).dataobj)
+    np.testing.assert_array_equal(to_source_grid(s.editor.copy_mask(), s.volume), (raw > 0).astype(np.uint8))
+    assert s.editor.total_voxels() == int((raw > 0).sum())
+    assert s.ai_mask.sum() == 0  # not the AI layer
+    assert "heart.nii.gz" in s.editor.undo_label and s.editor.undo_steps == 1
+    changed = {k for k in range(s.n_slices) if s.editor.area_px(k)}
+    assert all(s.editor.review_states[k] == "not_reviewed" for k in changed)
+    assert s.editor.modified
+    w.controller.undo()
+    assert s.editor.total_voxels() == 0 and not s.editor.can_undo
+    assert not w.prompts.errors
+
+
+def test_attach_a_label_map_asks_which_label(qtbot, make_window, ct_copy):
+    heart_img = nib.load(str(ct_copy / "heart.nii.gz"))
+    heart = np.asanyarray(heart_img.dataobj) > 0
+    labels = np.zeros(heart.shape, np.uint8)
+    labels[heart] = 2
+    labels[:10, :10, :10] = 7  # another structure, away from the heart
+    labels[heart & (np.arange(heart.shape[2]) < 2)[None, None, :]] = 2
+    path = ct_copy / "labels.nii.gz"
+    nib.save(nib.Nifti1Image(labels, heart_img.affine, heart_img.header), str(path))
+    w = make_window(ct_copy / "ct.nii.gz")
+    s = w.controller.session
+    asked = []
+    w.prompts.choose_open_file = lambda title, start="", filters="": str(path)
+
+    # cancelled: nothing changes
+    w.prompts.choose_label = lambda name, counts: asked.append((name, dict(counts))) or None
+    w.actions.attach_mask.trigger()
+    qtbot.waitUntil(lambda: bool(asked), timeout=WAIT_MS)
+    wait_interop(qtbot, w)
+    assert asked[0] == ("labels.nii.gz", {2: int(heart.sum()), 7: 1000})
+    assert s.editor.total_voxels() == 0 and not s.editor.can_undo
+
+    # label 2 chosen: the heart
+    w.prompts.choose_label = lambda name, counts: 2
+    with qtbot.waitSignal(w.interop.maskAttached, timeout=WAIT_MS):
+        w.actions.attach_mask.trigger()
+    np.testing.assert_array_equal(s.editor.copy_mask(), read_nifti_mask(ct_copy / "heart.nii.gz", s.volume))
+    assert "label 2" in s.editor.undo_label and s.editor.undo_steps == 1
+    assert "label 2" in w.statusBar().currentMessage()
+    assert not w.prompts.errors
+
+
+def test_label_picker_lists_label_and_voxel_count(qtbot):
+    from heartseg_gui.dialogs.label_picker import LabelPickerDialog
+
+    dialog = LabelPickerDialog("labels.nii.gz", {7: 1000, 2: 198176})
+    qtbot.addWidget(dialog)
+    assert dialog.rows() == ["label 2 — 198,176 voxels", "label 7 — 1,000 voxels"]
+    assert dialog.chosen_label() == 2
+    dialog.select_label(7)
+    assert dialog.chosen_label() == 7
+
+
+@pytest.mark.parametrize("change", ["shape", "affine"])
+def test_attach_a_mask_on_another_grid_is_refused_in_one_line(qtbot, make_window, ct_copy, change):
+    img = nib.load(str(ct_copy / "heart.nii.gz"))
+    data = np.asanyarray(img.dataobj)
+    affine = img.affine.copy()
+    if change == "shape":
+        data = data[:, :, :-3]
+    else:
+        affine[:3, 3] += [0.0, 0.0, 25.0]
+    other = ct_copy / "other_grid.nii.gz"
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(data), affine), str(other))
+    w = make_window(ct_copy / "ct.nii.gz")
+    w.prompts.choose_open_file = lambda title, start="", filters="": str(other)
+    w.prompts.choose_label = lambda name, counts: pytest.fail("no picker for a mask on another grid")
+    w.actions.attach_mask.trigger()
+    qtbot.waitUntil(lambda: bool(w.prompts.errors), timeout=WAIT_MS)
+    wait_interop(qtbot, w)
+    (title, message), = w.prompts.errors
+    assert title == "Could not attach the mask"
+    assert "\n" not in message and "other_grid.nii.gz" in message and "grid" in message
+    assert [b.objectName() for b in w.prompts.open_error_boxes()] == ["heartsegErrorBox"]  # a dialog, non-blocking
+    assert w.controller.session.editor.total_voxels() == 0 and not w.controller.session.editor.can_undo
+
+
+def test_attach_a_dicom_seg_to_its_series(qtbot, make_window, dicom_copy, tmp_path):
+    w = make_window(dicom_copy)
+    mask = _paint(w, [7, 8])
+    seg = tmp_path / "mine.seg.dcm"
+    with qtbot.waitSignal(w.interop.segExported, timeout=WAIT_MS):
+        w.interop.export_dicom_seg(seg)
+    w.controller.undo()
+    assert w.controller.session.editor.total_voxels() == 0
+    with qtbot.waitSignal(w.interop.maskAttached, timeout=WAIT_MS):
+        w.interop.attach_mask(seg)
+    np.testing.assert_array_equal(w.controller.session.editor.copy_mask(), mask)
+
+
+# ------------------------------------------------------------------------------------------- geometry notice
+def test_geometry_warnings_are_shown_in_a_non_modal_bar(qtbot, make_window, ct_copy, dicom_copy):
+    img = nib.load(str(ct_copy / "ct.nii.gz"))
+    hdr = img.header.copy()
+    qform = img.affine.copy()
+    qform[0, 3] += 40.0  # a qform 40 mm off the sform
+    out = nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine, hdr)
+    out.set_qform(qform, code=1)
+    out.set_sform(img.affine, code=2)
+    odd = ct_copy / "odd.nii.gz"
+    nib.save(out, str(odd))
+    w = make_window(odd)
+    bar = w.interop.notice
+    assert bar is not None and bar.isVisible()
+    assert "qform and sform disagree" in bar.text() and "odd" in bar.text()
+    assert "geometry warning" in w.statusBar().currentMessage()
+    assert QApplication.activeModalWidget() is None  # nothing blocks painting
+    # another scan without warnings: the bar goes
+    assert w.files.open_path(ct_copy / "ct.nii.gz", ask=False)
+    qtbot.waitUntil(lambda: w.controller.session.volume.name == "ct" and not w.controller.is_busy(), timeout=WAIT_MS)
+    assert w.interop.notice is None
+    # dismissed by its button
+    assert w.files.open_path(odd, ask=False)
+    qtbot.waitUntil(lambda: w.interop.notice is not None, timeout=WAIT_MS)
+    w.interop.notice.dismiss_button.click()
+    assert w.interop.notice is None or not w.interop.notice.isVisible()
+
+
+def test_a_missing_slice_is_listed_as_irregular_spacing(qtbot, make_window, dicom_copy):
+    missing = sorted(dicom_copy.iterdir())[9]  # a slice gone from the middle: irregular spacing
+    missing.unlink()
+    w = make_window(dicom_copy)
+    bar = w.interop.notice
+    assert bar is not None and "irregular" in bar.text()
+    assert bar.warnings and all("\n" not in line for line in bar.warnings)
