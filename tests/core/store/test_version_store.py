@@ -18,7 +18,7 @@ import pytest
 
 from core.errors import HeartsegError
 from core.io.masks import encode_mask_png
-from core.store import writeback
+from core.store import _commit, writeback
 from core.store.dataset import list_versions, open_dataset, restore_version, save_masks
 from core.store.locking import acquire_lock
 from tests.corpus import SAMPLE_PATIENT
@@ -238,15 +238,15 @@ def test_a_failed_restore_changes_nothing(patient, monkeypatch):
     save_masks(patient, "p1", masks, names)
     (v0,) = list_versions(patient)
     current = {f.name: f.read_bytes() for f in (patient / "mask").iterdir()}
-    real = writeback.write_many_atomic
+    real = _commit.write_many_atomic
 
     def full(items):
         raise HeartsegError("cannot save: No space left on device", patient / "mask")
 
-    monkeypatch.setattr(writeback, "write_many_atomic", full)
+    monkeypatch.setattr(_commit, "write_many_atomic", full)
     with pytest.raises(HeartsegError, match="No space"):
         restore_version(patient, v0.version_id)
-    monkeypatch.setattr(writeback, "write_many_atomic", real)
+    monkeypatch.setattr(_commit, "write_many_atomic", real)
     assert {f.name: f.read_bytes() for f in (patient / "mask").iterdir()} == current
     assert not (patient / ".heartseg" / "commit.json").exists()
     open_dataset(patient.parents[2]).load("p1")
