@@ -45,6 +45,11 @@ class FileFlows(QObject):
         self.c = controller
         self.prompts = prompts
         self.settings = settings
+        #: the last scan path and mask file asked for (the mask a NIfTI scan's Save writes back to)
+        self.requested: tuple[Path, Optional[Path]] | None = None
+        #: Save for a scan without a Kaggle patient folder that the interop controller saves (NIfTI): returns
+        #: True when saved (set by :func:`heartseg_gui.controllers.interop.install_interop`)
+        self.save_nifti = None
 
     # --- unsaved edits ---------------------------------------------------------------------------------------
     def has_unsaved(self) -> bool:
@@ -84,6 +89,7 @@ class FileFlows(QObject):
                 if series is False:
                     return False
                 # the dataset closes only once the scan has opened
+                self.requested = (path, None if mask_path is None else Path(mask_path))
                 self.c.open_scan(path, mask_path, series_uid=series)
         except HeartsegError as exc:
             self.prompts.error("Could not open", str(exc))
@@ -158,6 +164,10 @@ class FileFlows(QObject):
                                                    f"{s.read_only_reason} Use Export Masks… to keep these masks "
                                                    "elsewhere.")
             return False
+        if s.save_target is None and s.volume.kind == "nifti" and self.save_nifti is not None:
+            saved = self.save_nifti()  # its mask NIfTI, on its own grid (not PNGs into a Kaggle dataset)
+            if saved is not None:  # None: not for it (the bundled sample is added to a dataset, as before)
+                return saved
         self.c.end_stroke()  # a stroke in progress is part of what is saved
         masks = s.editor.copy_mask()
         ai = s.ai_mask.copy() if s.prediction_complete else None

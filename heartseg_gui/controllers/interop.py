@@ -1,5 +1,5 @@
 """Masks other tools read and write: File ▸ Export DICOM-SEG…, File ▸ Attach Mask… (with a label picker for label
-maps) and the notice listing what the reader flagged about the open scan's geometry.
+maps), File ▸ Save for NIfTI scans, and the notice listing what the reader flagged about the open scan's geometry.
 
 Every read and write is a call into ``core`` (:mod:`core.io.dicom_seg`, :mod:`core.io.nifti`), run on a worker
 thread (:class:`~heartseg_gui.workers.Job`); results come back to the GUI thread and are dropped when another scan
@@ -11,6 +11,13 @@ it, a DICOM-SEG of an untouched AI mask says AUTOMATIC), and a mask from another
 The slices it changes go back to "not reviewed": their earlier review was of another mask, and the attached one
 has not been looked at here yet. A DICOM-SEG written later says SEMIAUTOMATIC unless the working mask equals the
 complete AI prediction.
+
+Save on a NIfTI scan writes its mask NIfTI back (:func:`core.store.nifti_masks.save_nifti_mask`: on the file's own
+grid, atomically, the previous file kept under ``.heartseg/versions``): the mask it was opened with (File ▸ Open
+with a mask, a NIfTI dataset's ``labelsTr`` case), else the first mask attached to it (a label map gets its chosen
+label written back, its other labels kept), else a file the user names (``<scan>_heart.nii.gz`` offered). The
+bundled sample scan is never written over (its Save adds it to a Kaggle dataset, as before). Review states are not
+stored for NIfTI scans (there is no patient folder to keep them in).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import nibabel as nib
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from core import resources
 from core.errors import HeartsegError
 from core.io import geometry_warnings
 from core.io.dicom_seg import (
@@ -34,16 +42,19 @@ from core.io.dicom_seg import (
 from core.io.masks import mask_labels
 from core.io.nifti import is_nifti_path, read_nifti_mask
 from core.store.dataset import output_name
+from core.store.nifti_masks import save_nifti_mask
 from core.store.outputs import check_output_path
 from core.types import Volume
 from heartseg_gui.controllers.controller import Controller
 from heartseg_gui.controllers.editing import NOT_REVIEWED
+from heartseg_gui.controllers.file_flows import FileFlows
 from heartseg_gui.dialogs.geometry_bar import GeometryNoticeBar
 from heartseg_gui.dialogs.prompts import Prompts
 from heartseg_gui.state.session import ScanSession
 from heartseg_gui.state.settings import Settings
 from heartseg_gui.workers import Job, error_text
 
+NIFTI_FILTER = "NIfTI (*.nii.gz *.nii)"
 MASK_FILTER = "Masks (*.nii.gz *.nii *.dcm);;NIfTI (*.nii.gz *.nii);;DICOM-SEG (*.dcm);;All files (*)"
 SEG_FILTER = "DICOM-SEG (*.seg.dcm *.dcm)"
 
@@ -98,16 +109,21 @@ class Interop(QObject):
     maskAttached = Signal(str)     # the attached mask file
     failed = Signal(str)           # a job's one-line error (also shown in a dialog)
 
-    def __init__(self, controller: Controller, prompts: Prompts, settings: Settings, status_bar,
+    def __init__(self, controller: Controller, files: FileFlows, prompts: Prompts, settings: Settings, status_bar,
                  parent: Optional[QObject] = None):
         super().__init__(parent)
         self.c = controller
+        self.files = files
         self.prompts = prompts
         self.settings = settings
         self.status_bar = status_bar
         self.notice: Optional[GeometryNoticeBar] = None
         self.job: Optional[Job] = None   # the running export / attach job (one at a time)
+        #: where Save writes the open NIfTI scan's mask: ``(session, mask file, label of a label map or None)``
+        self.mask_file: Optional[tuple[ScanSession, Path, Optional[int]]] = None
         controller.sessionChanged.connect(self.show_geometry_notice)
+        controller.sessionChanged.connect(self._find_mask_file)
+        files.save_nifti = self.save_nifti
 
     @property
     def busy(self) -> bool:
@@ -130,6 +146,71 @@ class Interop(QObject):
         bar.show()
         self.c.show_status(f"{s.volume.name}: {len(warnings)} geometry warning{'s' if len(warnings) > 1 else ''} "
                            f"— {warnings[0]}")
+
+    # --- Save for NIfTI scans ------------------------------------------------------------------------------------
+    def _find_mask_file(self) -> None:
+        """The mask file the open NIfTI scan came with (a dataset case's label, or the mask opened with it)."""
+        s, self.mask_file = self.c.session, None
+        if s is None or s.volume.kind != "nifti":
+            return
+        mask = None
+        if self.c.dataset is not None and self.c.patient_id:
+            try:
+                entry = self.c.dataset.entry(self.c.patient_id)
+            except HeartsegError:
+                entry = None
+            mask = getattr(entry, "mask_path", None)
+        elif self.files.requested is not None and s.origin is not None \
+                and Path(self.files.requested[0]) == Path(s.origin):
+            mask = self.files.requested[1]
+        if mask is not None and is_nifti_path(Path(mask)):
+            self.mask_file = (s, Path(mask), None)
+
+    def save_target(self) -> Optional[tuple[Path, Optional[int]]]:
+        """``(mask file, label)`` Save writes the open NIfTI scan's mask to; None until one is known."""
+        if self.mask_file is None or self.mask_file[0] is not self.c.session:
+            return None
+        return self.mask_file[1], self.mask_file[2]
+
+    def save_nifti(self) -> Optional[bool]:
+        """File ▸ Save for a NIfTI scan: its mask NIfTI written back (asks for a file when it has none yet); True
+        when saved, None for the bundled sample (package data, never written: Save adds it to a dataset)."""
+        s = self.c.session
+        if s is None:
+            return False
+        if _inside(Path(s.volume.source_files[0]), resources.resources_dir()):
+            return None
+        target = self.save_target()
+        if target is None:
+            scan = Path(s.volume.source_files[0])
+            default = scan.with_name(f"{output_name(s.volume.name)}_heart.nii.gz")
+            chosen = self.prompts.choose_save_file("Save the mask of this NIfTI scan as", str(default), NIFTI_FILTER)
+            if not chosen:
+                return False
+            path = Path(chosen)
+            if not is_nifti_path(path):
+                path = path.with_name(path.name + ".nii.gz")
+            try:
+                check_output_path(path, [scan], what="the mask file")
+            except HeartsegError as exc:
+                self.prompts.error("Could not save", str(exc))
+                return False
+            target = (path, None)
+        path, label = target
+        self.c.end_stroke()  # a stroke in progress is part of what is saved
+        try:
+            kept = save_nifti_mask(path, s.editor.copy_mask(), s.volume, label=label)
+        except (HeartsegError, ValueError, OSError) as exc:
+            self.prompts.error("Could not save", f"{exc} — your corrections are still here; try Save again or "
+                                                 "Export Masks… elsewhere")
+            return False
+        self.mask_file = (s, path, label)
+        self.c.mark_saved()
+        what = f" (label {label})" if label is not None else ""
+        self.c.show_status(f"Saved the mask to {path}{what}" + (f"; the previous file is kept in {kept.parent}"
+                                                                  if kept is not None else ""))
+        self.files.saved.emit(str(path))
+        return True
 
     # --- jobs ----------------------------------------------------------------------------------------------------
     def _run(self, name: str, fn, returned) -> Optional[Job]:
@@ -245,15 +326,24 @@ class Interop(QObject):
         regions = editor.set_slices(None, mask, f"Attach mask {what}",
                                     review_state={i: NOT_REVIEWED for i in changed})
         self.c.edited_elsewhere(regions)
+        if s.volume.kind == "nifti" and is_nifti_path(path) and self.save_target() is None:
+            self.mask_file = (s, path, label)  # a scan without a mask of its own: Save writes this one back
         self.c.show_status(f"Attached {what} as the working mask: {int(mask.sum()):,} voxels, {len(changed)} "
                            f"slice{'s' if len(changed) != 1 else ''} changed (not reviewed); Undo brings the "
                            "previous mask back")
         self.maskAttached.emit(str(path))
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
+
+
 def install_interop(window) -> Interop:
     """Build the :class:`Interop` controller of ``window`` and wire File ▸ Export DICOM-SEG… / Attach Mask…."""
-    interop = Interop(window.controller, window.prompts, window.settings, window.statusBar(), window)
+    interop = Interop(window.controller, window.files, window.prompts, window.settings, window.statusBar(), window)
     window.actions.export_dicom_seg.triggered.connect(interop.export_dicom_seg_dialog)
     window.actions.attach_mask.triggered.connect(interop.attach_mask_dialog)
     return interop

@@ -81,9 +81,13 @@ def ct_copy(chest_crop, tmp_path) -> Path:
     return folder
 
 
-def _paint(w, slices, rows=slice(200, 260), cols=slice(180, 300)) -> np.ndarray:
-    """Put a rectangle on ``slices`` of the working mask (one undo step, like a slice tool) -> the mask."""
+def _paint(w, slices, rows=None, cols=None) -> np.ndarray:
+    """Put a rectangle (default: in the slice's second quarter) on ``slices`` of the working mask (one undo step,
+    like a slice tool) -> the mask."""
     s = w.controller.session
+    n_rows, n_cols = s.volume.slice_shape
+    rows = slice(n_rows // 4, n_rows // 2) if rows is None else rows
+    cols = slice(n_cols // 3, n_cols // 2) if cols is None else cols
     mask = s.editor.copy_mask()
     for k in slices:
         mask[k, rows, cols] = 1
@@ -327,3 +331,125 @@ def test_a_missing_slice_is_listed_as_irregular_spacing(qtbot, make_window, dico
     bar = w.interop.notice
     assert bar is not None and "irregular" in bar.text()
     assert bar.warnings and all("\n" not in line for line in bar.warnings)
+
+
+# -------------------------------------------------------------------------------------------- Save for NIfTI
+def _no_png_dataset(w) -> None:
+    w.prompts.choose_directory = lambda *a, **k: pytest.fail("Save of a NIfTI scan must not ask for a PNG dataset")
+
+
+def test_save_writes_the_mask_nifti_back_on_its_grid_and_keeps_the_old_one(qtbot, make_window, ct_copy):
+    heart = ct_copy / "heart.nii.gz"
+    original = heart.read_bytes()
+    before = nib.load(str(heart))
+    w = make_window(ct_copy / "ct.nii.gz", heart)
+    _no_png_dataset(w)
+    s = w.controller.session
+    assert s.editor.total_voxels() == int((np.asanyarray(before.dataobj) > 0).sum())
+    w.controller.set_slice(5)
+    w.controller.clear_slice()
+    _paint(w, [60], rows=slice(0, 6), cols=slice(0, 6))
+    assert s.editor.modified
+    with qtbot.waitSignal(w.files.saved, timeout=WAIT_MS):
+        w.actions.save.trigger()
+    assert not s.editor.modified and not w.prompts.errors
+    after = nib.load(str(heart))
+    # nibabel: the file's own array order, dtype and header geometry, holding the working mask
+    assert after.shape == before.shape and after.get_data_dtype() == before.get_data_dtype()
+    np.testing.assert_array_equal(after.affine, before.affine)
+    assert (int(after.header["qform_code"]), int(after.header["sform_code"])) == \
+        (int(before.header["qform_code"]), int(before.header["sform_code"]))
+    np.testing.assert_array_equal(np.asanyarray(after.dataobj), to_source_grid(s.editor.copy_mask(), s.volume))
+    versions = list((ct_copy / ".heartseg" / "versions" / "heart").iterdir())
+    assert len(versions) == 1 and versions[0].read_bytes() == original
+    assert str(heart) in w.statusBar().currentMessage()
+    assert sorted(p.name for p in ct_copy.iterdir()) == [".heartseg", "ct.nii.gz", "heart.nii.gz"]
+    # reopened, the scan shows the saved mask
+    np.testing.assert_array_equal(read_nifti_mask(heart, s.volume), s.editor.copy_mask())
+
+
+def test_save_of_a_nifti_scan_without_a_mask_asks_once_then_writes_there(qtbot, make_window, ct_copy, tmp_path):
+    (ct_copy / "heart.nii.gz").unlink()
+    w = make_window(ct_copy / "ct.nii.gz")
+    _no_png_dataset(w)
+    asked = []
+    target = tmp_path / "mine"
+    w.prompts.choose_save_file = lambda title, start="", filters="": asked.append(start) or str(target)
+    mask = _paint(w, [40, 41])
+    assert w.files.save()
+    written = tmp_path / "mine.nii.gz"
+    assert asked == [str(ct_copy / "ct_heart.nii.gz")]
+    s = w.controller.session
+    np.testing.assert_array_equal(np.asanyarray(nib.load(str(written)).dataobj), to_source_grid(mask, s.volume))
+    _paint(w, [42])
+    assert w.files.save() and len(asked) == 1  # the second Save goes to the same file
+    assert read_nifti_mask(written, s.volume)[42].any()
+    # opened again (no mask file known): the scan itself is refused as the mask file
+    assert w.files.open_path(ct_copy / "ct.nii.gz", ask=False)
+    qtbot.waitUntil(lambda: w.controller.session is not s and not w.controller.is_busy(), timeout=WAIT_MS)
+    scan_bytes = (ct_copy / "ct.nii.gz").read_bytes()
+    w.prompts.choose_save_file = lambda *a, **k: str(ct_copy / "ct.nii.gz")
+    _paint(w, [3])
+    assert not w.files.save()
+    (title, message), = w.prompts.errors
+    assert "nothing was written" in message and "\n" not in message
+    assert (ct_copy / "ct.nii.gz").read_bytes() == scan_bytes
+
+
+def test_save_after_attaching_a_label_map_writes_its_label_back(qtbot, make_window, ct_copy):
+    heart_img = nib.load(str(ct_copy / "heart.nii.gz"))
+    heart = np.asanyarray(heart_img.dataobj) > 0
+    labels = np.zeros(heart.shape, np.uint8)
+    labels[heart] = 2
+    labels[:10, :10, :10] = 7
+    path = ct_copy / "labels.nii.gz"
+    nib.save(nib.Nifti1Image(labels, heart_img.affine, heart_img.header), str(path))
+    w = make_window(ct_copy / "ct.nii.gz")
+    _no_png_dataset(w)
+    w.prompts.choose_label = lambda name, counts: 2
+    with qtbot.waitSignal(w.interop.maskAttached, timeout=WAIT_MS):
+        w.interop.attach_mask(path)
+    s = w.controller.session
+    w.controller.set_slice(int(np.flatnonzero(s.editor.copy_mask().reshape(s.n_slices, -1).any(1))[0]))
+    w.controller.clear_slice()
+    assert w.files.save()
+    saved = np.asanyarray(nib.load(str(path)).dataobj)
+    np.testing.assert_array_equal(saved == 2, to_source_grid(s.editor.copy_mask(), s.volume) > 0)
+    assert int((saved == 7).sum()) == 1000  # the other label is kept
+    assert (saved == 2).sum() < heart.sum()
+
+
+def test_save_of_a_nifti_dataset_case_writes_its_labels_file(qtbot, make_window, chest_crop, tmp_path):
+    root = tmp_path / "Task01"
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    shutil.copy2(chest_crop / "ct.nii.gz", root / "imagesTr" / "case1_0000.nii.gz")
+    shutil.copy2(chest_crop / "heart.nii.gz", root / "labelsTr" / "case1.nii.gz")
+    w = make_window()
+    _no_png_dataset(w)
+    w.controller.open_dataset(root)
+    w.controller.open_patient(w.controller.dataset.pids[0])
+    wait_open(qtbot, w)
+    s = w.controller.session
+    assert s.volume.kind == "nifti" and s.editor.total_voxels() > 0
+    w.controller.set_slice(60)
+    w.controller.clear_slice()
+    assert w.files.save()
+    label = root / "labelsTr" / "case1.nii.gz"
+    np.testing.assert_array_equal(np.asanyarray(nib.load(str(label)).dataobj),
+                                  to_source_grid(s.editor.copy_mask(), s.volume))
+    assert (root / "labelsTr" / ".heartseg" / "versions" / "case1").is_dir()
+    assert w.controller.dataset.pids == [w.controller.patient_id]  # the version folder is no new case
+
+
+def test_save_of_the_bundled_sample_never_writes_into_the_package(qtbot, make_window, tmp_path):
+    from core import resources
+
+    w = make_window(resources.sample_scan_path(), resources.sample_mask_path())
+    before = resources.sample_mask_path().read_bytes()
+    w.prompts.choose_save_file = lambda *a, **k: pytest.fail("the sample goes to a dataset, as before")
+    w.prompts.choose_directory = lambda *a, **k: None  # the "add to which dataset?" question, cancelled
+    _paint(w, [10])
+    assert w.files.save() is False
+    assert resources.sample_mask_path().read_bytes() == before
+    assert not (resources.sample_dir() / ".heartseg").exists()
