@@ -30,10 +30,12 @@ import pytest
 from core.errors import HeartsegError
 from core.io.masks import encode_mask_png
 from tests.corpus import SAMPLE_PATIENT
+from tests.helpers import dispose_windows, kill_after, kill_at_line
 
 ROOT = Path(__file__).resolve().parents[2]
 N_SLICES = 10
-CORE_FILES = ("core/atomic.py", "core/store/writeback.py", "core/io/masks.py", "core/store/dataset.py")
+CORE_FILES = ("core/atomic.py", "core/store/writeback.py", "core/store/_blobs.py", "core/store/_commit.py",
+              "core/store/_versions.py", "core/io/masks.py", "core/store/dataset.py")
 
 
 def sha(data: bytes) -> str:
@@ -104,44 +106,6 @@ def check_consistent(patient: Path, names, orig, a, b) -> dict:
     return state
 
 
-def _traced_save(patient: Path, names, masks, kill_at: int, report_fd: int | None) -> None:
-    """In a forked child: count executed lines of the save code; SIGKILL self at line ``kill_at``."""
-    from core.store.dataset import save_masks
-
-    counter = [0]
-    watched = tuple(str(ROOT / f) for f in CORE_FILES)
-
-    def tracer(frame, event, arg):
-        if frame.f_code.co_filename not in watched:
-            return None
-
-        def local(frame, event, arg):
-            if event == "line":
-                counter[0] += 1
-                if counter[0] == kill_at:
-                    os.kill(os.getpid(), signal.SIGKILL)
-            return local
-
-        return local
-
-    sys.settrace(tracer)
-    save_masks(patient, "p1", masks, names, review={0: "accepted"})
-    sys.settrace(None)
-    if report_fd is not None:
-        os.write(report_fd, str(counter[0]).encode())
-
-
-def _fork(fn) -> int:
-    pid = os.fork()
-    if pid == 0:  # child
-        try:
-            fn()
-        except BaseException:  # noqa: BLE001
-            os._exit(3)
-        os._exit(0)
-    return pid
-
-
 def test_sigkill_during_save_at_every_stage(pristine, tmp_path):
     names, orig, a, b = versions_of(pristine)
     work = tmp_path / "work"
@@ -150,12 +114,7 @@ def test_sigkill_during_save_at_every_stage(pristine, tmp_path):
     from core.store.dataset import save_masks
 
     save_masks(patient, "p1", b, names)
-    r, w = os.pipe()
-    pid = _fork(lambda: _traced_save(patient, names, a, -1, w))
-    os.close(w)
-    _, status = os.waitpid(pid, 0)
-    total = int(os.read(r, 64) or b"0")
-    os.close(r)
+    status, total = kill_at_line(CORE_FILES, 0, save_masks, patient, "p1", a, names, review={0: "accepted"})
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and total > 100
     moments = sorted(set(np.linspace(1, total, 40).astype(int).tolist()))
     outcomes = {}
@@ -164,8 +123,7 @@ def test_sigkill_during_save_at_every_stage(pristine, tmp_path):
         first_save = k % 2 == 1  # half the runs replace the dataset's own masks, half an earlier heartseg save
         if first_save:
             save_masks(patient, "p1", b, names)
-        pid = _fork(lambda: _traced_save(patient, names, a, kill_at, None))
-        _, status = os.waitpid(pid, 0)
+        status, _ = kill_at_line(CORE_FILES, kill_at, save_masks, patient, "p1", a, names, review={0: "accepted"})
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"not killed at line {kill_at}"
         state = check_consistent(patient, names, orig, a, b)
         outcomes[kill_at] = "".join(sorted(set(state.values())))
@@ -174,10 +132,9 @@ def test_sigkill_during_save_at_every_stage(pristine, tmp_path):
     assert {"orig", "A"} & kinds or {"B", "A"} & kinds, outcomes  # kills landed before and after the renames
 
 
-def _save_loop(patient: Path, names, a, b, ready_fd: int) -> None:
+def _save_loop(patient: Path, names, a, b) -> None:
     from core.store.dataset import save_masks
 
-    os.write(ready_fd, b"r")
     k = 0
     while True:
         save_masks(patient, "p1", a if k % 2 == 0 else b, names)
@@ -198,14 +155,7 @@ def test_sigkill_during_save_at_random_moments(pristine, tmp_path):
     seen = set()
     for run in range(30):
         patient = fresh_copy(pristine, work)
-        r, w = os.pipe()
-        pid = _fork(lambda: _save_loop(patient, names, a, b, w))
-        os.close(w)
-        os.read(r, 1)
-        os.close(r)
-        time.sleep(rng.uniform(0, 4 * one_save))
-        os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
+        status = kill_after(rng.uniform(0, 4 * one_save), _save_loop, patient, names, a, b)
         assert os.WIFSIGNALED(status)
         seen.add(tuple(sorted(set(check_consistent(patient, names, orig, a, b).values()))))
     assert len(seen) >= 2, f"the kills all landed at the same point: {seen}"
@@ -257,7 +207,7 @@ def test_failed_save_says_why_and_changes_nothing(pristine, tmp_path, monkeypatc
             return real_write(fd, data)
 
         import core.atomic
-        import core.store.writeback
+        import core.store._blobs
 
         monkeypatch.setattr(os, "write", full_write)
         real_open = open
@@ -269,7 +219,7 @@ def test_failed_save_says_why_and_changes_nothing(pristine, tmp_path, monkeypatc
                 raise OSError(errno.ENOSPC, "No space left on device", os.fspath(file))
             return fh
 
-        monkeypatch.setattr(core.store.writeback, "open", open_full, raising=False)
+        monkeypatch.setattr(core.store._blobs, "open", open_full, raising=False)
         monkeypatch.setattr(core.atomic, "open", open_full, raising=False)
         words = "no space left"
     else:
@@ -405,23 +355,6 @@ def _window_on(qtbot, patient: Path, *, ask_recover=None, wait: bool = True):
     return w
 
 
-def _dispose(*windows) -> None:
-    """Close and delete windows now, while the QApplication runs (PySide6 can crash at interpreter exit on
-    windows whose deferred deletion never ran)."""
-    import gc
-
-    from PySide6.QtCore import QCoreApplication
-
-    for w in windows:
-        w.files.has_unsaved = lambda: False
-        w.controller.shutdown()
-        w.close()
-        w.deleteLater()
-    QCoreApplication.sendPostedEvents()
-    QCoreApplication.processEvents()
-    gc.collect()
-
-
 @pytest.mark.gui
 def test_gui_killed_mid_edit_recovers_strokes_exactly(pristine, tmp_path, qtbot, monkeypatch):
     pytest.importorskip("pytestqt")
@@ -460,7 +393,7 @@ def test_gui_killed_mid_edit_recovers_strokes_exactly(pristine, tmp_path, qtbot,
     from core.store.dataset import open_dataset
 
     np.testing.assert_array_equal(open_dataset(patient.parents[2]).load("p1").mask, want)
-    _dispose(w)
+    dispose_windows(w)
 
 
 @pytest.mark.gui
@@ -486,7 +419,7 @@ def test_second_window_is_read_only_and_says_why(pristine, tmp_path, qtbot, monk
     first.close()
     third = _window_on(qtbot, patient)
     assert third.safety.read_only_reason == ""
-    _dispose(*windows, third)
+    dispose_windows(*windows, third)
 
 
 @pytest.mark.gui
@@ -536,7 +469,7 @@ def test_window_save_failure_keeps_edits_and_allows_saving_elsewhere(pristine, t
         np.testing.assert_array_equal(read_mask_png(out / f"{name}.png"), working[i])
     for box in w.prompts.open_error_boxes():
         box.done(0)
-    _dispose(w)
+    dispose_windows(w)
 
 
 LONG_SESSION_CHILD = r'''

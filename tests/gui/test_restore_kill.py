@@ -16,7 +16,6 @@ import os
 import random
 import shutil
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -24,11 +23,12 @@ import numpy as np
 import pytest
 
 from tests.corpus import SAMPLE_PATIENT
+from tests.helpers import kill_after, kill_at_line
 
 ROOT = Path(__file__).resolve().parents[2]
 N_SLICES = 10
-TRACED = ("core/atomic.py", "core/store/writeback.py", "core/io/masks.py", "core/store/dataset.py",
-          "core/store/locking.py")
+TRACED = ("core/atomic.py", "core/store/writeback.py", "core/store/_blobs.py", "core/store/_commit.py",
+          "core/store/_versions.py", "core/io/masks.py", "core/store/dataset.py", "core/store/locking.py")
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 
@@ -93,44 +93,9 @@ def check_all_or_nothing(patient: Path, states: dict[str, dict[str, str]], kept_
     return matches[0]
 
 
-def _traced_restore(patient: Path, version_id: str, kill_at: int, report_fd) -> None:
+def test_sigkill_during_restore_at_every_stage(prepared, tmp_path):
     from core.store.dataset import restore_version
 
-    counter = [0]
-    watched = tuple(str(ROOT / f) for f in TRACED)
-
-    def tracer(frame, event, arg):
-        if frame.f_code.co_filename not in watched:
-            return None
-
-        def local(frame, event, arg):
-            if event == "line":
-                counter[0] += 1
-                if counter[0] == kill_at:
-                    os.kill(os.getpid(), signal.SIGKILL)
-            return local
-
-        return local
-
-    sys.settrace(tracer)
-    restore_version(patient, version_id)
-    sys.settrace(None)
-    if report_fd is not None:
-        os.write(report_fd, str(counter[0]).encode())
-
-
-def _fork(fn) -> int:
-    pid = os.fork()
-    if pid == 0:
-        try:
-            fn()
-        except BaseException:  # noqa: BLE001
-            os._exit(3)
-        os._exit(0)
-    return pid
-
-
-def test_sigkill_during_restore_at_every_stage(prepared, tmp_path):
     _, v0, v1 = prepared
     work = tmp_path / "work"
     patient = fresh(prepared, work)
@@ -138,12 +103,7 @@ def test_sigkill_during_restore_at_every_stage(prepared, tmp_path):
               "V0": _state(patient / ".heartseg" / "versions" / v0)}
     kept_states = [_state(patient / ".heartseg" / "versions" / v1)]
     assert len(states["V0"]) == N_SLICES - 1 and len(states["before (B)"]) == N_SLICES
-    r, w = os.pipe()
-    pid = _fork(lambda: _traced_restore(patient, v0, -1, w))
-    os.close(w)
-    _, status = os.waitpid(pid, 0)
-    total = int(os.read(r, 64) or b"0")
-    os.close(r)
+    status, total = kill_at_line(TRACED, 0, restore_version, patient, v0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and total > 100
     assert _state(patient / "mask") == states["V0"]
     moments = sorted(set(np.linspace(1, total, 50).astype(int).tolist()))
@@ -151,18 +111,16 @@ def test_sigkill_during_restore_at_every_stage(prepared, tmp_path):
     outcomes = {}
     for kill_at in moments:
         patient = fresh(prepared, work)
-        pid = _fork(lambda: _traced_restore(patient, v0, kill_at, None))
-        _, status = os.waitpid(pid, 0)
+        status, _ = kill_at_line(TRACED, kill_at, restore_version, patient, v0)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"not killed at line {kill_at}"
         outcomes[kill_at] = check_all_or_nothing(patient, states, kept_states)
     kinds = set(outcomes.values())
     assert kinds == {"before (B)", "V0"}, outcomes  # kills landed both before and after the commit point
 
 
-def _restore_loop(patient: Path, ids, ready_fd: int) -> None:
+def _restore_loop(patient: Path, ids) -> None:
     from core.store.dataset import restore_version
 
-    os.write(ready_fd, b"r")
     k = 0
     while True:
         restore_version(patient, ids[k % 2])
@@ -185,13 +143,6 @@ def test_sigkill_during_restore_at_random_moments(prepared, tmp_path):
     seen = set()
     for _ in range(20):
         patient = fresh(prepared, work)
-        r, w = os.pipe()
-        pid = _fork(lambda: _restore_loop(patient, (v0, v1), w))
-        os.close(w)
-        os.read(r, 1)
-        os.close(r)
-        time.sleep(rng.uniform(0, 4 * one))
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        kill_after(rng.uniform(0, 4 * one), _restore_loop, patient, (v0, v1))
         seen.add(check_all_or_nothing(patient, states))
     assert len(seen) >= 2, seen

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from tests.corpus import SAMPLE_PATIENT
+from tests.helpers import dispose_windows
 
 pytestmark = pytest.mark.gui
 N_SLICES = 6
@@ -56,21 +57,6 @@ def _window_on(qtbot, path: Path):
     return w
 
 
-def _dispose(*windows) -> None:
-    import gc
-
-    from PySide6.QtCore import QCoreApplication
-
-    for w in windows:
-        w.files.has_unsaved = lambda: False
-        w.controller.shutdown()
-        w.close()
-        w.deleteLater()
-    QCoreApplication.sendPostedEvents()
-    QCoreApplication.processEvents()
-    gc.collect()
-
-
 def test_export_dialogs_refuse_the_scans_own_folders(qtbot, patient, tmp_path):
     w = _window_on(qtbot, patient)
     try:
@@ -96,7 +82,7 @@ def test_export_dialogs_refuse_the_scans_own_folders(qtbot, patient, tmp_path):
         assert len(list((tmp_path / "elsewhere").glob("*.png"))) == N_SLICES
         assert w.files.export_nifti(tmp_path / "elsewhere.nii.gz") is True
     finally:
-        _dispose(w)
+        dispose_windows(w)
 
 
 def test_nifti_export_onto_the_open_nifti_is_refused(qtbot, tmp_path, monkeypatch):
@@ -116,7 +102,7 @@ def test_nifti_export_onto_the_open_nifti_is_refused(qtbot, tmp_path, monkeypatc
         assert scan.read_bytes() == before
         assert w.files.export_nifti(scan.parent / "ct_heart.nii.gz") is True  # a sibling file is fine
     finally:
-        _dispose(w)
+        dispose_windows(w)
 
 
 def _dead_pid() -> int:
@@ -150,7 +136,7 @@ def test_a_taken_over_lock_is_said_in_the_status_bar(qtbot, patient, lock):
         assert "\n" not in notice
         assert notice in w.statusBar().currentMessage()
     finally:
-        _dispose(w)
+        dispose_windows(w)
 
 
 def test_no_notice_for_a_clean_open(qtbot, patient):
@@ -158,7 +144,7 @@ def test_no_notice_for_a_clean_open(qtbot, patient):
     try:
         assert w.safety.notice == "" and w.safety.lock is not None and w.safety.lock.message == ""
     finally:
-        _dispose(w)
+        dispose_windows(w)
 
 
 def test_the_editing_window_cleans_temporaries_of_killed_saves(qtbot, patient):
@@ -171,4 +157,4 @@ def test_the_editing_window_cleans_temporaries_of_killed_saves(qtbot, patient):
         assert not [p for p in stale if p.exists()]
         assert "temporary" in w.safety.notice
     finally:
-        _dispose(w)
+        dispose_windows(w)
