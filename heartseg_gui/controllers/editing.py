@@ -12,6 +12,7 @@ from typing import Optional
 import numpy as np
 
 from core.editing import REVIEW_STATES, intensity_limit, range_around
+from heartseg_gui.views.planes import AXIAL, stack_rows
 
 #: the review states by name (core.editing declares them, in this order)
 NOT_REVIEWED, ACCEPTED, CORRECTED, FLAGGED = REVIEW_STATES
@@ -26,6 +27,9 @@ class EditingIntents:
     threshold_range: Optional[tuple[float, float]] = None
     #: the pixel under the cursor ``(row, col)`` on the current slice, ``(-1, -1)`` when off the image
     hover_pixel: tuple[int, int] = (-1, -1)
+    #: the plane the user last clicked, painted or scrolled in ("axial", "coronal", "sagittal"; set by the plane
+    #: viewer, "axial" in the axial-only layout): Fill between slices works along its axis
+    active_plane: str = AXIAL
 
     @property
     def editor(self):
@@ -163,15 +167,30 @@ class EditingIntents:
 
     # --- correction tools -------------------------------------------------------------------------------------
     def fill_between_slices(self) -> None:
-        """Fill the empty slices between non-empty ones by shape interpolation (one undo step)."""
-        if self.session is None:
+        """Fill the empty slices between non-empty ones by shape interpolation (one undo step), along the axis of
+        :attr:`active_plane`: axial slices, or coronal / sagittal slices (distances in mm from the spacing)."""
+        s = self.session
+        if s is None:
             return
-        regions = self.session.editor.interpolate_slices()
+        plane = self.active_plane
+        if plane == AXIAL:
+            regions = s.editor.interpolate_slices()
+        elif stack_rows(s.volume).has_gaps:
+            self.statusMessage.emit(f"This stack skips slice numbers: fill between axial slices instead (in the "
+                                    f"{plane} plane the slices on either side of a gap are not neighbours)")
+            return
+        else:
+            regions = s.editor.interpolate_planes(plane, spacing=s.volume.spacing)
         if not regions:
-            self.statusMessage.emit("No empty slices between two slices with a mask: nothing to fill")
+            where = "slices" if plane == AXIAL else f"{plane} slices"
+            self.statusMessage.emit(f"No empty {where} between two {where} with a mask: nothing to fill")
             return
         n = len({r.slice_index for r in regions})
-        self.statusMessage.emit(f"Filled {n} slices by interpolation: they are marked interpolated until reviewed")
+        if plane == AXIAL:
+            self.statusMessage.emit(f"Filled {n} slices by interpolation: they are marked interpolated until "
+                                    "reviewed")
+        else:
+            self.statusMessage.emit(f"{s.editor.undo_label}: {n} axial slices changed, marked corrected")
         self._edited(regions)
 
     def smooth_mask(self, radius: float) -> None:

@@ -8,8 +8,12 @@ axial view (working, AI, dataset; the AI confidence heat map), with the aspect r
 eraser in a plane go to the controller as plane strokes (one drag = one undo step over every axial slice it
 touches); while painting only the changed rectangle of each plane is repainted.
 
+Zoom and pan are per view; with *link zoom* on (View ▸ Link zoom, remembered in the settings) a zoom or pan in one
+view zooms the other two to the same scale in mm per screen pixel, centred on the crosshair. The plane the user last
+clicked, painted or scrolled in is the controller's ``active_plane``: Fill between slices works along its axis.
+
 :func:`install_planes` wires it into the main window: View ▸ Layout (axial / three planes / 2 x 2 grid,
-remembered in the settings), the crosshair toggle, tools, brush radius, levels and layers.
+remembered in the settings), the crosshair toggle, link zoom, tools, brush radius, levels and layers.
 """
 
 from __future__ import annotations
@@ -53,6 +57,11 @@ class PlaneViewer(QObject):
         self.area_dock = None        # set by install_planes: the dock that lends its plot to the grid,
         self.settings = None         # where the layout is remembered,
         self.layout_actions: dict = {}   # and View ▸ Layout's actions by layout name
+        self.fill_action = None      # Slice ▸ Fill between slices, named after the active plane
+        self.link_zoom = False
+        self._linking = False        # while link zoom moves the other views (their ranges change too)
+        for plane in PLANES:
+            self.views[plane].viewbox.sigRangeChangedManually.connect(lambda _m, p=plane: self.on_zoomed(p))
         for plane in REFORMATTED:
             view = self.views[plane]
             view.pointPicked.connect(lambda r, c, p=plane: self.pick(p, r, c))
@@ -63,6 +72,8 @@ class PlaneViewer(QObject):
             view.strokeMoved.connect(controller.continue_stroke)
             view.strokeFinished.connect(controller.end_stroke)
         self.views[AXIAL].pointPicked.connect(lambda r, c: self.pick(AXIAL, r, c))
+        self.views[AXIAL].strokeStarted.connect(lambda *_: self.set_active(AXIAL))
+        self.views[AXIAL].sliceStepRequested.connect(lambda _d: self.set_active(AXIAL))
         planes.layoutChanged.connect(self.on_layout)
 
     @property
@@ -104,8 +115,19 @@ class PlaneViewer(QObject):
         on = name != "axial" and self.crosshair
         for view in self.views.values():
             view.set_crosshair_visible(on)
+        if name == "axial":
+            self.set_active(AXIAL)
         if self.shown:
             self._draw_all(reset_zoom=True)
+
+    def set_active(self, plane: str) -> None:
+        """``plane`` is where the user works now: Fill between slices goes along its axis."""
+        if not self.layout.planes_shown:
+            plane = AXIAL
+        self.c.active_plane = plane
+        text = "Fill between slices (interpolate)" if plane == AXIAL else f"Fill between {plane} slices (interpolate)"
+        if self.fill_action is not None and self.fill_action.text() != text:
+            self.fill_action.setText(text)
 
     def set_layout(self, name: str) -> None:
         """Show layout ``name`` (one of :data:`LAYOUTS`), check its action and remember it in the settings."""
@@ -135,6 +157,7 @@ class PlaneViewer(QObject):
         def pixel(x: float, size: int) -> int:
             return int(np.clip(np.floor(x + 0.5), 0, size - 1))
 
+        self.set_active(plane)
         if plane == AXIAL:
             point = (self.c.current_slice, pixel(row, rows), pixel(col, cols))
         elif plane == CORONAL:
@@ -170,6 +193,7 @@ class PlaneViewer(QObject):
         s = self.c.session
         if s is None:
             return
+        self.set_active(plane)
         axis = plane_axis(plane)
         p = list(self.point)
         p[axis] = int(np.clip(p[axis] + int(delta), 0, s.volume.voxels.shape[axis] - 1))
@@ -223,6 +247,66 @@ class PlaneViewer(QObject):
             self._draw(plane)
             if reset_zoom:
                 self.views[plane].reset_zoom()
+        if reset_zoom and self.link_zoom:
+            self.on_zoomed(AXIAL)
+
+    # --- zoom -------------------------------------------------------------------------------------------------
+    def set_link_zoom(self, on: bool) -> None:
+        """Link zoom on / off (remembered in the settings); turning it on brings the planes to the scale of the
+        active one (the axial view in the axial-only layout)."""
+        self.link_zoom = bool(on)
+        if self.settings is not None:
+            self.settings.link_zoom = self.link_zoom
+        if self.link_zoom:
+            self.on_zoomed(self.c.active_plane)
+
+    def reset_zoom(self) -> None:
+        """Every view shows its whole plane; linked, the reformatted ones then take the axial view's scale."""
+        for view in self.views.values():
+            view.reset_zoom()
+        if self.link_zoom:
+            self.on_zoomed(AXIAL)
+
+    def plane_spacing(self, plane: str) -> tuple[float, float]:
+        """``(row, col)`` size in mm of one pixel of ``plane``'s image ((1, 1) when the spacing is unknown)."""
+        s = self.c.session
+        sp = None if s is None else s.volume.spacing
+        if sp is None or min(sp) <= 0:
+            return 1.0, 1.0
+        return {AXIAL: (sp[1], sp[2]), CORONAL: (sp[0], sp[2]), SAGITTAL: (sp[0], sp[1])}[plane]
+
+    def mm_per_screen_pixel(self, plane: str) -> float:
+        """How many mm of the patient one screen pixel of ``plane``'s view spans (horizontally; the aspect ratio
+        is locked to the spacing, so vertically it is the same)."""
+        vb = self.views[plane].viewbox
+        (x0, x1), _ = vb.viewRange()
+        return (x1 - x0) * self.plane_spacing(plane)[1] / max(1.0, float(vb.width()))
+
+    def on_zoomed(self, source: str) -> None:
+        """``source``'s view was zoomed or panned: with link zoom on, the other shown views get its mm scale,
+        each centred on the crosshair."""
+        if not self.link_zoom or self._linking or not self.shown:
+            return
+        if not self.views[source].has_image:
+            return
+        scale = self.mm_per_screen_pixel(source)
+        self._linking = True
+        try:
+            for plane in PLANES:
+                if plane != source and self.views[plane].has_image:
+                    self._zoom_to(plane, scale)
+        finally:
+            self._linking = False
+
+    def _zoom_to(self, plane: str, mm_per_pixel: float) -> None:
+        view = self.views[plane]
+        vb = view.viewbox
+        row, col = view.crosshair
+        dy, dx = self.plane_spacing(plane)
+        half_w = mm_per_pixel * float(vb.width()) / dx / 2
+        half_h = mm_per_pixel * float(vb.height()) / dy / 2
+        cx, cy = col + 0.5, row + 0.5
+        vb.setRange(xRange=(cx - half_w, cx + half_w), yRange=(cy - half_h, cy + half_h), padding=0)
 
     def _plane(self, volume: np.ndarray, plane: str, fill=0) -> np.ndarray:
         """``plane``'s 2-D image of ``volume`` at the point, its rows spread over the stack's gaps."""
@@ -307,6 +391,7 @@ class PlaneViewer(QObject):
     def begin_stroke(self, plane: str, row: float, col: float, erase: bool) -> None:
         if self.c.session is None:
             return
+        self.set_active(plane)
         if self.rows.has_gaps:
             self.c.show_status("This stack skips slice numbers: paint in the axial view (a brush across the gaps "
                                "would join slices that are not neighbours)")
@@ -334,7 +419,11 @@ def install_planes(window) -> PlaneViewer:
     a.toggle_crosshair.setChecked(True)
     a.toggle_crosshair.toggled.connect(pv.set_crosshair)
     a.toggle_confidence.toggled.connect(pv.set_confidence_visible)
-    a.reset_zoom.triggered.connect(lambda: [planes.views[p].reset_zoom() for p in REFORMATTED])
+    a.reset_zoom.triggered.connect(pv.reset_zoom)
+    pv.fill_action = a.fill_between
+    a.link_zoom.setChecked(window.settings.link_zoom)
+    pv.link_zoom = a.link_zoom.isChecked()
+    a.link_zoom.toggled.connect(pv.set_link_zoom)
     window.layer_panel.visibilityChanged.connect(
         lambda key, on: [planes.views[p].set_layer_visible(key, on) for p in REFORMATTED])
     window.layer_panel.outlineChanged.connect(

@@ -1,4 +1,4 @@
-"""Where the window keeps its settings (layout, last folders, recent files, brush radius, precision), typed.
+"""Where the window keeps its settings (layout, link zoom, last folders, recent files, brush radius, precision), typed.
 
 :class:`Settings` wraps a ``QSettings`` store under the organisation / application name ``heartseg`` and reads
 every key back as its type (``QSettings`` returns strings from INI files). Setting ``HEARTSEG_SETTINGS_DIR``
@@ -101,6 +101,15 @@ class Settings:
     @layout.setter
     def layout(self, name: str) -> None:
         self.store.setValue("view/layout", str(name))
+
+    @property
+    def link_zoom(self) -> bool:
+        """View ▸ Link zoom: a zoom or pan in one plane zooms the others to the same mm scale."""
+        return str(self.store.value("view/link_zoom", "false")).lower() == "true"
+
+    @link_zoom.setter
+    def link_zoom(self, on: bool) -> None:
+        self.store.setValue("view/link_zoom", bool(on))
 
     def sync(self) -> None:
         self.store.sync()

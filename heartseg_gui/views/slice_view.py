@@ -192,6 +192,11 @@ class SliceView(pg.GraphicsView):
     def set_levels(self, levels: tuple[float, float]) -> None:
         self.image_item.setLevels(levels)
 
+    @property
+    def has_image(self) -> bool:
+        """Whether the view shows an image (not cleared)."""
+        return self._shape != (0, 0)
+
     def set_pixel_aspect(self, aspect: float) -> None:
         """Width / height of one pixel on screen (column spacing / row spacing)."""
         self.viewbox.setAspectLocked(True, ratio=aspect if aspect > 0 else 1.0)
