@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,10 +33,11 @@ from typing import Optional
 import nibabel as nib
 import numpy as np
 import pydicom
-from pydicom.pixels import apply_modality_lut, get_decoder
+from pydicom.filereader import read_dataset
+from pydicom.pixels import apply_modality_lut, get_decoder, pixel_array
 
 from core.errors import HeartsegError
-from core.io.common import SourceGrid, check_slice_size, check_total_voxels, list_files
+from core.io.common import SourceGrid, check_slice_size, check_total_voxels, fill_nonfinite, list_files
 from core.types import CancelToken, Progress, ProgressFn, Volume, check_cancel, report
 
 # pydicom warns (on stderr) about damaged files it still parses; heartseg reports its own one-line errors instead
@@ -43,19 +45,40 @@ warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\..*)?"
 
 _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 BATCH = 16
+#: Threads for the header pass and for pixel decoding (pydicom's parsing holds the GIL; numpy and some
+#: decoders release it). See docs/BENCHMARKS.md, "Opening a DICOM series".
+HEADER_WORKERS = 4
+DECODE_WORKERS = max(1, min(8, os.cpu_count() or 1))
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 #: A series whose slice step leaves the slice normal by more than this (degrees) is gantry-tilted.
 MAX_TILT_DEG = 0.5
 #: Header values that one series shares; files that disagree on one are probably two series merged.
 _SERIES_KEYS = ("SeriesNumber", "FrameOfReferenceUID", "StudyInstanceUID", "SeriesDescription", "Modality")
+#: Every header value the reader (or pydicom's pixel decoding) uses: converted in the header pass, so a damaged
+#: one is reported there naming its file (pydicom converts values lazily, on first use).
+_USED_KEYWORDS = ("SeriesInstanceUID", "SOPInstanceUID", "Rows", "Columns", "NumberOfFrames", "RescaleSlope",
+                  "RescaleIntercept", "RescaleType", "ModalityLUTSequence", "SpacingBetweenSlices", "SliceThickness",
+                  "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "SamplesPerPixel",
+                  "PhotometricInterpretation", "PlanarConfiguration", "ImageOrientationPatient",
+                  "ImagePositionPatient", "PixelSpacing", "PatientID", "Modality", "InstanceNumber") + _SERIES_KEYS
 
 
 def _read_header(path: Path):
     """Header dataset, or ``None`` for files that are not DICOM images (ignored)."""
+    found = _read_header_at(path)
+    return None if found is None else found[0]
+
+
+def _read_header_at(path: Path):
+    """``(header dataset, file offset of the Pixel Data element or None)``, or ``None`` for files that are not
+    DICOM images. One parse of the header: the pixels are read later from the offset (:func:`_pixel_dataset`)."""
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-        for _ in ds.iterall():  # convert every raw element now: pydicom parses lazily and raises later
-            pass
+        with open(path, "rb") as fh:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True)
+            offset = fh.tell()  # pydicom rewinds to the Pixel Data element's tag when it stops there
+            head = fh.read(4)
+        for keyword in _USED_KEYWORDS:  # convert what the reader uses now: pydicom converts lazily, raising later
+            ds.get(keyword)
         meta = getattr(ds, "file_meta", None)
         if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == _DICOMDIR_CLASS:
             return None
@@ -66,7 +89,13 @@ def _read_header(path: Path):
             raise HeartsegError(f"not a readable DICOM file (damaged or truncated: {type(exc).__name__})",
                                 path) from None
         return None
-    return ds
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    try:
+        usable = ts is not None and ts.is_transfer_syntax and not ts.is_deflated \
+            and head == (b"\xe0\x7f\x10\x00" if ts.is_little_endian else b"\x7f\xe0\x00\x10")
+    except (AttributeError, ValueError):  # a private or unknown transfer syntax: read the whole file later
+        usable = False
+    return ds, (offset if usable else None)
 
 
 def _has_dicom_magic(path: Path) -> bool:
@@ -121,10 +150,15 @@ def _check_header(path: Path, ds) -> None:
 
 def find_dicom_headers(folder: Path) -> list[tuple[Path, object]]:
     """``(path, header dataset)`` for every DICOM file directly in ``folder`` (natural name order)."""
+    return [(p, ds) for p, ds, _ in _scan_headers(folder)]
+
+
+def _scan_headers(folder: Path) -> list[tuple[Path, object, Optional[int]]]:
+    """``(path, header dataset, Pixel Data offset or None)`` for every DICOM file directly in ``folder``."""
     files = list_files(folder)
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        headers = list(pool.map(_read_header, files))
-    return [(p, h) for p, h in zip(files, headers) if h is not None]
+    with ThreadPoolExecutor(max_workers=HEADER_WORKERS) as pool:
+        headers = list(pool.map(_read_header_at, files))
+    return [(p, *h) for p, h in zip(files, headers) if h is not None]
 
 
 def is_dicom_folder(folder: Path) -> bool:
@@ -184,15 +218,19 @@ def list_dicom_series(folder: Path) -> list[tuple[str, str, int]]:
 
 
 def read_dicom_series(folder: Path, *, progress: Optional[ProgressFn] = None,
-                      cancel: Optional[CancelToken] = None, series_uid: Optional[str] = None) -> Volume:
+                      cancel: Optional[CancelToken] = None, series_uid: Optional[str] = None,
+                      workers: Optional[int] = None) -> Volume:
     """Read the one DICOM series in ``folder`` (or, with ``series_uid``, that one of several; see
     :func:`list_dicom_series`).
 
     Returns a :class:`Volume`: ``voxels`` ``(n_slices, rows, cols)`` int16 or float32 HU, slice 0 most superior;
     ``spacing`` ``(slice, row, col)`` mm; ``affine`` ``(col, row, slice) -> RAS`` mm; ``kind="dicom"``,
     ``intensity="hu"``; ``metadata`` with SeriesInstanceUID, PatientID, SeriesDescription where present.
+    ``workers``: threads decoding pixel data (default :data:`DECODE_WORKERS`; 1 decodes in this thread).
     """
-    items = find_dicom_headers(folder)
+    scanned = _scan_headers(folder)
+    pixel_offsets = {p: off for p, _, off in scanned}
+    items = [(p, ds) for p, ds, _ in scanned]
     if not items:
         raise HeartsegError("no DICOM files in this folder", folder)
     for path, ds in items:
@@ -274,7 +312,11 @@ def read_dicom_series(folder: Path, *, progress: Optional[ProgressFn] = None,
         d_row = d_col = 1.0
         metadata["pixel_spacing_missing"] = True
 
-    voxels = _decode_all(items, rows, cols, progress=progress, cancel=cancel)
+    voxels = _decode_all(items, pixel_offsets, rows, cols, progress=progress, cancel=cancel,
+                         workers=DECODE_WORKERS if workers is None else workers)
+    filled, fill_value = fill_nonfinite(voxels, folder)  # float pixel data: NaN / inf -> the lowest value
+    if filled:
+        metadata["nonfinite_voxels"], metadata["nonfinite_fill"] = filled, fill_value
 
     origin = positions[0].copy()
     flipped = []
@@ -350,37 +392,91 @@ def _hu_dtype(items) -> type:
     return np.int16
 
 
-def _decode_all(items, rows: int, cols: int, *, progress, cancel) -> np.ndarray:
+def _pixel_dataset(path: Path, ds, offset: Optional[int]):
+    """A dataset to decode ``path``'s pixels from: the header ``ds`` with the Pixel Data element read from
+    ``offset`` (where the header pass stopped: the header is not parsed twice), or the whole file re-read
+    when the offset is unknown (deflated or unusual files). The caller removes Pixel Data again."""
+    try:
+        if offset is None:
+            return pydicom.dcmread(path)
+        ts = ds.file_meta.TransferSyntaxUID
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            tail = read_dataset(fh, ts.is_implicit_VR, ts.is_little_endian)
+        ds.update(tail)  # the raw elements: pydicom converts them as it would in a full read
+        return ds
+    except OSError as exc:
+        raise HeartsegError(f"cannot read: {exc.strerror or exc}", path) from exc
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types for damaged files
+        raise HeartsegError(f"damaged DICOM file ({type(exc).__name__})", path) from exc
+
+
+def _to_hu(raw: np.ndarray, ds, out: np.ndarray) -> None:
+    """Write ``raw`` stored values through the modality LUT into ``out`` (one slice of the volume, int16 or
+    float32), with the values pydicom's ``apply_modality_lut`` gives (float64 ``raw * slope + intercept``),
+    rounded and clipped for int16. Integer rescales (the int16 case) are computed exactly in integers."""
+    lut = bool(ds.get("ModalityLUTSequence"))
+    rescale = "RescaleSlope" in ds and "RescaleIntercept" in ds
+    if not lut and raw.dtype.kind in "iu" and raw.itemsize <= 2 and out.dtype == np.int16:
+        slope = int(float(ds.RescaleSlope)) if rescale else 1
+        intercept = int(float(ds.RescaleIntercept)) if rescale else 0
+        wide = np.int32 if slope == 1 and abs(intercept) < 2**30 else np.int64
+        hu = raw.astype(wide)
+        if slope != 1:
+            hu *= slope
+        if intercept:
+            hu += intercept
+        np.clip(hu, -32768, 32767, out=hu)
+        out[...] = hu
+        return
+    if not lut and rescale and out.dtype == np.float32:
+        hu = raw.astype(np.float64) * float(ds.RescaleSlope)
+        hu += float(ds.RescaleIntercept)
+        out[...] = hu
+        return
+    hu = apply_modality_lut(raw, ds)
+    with np.errstate(all="ignore"):
+        out[...] = np.clip(np.rint(hu), -32768, 32767) if out.dtype == np.int16 else hu
+
+
+def _decode_all(items, offsets, rows: int, cols: int, *, progress, cancel, workers: int) -> np.ndarray:
     n = len(items)
     dtype = _hu_dtype(items)
     out = np.empty((n, rows, cols), dtype=dtype)
 
     def decode(i: int) -> None:
-        path = items[i][0]
+        path, header = items[i]
+        ds = _pixel_dataset(path, header, offsets.get(path))
         try:
-            ds = pydicom.dcmread(path)
-        except OSError as exc:
-            raise HeartsegError(f"cannot read: {exc.strerror or exc}", path) from exc
-        except Exception as exc:  # noqa: BLE001 - pydicom raises many types for damaged files
-            raise HeartsegError(f"damaged DICOM file ({type(exc).__name__})", path) from exc
-        if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
-            raise HeartsegError("DICOM file has no pixel data", path)
-        try:
-            raw = ds.pixel_array
-        except Exception as exc:  # noqa: BLE001 - decoder errors come in many types
-            ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown transfer syntax")
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise HeartsegError(f"cannot decode pixels ({getattr(ts, 'name', ts)}): {msg}", path) from exc
-        if raw.shape != (rows, cols):
-            raise HeartsegError(f"pixel data has shape {raw.shape}, header says {rows} x {cols}", path)
-        try:
-            hu = apply_modality_lut(raw, ds)
-        except Exception as exc:  # noqa: BLE001 - a damaged LUT / rescale
-            raise HeartsegError(f"cannot apply the modality LUT ({type(exc).__name__})", path) from exc
-        with np.errstate(all="ignore"):
-            out[i] = np.clip(np.rint(hu), -32768, 32767) if dtype == np.int16 else hu
+            if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+                raise HeartsegError("DICOM file has no pixel data", path)
+            try:
+                raw = pixel_array(ds)  # what ds.pixel_array gives, without caching the array on the header
+            except Exception as exc:  # noqa: BLE001 - decoder errors come in many types
+                ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown transfer syntax")
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise HeartsegError(f"cannot decode pixels ({getattr(ts, 'name', ts)}): {msg}", path) from exc
+            if raw.shape != (rows, cols):
+                raise HeartsegError(f"pixel data has shape {raw.shape}, header says {rows} x {cols}", path)
+            try:
+                _to_hu(raw, ds, out[i])
+            except Exception as exc:  # noqa: BLE001 - a damaged LUT / rescale
+                raise HeartsegError(f"cannot apply the modality LUT ({type(exc).__name__})", path) from exc
+        finally:
+            if ds is header:  # the header dataset lives on (items): drop its pixel data again
+                for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData", "DataSetTrailingPadding"):
+                    if keyword in ds:
+                        del ds[keyword]
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    if workers <= 1:
+        for start in range(0, n, BATCH):
+            check_cancel(cancel)
+            for i in range(start, min(n, start + BATCH)):
+                decode(i)
+            done = min(n, start + BATCH)
+            report(progress, Progress("read", done, n, f"decoded {done}/{n} DICOM slices"))
+        return out
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         for start in range(0, n, BATCH):
             check_cancel(cancel)
             list(pool.map(decode, range(start, min(n, start + BATCH))))
