@@ -10,8 +10,17 @@ plus ``progress``. It never touches a widget. :func:`error_text` is the one line
 
 :class:`JobRunner` owns the threads: :meth:`JobRunner.start` runs each job on a ``QThread`` of its own and connects
 that job's callbacks once, through a relay object living in the GUI thread, so every callback runs there and
-knows which job it belongs to (no routing by ``sender()``). When the thread has stopped, the job, its thread and
-its relay are released; closing the window cancels every job and waits for the threads.
+knows which job it belongs to (no routing by ``sender()``). When the thread has stopped, the job is dropped and its
+thread and relay are retired: released at the runner's next start, forget or shutdown, synchronously in the GUI
+thread (at most one finished job's pair waits, never the job itself); closing the window cancels every job and
+waits for the threads.
+
+Python's cyclic garbage collector runs in whichever thread happens to allocate when a threshold is crossed; with
+jobs running Python on worker threads, that would destroy unreachable Qt objects (a closed dialog, a controller
+with lambda connections) on a worker thread, outside their own thread: Qt then crashed in ``QObject::~QObject``
+processing a deferred delete in the GUI thread (a bus error, seen in the test suite). The first
+:class:`JobRunner` therefore hands collection to the GUI thread (:func:`collect_garbage_in_gui_thread`,
+pyqtgraph's ``GarbageCollector``: automatic collection off, a timer collects in the GUI thread).
 
 Why not ``superqt.utils.new_worker_qthread``: it quits the thread through a queued connection, which never runs
 while the GUI thread waits for that thread (closing the window), and it deletes the thread while it may still be
@@ -22,8 +31,10 @@ from __future__ import annotations
 
 import logging
 import traceback
+import weakref
 from typing import Callable, Optional
 
+from pyqtgraph.util.garbage_collector import GarbageCollector
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 from core.errors import Cancelled, HeartsegError
@@ -43,6 +54,21 @@ def error_text(job_name: str, exc: BaseException) -> str:
         return f"{job_name}: not enough memory"
     text = " ".join(str(exc).split()) or type(exc).__name__
     return f"{job_name} failed: {type(exc).__name__}: {text}"
+
+
+_gui_thread_gc: Optional[GarbageCollector] = None
+
+#: How often (seconds) the GUI thread checks whether a collection is due (:class:`GarbageCollector`).
+GC_INTERVAL_S = 1.0
+
+
+def collect_garbage_in_gui_thread() -> None:
+    """From now on, collect cyclic garbage only in the GUI thread (idempotent; call it in the GUI thread)."""
+    global _gui_thread_gc
+    app = QCoreApplication.instance()
+    if _gui_thread_gc is not None or app is None or QThread.currentThread() is not app.thread():
+        return
+    _gui_thread_gc = GarbageCollector(interval=GC_INTERVAL_S)
 
 
 class Job(QObject):
@@ -116,9 +142,9 @@ class _Relay(QObject):
     """Lives in the GUI thread: receives one job's signals (queued) and calls that job's callbacks there."""
 
     def __init__(self, runner: "JobRunner", job: Job, callbacks: dict[str, Callable]):
-        super().__init__(runner)
-        self._runner = runner
-        self._job = job
+        super().__init__()  # no parent: the runner holds it, and releases it in the GUI thread (JobRunner._forget)
+        self._runner = weakref.ref(runner)
+        self._key = id(job)
         self._callbacks = callbacks
 
     def _call(self, name: str, *args) -> None:
@@ -156,7 +182,9 @@ class _Relay(QObject):
 
     @Slot()
     def on_thread_finished(self) -> None:
-        self._runner._forget(self._job)
+        runner = self._runner()
+        if runner is not None:
+            runner._forget(self._key)
 
 
 class JobRunner(QObject):
@@ -166,13 +194,16 @@ class JobRunner(QObject):
 
     def __init__(self, parent: Optional[QObject] = None):
         super().__init__(parent)
-        self._running: dict[Job, tuple[QThread, _Relay]] = {}
+        collect_garbage_in_gui_thread()
+        self._running: dict[int, tuple[Job, QThread, _Relay]] = {}  # by id(job)
+        self._retired: list[tuple[QThread, _Relay]] = []
 
     def start(self, job: Job, *, started: Callback = None, progress: Callback = None, yielded: Callback = None,
               returned: Callback = None, errored: Callback = None, aborted: Callback = None,
               finished: Callback = None) -> Job:
         """Run ``job`` on a thread of its own; each given callback is called in the GUI thread with the signal's
         value (``errored`` with the exception). One connection per signal and job."""
+        self._release_retired()
         callbacks = {"started": started, "progress": progress, "yielded": yielded, "returned": returned,
                      "errored": errored, "aborted": aborted, "finished": finished}
         thread = QThread()
@@ -186,34 +217,45 @@ class JobRunner(QObject):
         # direct: QThread.quit is thread-safe, and the GUI thread may be blocked in wait() (closing)
         job.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         thread.finished.connect(relay.on_thread_finished)
-        self._running[job] = (thread, relay)
+        self._running[id(job)] = (job, thread, relay)
         thread.start()
         return job
 
-    def _forget(self, job: Job) -> None:
-        entry = self._running.pop(job, None)
+    def _forget(self, key: int) -> None:
+        """The job's thread has stopped: drop the job, and retire its thread and relay.
+
+        Called from the relay's own slot, so the relay is not deleted here: retired threads and relays are released
+        at the next start, forget or shutdown, synchronously in the GUI thread (never by a deferred delete, and never
+        by the garbage collector on a worker thread)."""
+        entry = self._running.pop(key, None)
         if entry is None:
             return
-        thread, relay = entry
+        _job, thread, relay = entry
         thread.wait()
-        # every signal the job emitted was queued to the relay before the thread finished, so none is pending
-        relay.deleteLater()
+        self._release_retired()
+        self._retired.append((thread, relay))
+
+    def _release_retired(self) -> None:
+        retired, self._retired = self._retired, []
+        for _thread, relay in retired:
+            relay._callbacks = {}  # the callbacks may hold the window's objects
+        retired.clear()  # the QThread and the relay are deleted here, in the GUI thread; pending events with them
 
     @property
     def jobs(self) -> list[Job]:
-        return list(self._running)
+        return [job for job, _thread, _relay in self._running.values()]
 
     def busy(self, name: Optional[str] = None) -> bool:
-        return any(name is None or j.name == name for j in self._running)
+        return any(name is None or job.name == name for job in self.jobs)
 
     def cancel_all(self) -> None:
-        for job in list(self._running):
+        for job in self.jobs:
             job.cancel()
 
     def wait_all(self, timeout_ms: Optional[int] = None) -> bool:
         """Block until every thread has finished (``timeout_ms`` None: forever). Returns True when none runs."""
         ok = True
-        for thread, _relay in list(self._running.values()):
+        for _job, thread, _relay in list(self._running.values()):
             done = thread.wait() if timeout_ms is None else thread.wait(int(timeout_ms))
             ok = ok and bool(done)
         return ok
@@ -222,5 +264,6 @@ class JobRunner(QObject):
         """Cancel every job and wait until its thread has stopped (used when the window closes)."""
         self.cancel_all()
         self.wait_all()
-        for job in list(self._running):
-            self._forget(job)
+        for key in list(self._running):
+            self._forget(key)
+        self._release_retired()

@@ -209,3 +209,37 @@ def test_prediction_job_reports_the_slices_its_cleanup_changed(tmp_path, monkeyp
     assert differ == changed  # exactly the slices the clean-up altered after their batch was sent
     shown[changed] = final[changed]
     assert np.array_equal(shown, final)
+
+
+def test_cyclic_qt_garbage_is_destroyed_in_the_gui_thread_while_jobs_run(qtbot):
+    """A Qt object in a reference cycle, dropped while a job allocates on its worker thread, is destroyed in the
+    GUI thread, never on the worker (Python's collector would run where the allocation crossed its threshold)."""
+    import gc
+
+    from PySide6.QtCore import QObject, Qt, QThread
+
+    from heartseg_gui.workers import Job, JobRunner
+
+    runner = JobRunner()  # the first runner hands collection to the GUI thread
+    assert not gc.isenabled()
+    destroyed_in = []
+
+    def make_cycle():
+        obj = QObject()
+        obj.me = obj  # a cycle: only the collector frees it
+        obj.destroyed.connect(lambda *_: destroyed_in.append(QThread.currentThread()),
+                              Qt.ConnectionType.DirectConnection)
+
+    def allocate(*, progress, cancel, yielded):
+        for _ in range(50):
+            junk = [[] for _ in range(2000)]
+            for a, b in zip(junk, junk[1:]):
+                a.append(b)
+                b.append(a)  # cycles, so the collector's counts rise as they would in real work
+        return len(junk)
+
+    make_cycle()
+    runner.start(Job("alloc", allocate))
+    qtbot.waitUntil(lambda: not runner.jobs, timeout=20_000)
+    qtbot.waitUntil(lambda: bool(destroyed_in), timeout=5_000)  # the GUI thread's timer collects it
+    assert destroyed_in == [QThread.currentThread()]

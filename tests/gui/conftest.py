@@ -1,0 +1,18 @@
+"""Window tests: garbage from one test is collected in the GUI thread before the next starts.
+
+The product collects cyclic garbage only in the GUI thread once a job runner exists
+(:func:`heartseg_gui.workers.collect_garbage_in_gui_thread`); collecting after each test as well keeps one test's
+closed windows from being destroyed during a later test, and keeps memory flat over the suite.
+"""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _collect_in_the_gui_thread():
+    yield
+    gc.collect()
