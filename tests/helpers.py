@@ -1,8 +1,13 @@
-"""Small shared builders for tests (a tiny U-Net, a tiny Kaggle-layout dataset) and a mask outline reference."""
+"""Small shared builders for tests (a tiny U-Net, a tiny Kaggle-layout dataset), a mask outline reference, window
+clean-up, and a child process killed at a chosen line (the crash-safety tests)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -105,3 +110,92 @@ def select_version(dialog, version: int) -> None:
     for row, entry in enumerate(dialog.versions):
         if entry.version == version:
             dialog.table.selectRow(row)
+
+
+def dispose_windows(*windows) -> None:
+    """Close and delete windows now, while the QApplication runs (PySide6 can crash at interpreter exit on
+    windows whose deferred deletion never ran); unsaved edits are dropped, not asked about."""
+    import gc
+
+    from PySide6.QtCore import QCoreApplication
+
+    for w in windows:
+        w.files.has_unsaved = lambda: False
+        w.controller.shutdown()
+        w.close()
+        w.deleteLater()
+    QCoreApplication.sendPostedEvents()
+    QCoreApplication.processEvents()
+    gc.collect()
+
+
+# --- killing a child process at a chosen moment (the crash-safety tests) -----------------------------------------
+def fork_call(fn) -> int:
+    """Run ``fn()`` in a forked child that exits with status 0 when it returns and 3 when it raises; returns the
+    child's pid (the caller waits for it)."""
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            fn()
+        except BaseException:  # noqa: BLE001
+            os._exit(3)
+        os._exit(0)
+    return pid
+
+
+def kill_at_line(files: Sequence[str], kill_at: int, fn, *args, **kwargs) -> tuple[int, int]:
+    """Run ``fn(*args, **kwargs)`` in a forked child that counts the lines it executes in ``files`` (paths relative
+    to the repository root) and SIGKILLs itself when the count reaches ``kill_at`` (never when ``kill_at`` < 1).
+
+    Returns ``(status, lines)``: the child's wait status (``os.waitpid``) and the number of counted lines, which
+    the child reports only when ``fn`` returned (0 when it was killed or raised)."""
+    root = Path(__file__).resolve().parents[1]
+    watched = tuple(str(root / f) for f in files)
+    r, w = os.pipe()
+
+    def traced():
+        counter = [0]
+
+        def tracer(frame, event, arg):
+            if frame.f_code.co_filename not in watched:
+                return None
+
+            def local(frame, event, arg):
+                if event == "line":
+                    counter[0] += 1
+                    if counter[0] == kill_at:
+                        os.kill(os.getpid(), signal.SIGKILL)
+                return local
+
+            return local
+
+        sys.settrace(tracer)
+        fn(*args, **kwargs)
+        sys.settrace(None)
+        os.write(w, str(counter[0]).encode())
+
+    pid = fork_call(traced)
+    os.close(w)
+    _, status = os.waitpid(pid, 0)
+    lines = int(os.read(r, 64) or b"0")
+    os.close(r)
+    return status, lines
+
+
+def kill_after(delay_s: float, fn, *args) -> int:
+    """Run ``fn(*args)`` (typically a loop that never returns) in a forked child and SIGKILL it ``delay_s`` seconds
+    after it started; returns the child's wait status."""
+    r, w = os.pipe()
+
+    def started():
+        os.write(w, b"r")
+        fn(*args)
+
+    pid = fork_call(started)
+    os.close(w)
+    os.read(r, 1)
+    os.close(r)
+    time.sleep(delay_s)
+    os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    return status
