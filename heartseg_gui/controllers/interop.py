@@ -73,7 +73,7 @@ def label_counts(path: Path, volume: Volume) -> dict[int, int]:
         return {}
     raw = np.asanyarray(img.dataobj)
     labels = mask_labels(raw)
-    if not labels or not all(float(v).is_integer() for v in labels):
+    if not labels or labels[0] < 0 or not all(float(v).is_integer() for v in labels):
         return {}
     values, counts = np.unique(raw, return_counts=True)
     return {int(v): int(n) for v, n in zip(values, counts) if v != 0}

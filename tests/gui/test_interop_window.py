@@ -453,3 +453,41 @@ def test_save_of_the_bundled_sample_never_writes_into_the_package(qtbot, make_wi
     assert w.files.save() is False
     assert resources.sample_mask_path().read_bytes() == before
     assert not (resources.sample_dir() / ".heartseg").exists()
+
+
+def test_save_keeps_a_mask_file_stored_in_another_array_order_in_that_order(qtbot, make_window, ct_copy):
+    """The scan is L-P-S; its mask file, on the same world grid, is stored R-A-S (flipped x and y): Save writes
+    the file's own order back, so numpy pairs it with its old self and nibabel's world Dice is unchanged."""
+    img = nib.load(str(ct_copy / "heart.nii.gz"))
+    flip = np.diag([-1.0, -1.0, 1.0, 1.0])
+    flip[:2, 3] = [img.shape[0] - 1, img.shape[1] - 1]
+    ras_affine = img.affine @ flip
+    ras = np.ascontiguousarray(np.asanyarray(img.dataobj)[::-1, ::-1, :])
+    path = ct_copy / "heart_ras.nii.gz"
+    nib.save(nib.Nifti1Image(ras, ras_affine), str(path))
+    assert nib.aff2axcodes(nib.load(str(path)).affine) == ("R", "A", "S")
+    w = make_window(ct_copy / "ct.nii.gz", path)
+    s = w.controller.session
+    assert s.editor.total_voxels() == int(ras.astype(bool).sum())
+    w.controller.set_slice(60)
+    w.controller.clear_slice()
+    assert w.files.save()
+    saved = nib.load(str(path))
+    np.testing.assert_array_equal(saved.affine, ras_affine)
+    expected = to_source_grid(s.editor.copy_mask(), s.volume)[::-1, ::-1, :]  # scan order -> the file's order
+    np.testing.assert_array_equal(np.asanyarray(saved.dataobj), expected)
+
+
+def test_policy_enables_dicom_seg_export_only_for_dicom_scans():
+    from heartseg_gui.actions import DICOM_SEG_NEEDS_DICOM, ActionPolicy, WindowState
+
+    policy = ActionPolicy()
+    assert not policy.verdict("export_dicom_seg", WindowState()).enabled
+    for kind in ("nifti", "kaggle_patient", "png_folder"):
+        verdict = policy.verdict("export_dicom_seg", WindowState(session_open=True, scan_kind=kind))
+        assert not verdict.enabled and verdict.reason == DICOM_SEG_NEEDS_DICOM
+    assert policy.verdict("export_dicom_seg", WindowState(session_open=True, scan_kind="dicom")).enabled
+    # exporting reads the scan only: a read-only scan may export; attaching changes the mask: it may not
+    read_only = WindowState(session_open=True, scan_kind="dicom", read_only_reason="held by pid 42")
+    assert policy.verdict("export_dicom_seg", read_only).enabled
+    assert not policy.verdict("attach_mask", read_only).enabled
