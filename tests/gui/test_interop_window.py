@@ -491,3 +491,18 @@ def test_policy_enables_dicom_seg_export_only_for_dicom_scans():
     read_only = WindowState(session_open=True, scan_kind="dicom", read_only_reason="held by pid 42")
     assert policy.verdict("export_dicom_seg", read_only).enabled
     assert not policy.verdict("attach_mask", read_only).enabled
+
+
+def test_attach_a_nifti_mask_to_a_dicom_series(qtbot, make_window, dicom_copy, tmp_path):
+    """The NIfTI heartseg (and SimpleITK / dcm2niix) writes for a DICOM series attaches back voxel for voxel."""
+    from core.io import write_mask_nifti
+
+    w = make_window(dicom_copy)
+    mask = _paint(w, [6, 12])
+    path = tmp_path / "series_heart.nii.gz"
+    write_mask_nifti(path, mask, w.controller.session.volume)
+    w.controller.undo()
+    with qtbot.waitSignal(w.interop.maskAttached, timeout=WAIT_MS):
+        w.interop.attach_mask(path)
+    np.testing.assert_array_equal(w.controller.session.editor.copy_mask(), mask)
+    assert not w.prompts.errors
