@@ -33,11 +33,13 @@ from typing import Optional
 import nibabel as nib
 import numpy as np
 import pydicom
+from pydicom.datadict import tag_for_keyword
 from pydicom.filereader import read_dataset
 from pydicom.pixels import apply_modality_lut, get_decoder, pixel_array
 
 from core.errors import HeartsegError
 from core.io.common import SourceGrid, check_slice_size, check_total_voxels, fill_nonfinite, list_files
+from core.io.dicom_scan import scan_header
 from core.types import CancelToken, Progress, ProgressFn, Volume, check_cancel, report
 
 # pydicom warns (on stderr) about damaged files it still parses; heartseg reports its own one-line errors instead
@@ -61,6 +63,7 @@ _USED_KEYWORDS = ("SeriesInstanceUID", "SOPInstanceUID", "Rows", "Columns", "Num
                   "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "SamplesPerPixel",
                   "PhotometricInterpretation", "PlanarConfiguration", "ImageOrientationPatient",
                   "ImagePositionPatient", "PixelSpacing", "PatientID", "Modality", "InstanceNumber") + _SERIES_KEYS
+_USED_TAGS = frozenset(tag_for_keyword(k) for k in _USED_KEYWORDS)
 
 
 def _read_header(path: Path):
@@ -73,12 +76,17 @@ def _read_header_at(path: Path):
     """``(header dataset, file offset of the Pixel Data element or None)``, or ``None`` for files that are not
     DICOM images. One parse of the header: the pixels are read later from the offset (:func:`_pixel_dataset`)."""
     try:
-        with open(path, "rb") as fh:
-            ds = pydicom.dcmread(fh, stop_before_pixels=True)
-            offset = fh.tell()  # pydicom rewinds to the Pixel Data element's tag when it stops there
-            head = fh.read(4)
-        for keyword in _USED_KEYWORDS:  # convert what the reader uses now: pydicom converts lazily, raising later
-            ds.get(keyword)
+        fast = scan_header(path)
+        if fast is not None:
+            ds, offset = fast
+            head = b"\xe0\x7f\x10\x00"
+        else:
+            with open(path, "rb") as fh:
+                ds = pydicom.dcmread(fh, stop_before_pixels=True)
+                offset = fh.tell()  # pydicom rewinds to the Pixel Data element's tag when it stops there
+                head = fh.read(4)
+        for tag in _USED_TAGS.intersection(ds.keys()):  # convert what the reader uses now: pydicom converts lazily
+            ds[tag]  # (by tag: several times faster than ds.get(keyword))
         meta = getattr(ds, "file_meta", None)
         if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == _DICOMDIR_CLASS:
             return None
