@@ -54,6 +54,11 @@ class SliceViewBox(pg.ViewBox):
 
     def mouseDragEvent(self, ev, axis=None):
         view = self._view
+        if ev.button() == Qt.MouseButton.LeftButton and view.painting_refused():
+            ev.accept()
+            if ev.isStart():
+                view.paintRefused.emit()
+            return
         if ev.button() == Qt.MouseButton.LeftButton and view.painting_enabled():
             ev.accept()
             if ev.isStart():
@@ -81,6 +86,10 @@ class SliceViewBox(pg.ViewBox):
 
     def mouseClickEvent(self, ev):
         view = self._view
+        if ev.button() == Qt.MouseButton.LeftButton and view.painting_refused():
+            ev.accept()
+            view.paintRefused.emit()
+            return
         if ev.button() == Qt.MouseButton.LeftButton and view.painting_enabled():
             ev.accept()
             row, col = self._image_pos(ev.pos())
@@ -122,6 +131,7 @@ class SliceView(pg.GraphicsView):
     sliceStepRequested = Signal(int)
     windowLevelDragged = Signal(float, float)    # screen pixels: right (+ wider), up (+ higher level)
     pointPicked = Signal(float, float)           # row, col clicked / dragged to with the crosshair on
+    paintRefused = Signal()                      # a brush / eraser press on a view that shows but never edits
 
     def __init__(self, parent=None, *, interactive: bool = True, plane: str = "axial"):
         super().__init__(parent)
@@ -250,6 +260,11 @@ class SliceView(pg.GraphicsView):
 
     def painting_enabled(self) -> bool:
         return self._interactive and self.tool in (BRUSH, ERASER) and self._shape != (0, 0)
+
+    def painting_refused(self) -> bool:
+        """A brush or eraser press here paints nothing (a read-only view, e.g. compare mode's AI panel): the
+        view says so with ``paintRefused`` instead of panning silently."""
+        return not self._interactive and self.tool in (BRUSH, ERASER) and self._shape != (0, 0)
 
     def picking_enabled(self) -> bool:
         """Left click / drag moves the crosshair (navigate tool, crosshair on)."""
