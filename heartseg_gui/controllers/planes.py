@@ -23,6 +23,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from heartseg_gui import display
+from heartseg_gui.controllers._zoom_link import ZoomLinkMixin
 from heartseg_gui.views.planes import (
     AXIAL,
     CORONAL,
@@ -40,7 +41,7 @@ from heartseg_gui.views.planes_layout import LAYOUTS, PlanesLayout
 REFORMATTED = (CORONAL, SAGITTAL)
 
 
-class PlaneViewer(QObject):
+class PlaneViewer(ZoomLinkMixin, QObject):
     pointChanged = Signal(int, int, int)   # slice, row, col of the crosshair
     pixelText = Signal(str)
 
@@ -58,8 +59,6 @@ class PlaneViewer(QObject):
         self.settings = None         # where the layout is remembered,
         self.layout_actions: dict = {}   # and View ▸ Layout's actions by layout name
         self.fill_action = None      # Slice ▸ Fill between slices, named after the active plane
-        self.link_zoom = False
-        self._linking = False        # while link zoom moves the other views (their ranges change too)
         for plane in PLANES:
             self.views[plane].viewbox.sigRangeChangedManually.connect(lambda _m, p=plane: self.on_zoomed(p))
         for plane in REFORMATTED:
@@ -249,64 +248,6 @@ class PlaneViewer(QObject):
                 self.views[plane].reset_zoom()
         if reset_zoom and self.link_zoom:
             self.on_zoomed(AXIAL)
-
-    # --- zoom -------------------------------------------------------------------------------------------------
-    def set_link_zoom(self, on: bool) -> None:
-        """Link zoom on / off (remembered in the settings); turning it on brings the planes to the scale of the
-        active one (the axial view in the axial-only layout)."""
-        self.link_zoom = bool(on)
-        if self.settings is not None:
-            self.settings.link_zoom = self.link_zoom
-        if self.link_zoom:
-            self.on_zoomed(self.c.active_plane)
-
-    def reset_zoom(self) -> None:
-        """Every view shows its whole plane; linked, the reformatted ones then take the axial view's scale."""
-        for view in self.views.values():
-            view.reset_zoom()
-        if self.link_zoom:
-            self.on_zoomed(AXIAL)
-
-    def plane_spacing(self, plane: str) -> tuple[float, float]:
-        """``(row, col)`` size in mm of one pixel of ``plane``'s image ((1, 1) when the spacing is unknown)."""
-        s = self.c.session
-        sp = None if s is None else s.volume.spacing
-        if sp is None or min(sp) <= 0:
-            return 1.0, 1.0
-        return {AXIAL: (sp[1], sp[2]), CORONAL: (sp[0], sp[2]), SAGITTAL: (sp[0], sp[1])}[plane]
-
-    def mm_per_screen_pixel(self, plane: str) -> float:
-        """How many mm of the patient one screen pixel of ``plane``'s view spans (horizontally; the aspect ratio
-        is locked to the spacing, so vertically it is the same)."""
-        vb = self.views[plane].viewbox
-        (x0, x1), _ = vb.viewRange()
-        return (x1 - x0) * self.plane_spacing(plane)[1] / max(1.0, float(vb.width()))
-
-    def on_zoomed(self, source: str) -> None:
-        """``source``'s view was zoomed or panned: with link zoom on, the other shown views get its mm scale,
-        each centred on the crosshair."""
-        if not self.link_zoom or self._linking or not self.shown:
-            return
-        if not self.views[source].has_image:
-            return
-        scale = self.mm_per_screen_pixel(source)
-        self._linking = True
-        try:
-            for plane in PLANES:
-                if plane != source and self.views[plane].has_image:
-                    self._zoom_to(plane, scale)
-        finally:
-            self._linking = False
-
-    def _zoom_to(self, plane: str, mm_per_pixel: float) -> None:
-        view = self.views[plane]
-        vb = view.viewbox
-        row, col = view.crosshair
-        dy, dx = self.plane_spacing(plane)
-        half_w = mm_per_pixel * float(vb.width()) / dx / 2
-        half_h = mm_per_pixel * float(vb.height()) / dy / 2
-        cx, cy = col + 0.5, row + 0.5
-        vb.setRange(xRange=(cx - half_w, cx + half_w), yRange=(cy - half_h, cy + half_h), padding=0)
 
     def _plane(self, volume: np.ndarray, plane: str, fill=0) -> np.ndarray:
         """``plane``'s 2-D image of ``volume`` at the point, its rows spread over the stack's gaps."""
