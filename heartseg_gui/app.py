@@ -92,7 +92,7 @@ def run(path: Optional[str] = None, mask_path: Optional[str] = None, model_path:
     def poll() -> None:
         c = window.controller
         waited = time.monotonic() - started
-        idle = not c.is_busy()
+        idle = not c.is_busy() and not window.safety.recovery_pending
         if state["rc"] is not None:
             return
         if idle and (c.session is not None or state["outcome"] is not None) or waited > SCREENSHOT_TIMEOUT_S:

@@ -25,9 +25,9 @@ from core.review.qc import describe, scan_flags, slice_flags
 from core.review.record import patient_rows
 from core.review.record import write_report as write_record
 from core.review.uncertainty import UncertaintyCollector, review_order
-from core.store.dataset import is_nifti_dataset, open_dataset, output_name
+from core.store.dataset import Dataset, is_nifti_dataset, open_dataset, output_name
 from core.store.manifest import verify_dataset
-from core.store.outputs import check_output_path
+from core.store.outputs import check_output_path, staged_output
 from core.training.config import TrainConfig
 from core.training.distribute import (exit_with_parent, is_multi_worker, run_as_worker, run_local_workers,
                                       task_name, training_strategy, worker_argv)
@@ -49,6 +49,17 @@ def warn_geometry(command: str, volume) -> None:
     """One stderr line per geometry problem of ``volume`` (:func:`core.io.geometry_warnings`)."""
     for text in geometry_warnings(volume):
         log.warning(f"heartseg {command}: warning: {volume.name}: {text}")
+
+
+def open_dataset_said(command: str, path) -> Dataset:
+    """:func:`core.store.dataset.open_dataset`, with one stderr line naming the hidden folders (a name beginning
+    with one ``.``) that hold a patient but were skipped, so none is left out silently."""
+    dataset = open_dataset(path)
+    if dataset.hidden:
+        names = ", ".join(repr(p.name) for p in dataset.hidden[:5]) + (" ..." if len(dataset.hidden) > 5 else "")
+        log.warning(f"heartseg {command}: warning: skipped {len(dataset.hidden)} hidden folder(s) holding a "
+                    f"patient: {names} (a name beginning with '.' is hidden; rename it to include it)")
+    return dataset
 
 
 def _model_path(path) -> Path:
@@ -94,7 +105,7 @@ def _cmd_train(args) -> int:
                              split_seed=args.seed, patients=patients, out_dir=Path(args.out),
                              register=registry_dir is not None, skip_flagged=True)
     bar = _progress()
-    plan = plan_retraining(open_dataset(args.data), request.registry(), val_patients=val_list,
+    plan = plan_retraining(open_dataset_said("train", args.data), request.registry(), val_patients=val_list,
                            val_fraction=args.val_fraction, seed=args.seed, patients=patients)
     if getattr(args, "local_workers", None) is not None:
         if is_multi_worker():
@@ -139,7 +150,7 @@ def cmd_predict(args) -> int:
     check_output_path(args.out, [args.scan])
     scan = Path(args.scan)
     if scan.is_dir() and is_nifti_dataset(scan):
-        dataset = open_dataset(scan)
+        dataset = open_dataset_said("predict", scan)
         names = [output_name(e.pid) for e in dataset.patients]
         if len(set(names)) != len(names):
             raise HeartsegError("two cases would write outputs of the same name; rename one", scan)
@@ -168,35 +179,38 @@ def _predict_one(args, predictor, volume) -> None:
     masks = predictor.predict_masks(volume, progress=_progress(), postprocess=postprocess,
                                     on_probabilities=collector.add)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if volume.kind in ("kaggle_patient", "png_folder"):
-        written = write_mask_pngs(out, masks, volume.slice_names)
-        log.info(f"{len(written)} masks -> {out}")
-        print(out)
-    else:
-        pid = output_name(volume.name)
-        names = kaggle_slice_names(volume.n_slices)
-        write_image_pngs(out / pid / "image", to_kaggle_scale(volume), names)
-        write_mask_pngs(out / pid / "mask", masks, names)
-        nifti = out / f"{pid}_heart.nii.gz"
-        write_mask_nifti(nifti, masks, volume)  # on the input's own grid (for DICOM: SimpleITK's grid)
-        written = [out / pid, nifti]
-        if volume.kind == "dicom":  # the NIfTI SimpleITK / dcm2niix would write for the series, the mask on it
-            ct = out / f"{pid}_ct.nii.gz"
-            write_scan_nifti(ct, volume)
-            written.append(ct)
-        log.info(f"{len(names)} slices -> {out / pid} (Kaggle layout) and "
-                 f"{' and '.join(str(p) for p in written[1:])}")
-        for path in written:
-            print(path)
-    if getattr(args, "dicom_seg", False):
-        seg = write_dicom_seg(volume, masks, seg_output_path(out, output_name(volume.name)), corrected=False)
-        log.info(f"DICOM-SEG (AUTOMATIC) -> {seg}")
-        print(seg)
-    qc = write_qc_csv(out, volume, masks, collector.scores)
-    heart = int((masks.reshape(masks.shape[0], -1).max(axis=1) > 0).sum())
-    log.info(f"heart found on {heart} of {volume.n_slices} slices; per-slice uncertainty and QC flags -> {qc}")
-    print(qc)
+    lines, shown = [], []  # what to say and print once every output is in place (all-or-nothing per scan)
+    with staged_output(out) as stage:
+        if volume.kind in ("kaggle_patient", "png_folder"):
+            written = write_mask_pngs(stage, masks, volume.slice_names)
+            lines.append(f"{len(written)} masks -> {out}")
+            shown.append(out)
+        else:
+            pid = output_name(volume.name)
+            names = kaggle_slice_names(volume.n_slices)
+            write_image_pngs(stage / pid / "image", to_kaggle_scale(volume), names)
+            write_mask_pngs(stage / pid / "mask", masks, names)
+            nifti = f"{pid}_heart.nii.gz"
+            write_mask_nifti(stage / nifti, masks, volume)  # on the input's own grid (for DICOM: SimpleITK's grid)
+            written = [out / pid, out / nifti]
+            if volume.kind == "dicom":  # the NIfTI SimpleITK / dcm2niix would write for the series, the mask on it
+                write_scan_nifti(stage / f"{pid}_ct.nii.gz", volume)
+                written.append(out / f"{pid}_ct.nii.gz")
+            lines.append(f"{len(names)} slices -> {out / pid} (Kaggle layout) and "
+                         f"{' and '.join(str(p) for p in written[1:])}")
+            shown += written
+        if getattr(args, "dicom_seg", False):
+            seg = write_dicom_seg(volume, masks, seg_output_path(stage, output_name(volume.name)), corrected=False)
+            lines.append(f"DICOM-SEG (AUTOMATIC) -> {out / seg.name}")
+            shown.append(out / seg.name)
+        qc = out / write_qc_csv(stage, volume, masks, collector.scores).name
+        heart = int((masks.reshape(masks.shape[0], -1).max(axis=1) > 0).sum())
+        lines.append(f"heart found on {heart} of {volume.n_slices} slices; per-slice uncertainty and QC flags -> {qc}")
+        shown.append(qc)
+    for line in lines:
+        log.info(line)
+    for path in shown:
+        print(path)
 
 
 def write_qc_csv(out: Path, volume, masks, scores) -> Path:
@@ -230,15 +244,17 @@ def write_qc_csv(out: Path, volume, masks, scores) -> Path:
 def cmd_report(args) -> int:
     """The correction record of every patient of a dataset (their ``.heartseg/review.json``)."""
     check_output_path(args.out, [args.data])
-    dataset = open_dataset(args.data)
+    dataset = open_dataset_said("report", args.data)
     rows = []
     for entry in dataset.patients:
         rows += patient_rows(dataset.patient_dir(entry.pid), entry.pid)
     if not rows:
         raise HeartsegError("no patient has a review record yet (nothing was saved from heartseg)", args.data)
-    written = write_record(rows, Path(args.out), title=f"Correction record: {Path(args.data).name}")
+    out = Path(args.out)
+    with staged_output(out) as stage:
+        written = write_record(rows, stage, title=f"Correction record: {Path(args.data).name}")
     for path in written:
-        print(path)
+        print(out / path.relative_to(stage))
     return 0
 
 
@@ -254,11 +270,19 @@ def _labelled_volumes(args):
         warn_geometry("evaluate", vol)
         return [(vol.name, vol)]
 
-    dataset = open_dataset(data)
+    dataset = open_dataset_said("evaluate", data)
     pids = [p.strip() for p in args.patients.split(",")] if args.patients else \
         [p.pid for p in dataset.patients if p.has_masks]
     if not pids:
         raise HeartsegError("no patient with masks to evaluate", data)
+    for pid in pids:
+        dataset.entry(pid)  # an unknown id is refused before any scan is read
+    taken: dict[str, str] = {}
+    for pid in pids:  # panels are named after the patient: two names must never share a file
+        other = taken.setdefault(output_name(pid), pid)
+        if other != pid:
+            raise HeartsegError(f"patients {other!r} and {pid!r} would write evaluation panels of the same name "
+                                f"({output_name(pid)}_*); rename one", data)
     volumes = [(pid, dataset.load(pid, label=label)) for pid in pids]
     for _, vol in volumes:
         warn_geometry("evaluate", vol)
@@ -270,9 +294,10 @@ def cmd_evaluate(args) -> int:
     volumes = _labelled_volumes(args)
     model_path = _model_path(args.model)
     model = load_model(model_path)
-    report = evaluate_volumes(model, volumes, postprocess=_postprocess(args), progress=_progress(),
-                              panels_dir=Path(args.out) / "panels", panels_per_patient=args.panels)
-    text = write_evaluation(report, Path(args.out), model_name=model_path.name)
+    with staged_output(Path(args.out)) as stage:  # panels and tables appear together, or not at all
+        report = evaluate_volumes(model, volumes, postprocess=_postprocess(args), progress=_progress(),
+                                  panels_dir=stage / "panels", panels_per_patient=args.panels)
+        text = write_evaluation(report, stage, model_name=model_path.name)
     print(text)
     return 0
 

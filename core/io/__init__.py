@@ -57,6 +57,9 @@ def geometry_warnings(volume: Volume) -> list[str]:
     if orientation and orientation != "axial":
         out.append(f"{orientation} series: the model was trained on axial slices and segments this series "
                    "slice by slice in its own plane (not resliced); expect a lower accuracy")
+    if md.get("nonfinite_voxels"):
+        out.append(f"{md['nonfinite_voxels']} voxels hold no number (NaN or infinite); they are shown, exported and "
+                   f"predicted as the scan's lowest value ({float(md.get('nonfinite_fill', 0.0)):.0f})")
     if md.get("qform_sform_disagree"):
         out.append("the NIfTI qform and sform disagree: heartseg (like nibabel) uses the sform, ITK-based tools "
                    "may use the qform and show the scan elsewhere or mirrored")

@@ -185,6 +185,36 @@ def read_bytes(path: Path) -> bytes:
         raise HeartsegError(f"cannot read: {exc.strerror or exc}", path) from exc
 
 
+def fill_nonfinite(voxels: np.ndarray, path: Path) -> tuple[int, float]:
+    """Replace NaN and infinite voxels of a float ``(n_slices, rows, cols)`` array, in place, by the smallest finite
+    value of the scan (air or the scanner's padding: what "no measurement" looks like on CT), slice by slice.
+
+    A scan that holds NaN (resampled or masked exports pad with it) would otherwise export blank slices and give
+    the model NaN input (an empty prediction, silently). Returns ``(how many were replaced, the value used)``;
+    ``(0, nan)`` for integer data or a scan without any. :class:`HeartsegError` naming ``path`` when no voxel at
+    all holds a number.
+    """
+    if not np.issubdtype(voxels.dtype, np.floating) or voxels.size == 0:
+        return 0, float("nan")
+    bad_slices, low = [], np.inf
+    for k in range(voxels.shape[0]):
+        finite = np.isfinite(voxels[k])
+        if not finite.all():
+            bad_slices.append(k)
+        if finite.any():
+            low = min(low, float(voxels[k][finite].min()))
+    if not bad_slices:
+        return 0, float("nan")
+    if not np.isfinite(low):
+        raise HeartsegError("no voxel holds a number (every value is NaN or infinite); not a usable CT scan", path)
+    count = 0
+    for k in bad_slices:
+        bad = ~np.isfinite(voxels[k])
+        count += int(bad.sum())
+        voxels[k][bad] = low
+    return count, low
+
+
 def require_dir(path: Path) -> Path:
     """``path`` if it is a readable folder, else :class:`HeartsegError` naming it."""
     try:

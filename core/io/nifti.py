@@ -21,7 +21,7 @@ import nibabel as nib
 import numpy as np
 
 from core.errors import HeartsegError
-from core.io.common import SourceGrid, check_memory, check_slice_size, check_total_voxels
+from core.io.common import SourceGrid, check_memory, check_slice_size, check_total_voxels, fill_nonfinite
 from core.io.masks import binary_from_labels
 from core.types import CancelToken, Volume, check_cancel
 
@@ -182,12 +182,18 @@ def read_nifti(path: Path, mask_path: Optional[Path] = None, *,
     transform, affine = _reorientation(img, path)
     check_cancel(cancel)
     voxels = _hu_voxels(img, path, transform)
+    if np.issubdtype(voxels.dtype, np.floating) and not voxels.flags.writeable:
+        voxels = voxels.copy()
+    filled, fill_value = fill_nonfinite(voxels, path)  # NaN / inf voxels -> the scan's lowest value
     zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))  # (x, y, z) = (col, row, slice) voxel sizes in mm
     vol = Volume(voxels=voxels, spacing=(float(zooms[2]), float(zooms[1]), float(zooms[0])),
                  affine=affine, source_files=[path] * voxels.shape[0],
                  intensity="hu", kind="nifti", name=_stem(path), source_grid=source_grid(img, transform))
     if qform_sform_disagree(img):
         vol.metadata["qform_sform_disagree"] = True
+    if filled:
+        vol.metadata["nonfinite_voxels"] = filled
+        vol.metadata["nonfinite_fill"] = fill_value
     if mask_path is not None:
         check_cancel(cancel)
         vol.mask = read_nifti_mask(mask_path, vol, label=label)

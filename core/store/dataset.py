@@ -32,7 +32,7 @@ from natsort import natsorted
 from core.atomic import now_iso, write_text_atomic
 from core.errors import HeartsegError
 from core.io import open_scan
-from core.io.common import kaggle_slice_names, list_dirs, list_files, require_dir
+from core.io.common import kaggle_slice_names, list_dirs, list_files, natsort_paths, require_dir
 from core.io.dicom import is_dicom_folder
 from core.io.kaggle import IMAGE_DIR, MASK_DIR, is_kaggle_patient
 from core.io.nifti import nifti_slice_count
@@ -93,10 +93,13 @@ class TrainingPair:
 
 @dataclass
 class Dataset:
-    """An indexed dataset. ``patients`` in natural pid order (train first, then test)."""
+    """An indexed dataset. ``patients`` in natural pid order (train first, then test). ``hidden``: dot-folders
+    beside the patients that hold a patient's ``image/`` folder but are not listed (:func:`is_hidden_name`), so
+    that a command can say it skipped them."""
 
     root: Path
     patients: list[PatientEntry]
+    hidden: list[Path] = field(default_factory=list)
 
     def entry(self, pid: str) -> PatientEntry:
         for p in self.patients:
@@ -171,8 +174,42 @@ def _patient_entry(folder: Path, split: str) -> Optional[PatientEntry]:
     return None
 
 
-def _patients_in(folder: Path, split: str) -> list[PatientEntry]:
-    return [e for e in (_patient_entry(d, split) for d in list_dirs(folder)) if e is not None]
+#: heartseg's own dot-folders beside patients: the state folder and :func:`add_patient`'s half-built patients.
+_OWN_FOLDER = re.compile(r"^\.(?:heartseg$|.+\.adding-)", re.IGNORECASE)
+
+
+def is_hidden_name(name: str) -> bool:
+    """True for a dot-folder in the Unix sense: one leading ``.`` then another character (``.heartseg``, ``.git``,
+    ``.Trash-1000``, ``.ipynb_checkpoints``, heartseg's temporaries), which ``ls``, file managers and heartseg
+    skip. A name that begins with two or more dots (``..p``) is no tool's hidden folder but an ordinary (odd)
+    name: its patient is listed. (``.`` and ``..`` themselves are never listed by the system.)"""
+    return name.startswith(".") and not name.startswith("..")
+
+
+def _sub_folders(folder: Path, hidden: list[Path]) -> list[Path]:
+    """Sub-folders of ``folder`` that may be patients, natural order; hidden ones (:func:`is_hidden_name`) that
+    hold an ``image/`` folder, other than heartseg's own, are appended to ``hidden`` instead."""
+    require_dir(folder)
+    out = []
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                try:
+                    if not entry.is_dir():
+                        continue
+                except OSError:
+                    continue
+                if not is_hidden_name(entry.name):
+                    out.append(Path(entry.path))
+                elif not _OWN_FOLDER.match(entry.name) and is_kaggle_patient(Path(entry.path)):
+                    hidden.append(Path(entry.path))
+    except OSError as exc:
+        raise HeartsegError(f"cannot list folder: {exc.strerror or exc}", folder) from exc
+    return natsort_paths(out)
+
+
+def _patients_in(folder: Path, split: str, hidden: list[Path]) -> list[PatientEntry]:
+    return [e for e in (_patient_entry(d, split) for d in _sub_folders(folder, hidden)) if e is not None]
 
 
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -233,25 +270,29 @@ def open_dataset(root: str | Path) -> Dataset:
     root = require_dir(as_path(root))
     base = root / "data" if (root / "data").is_dir() else root
     patients: list[PatientEntry] = []
+    hidden: list[Path] = []
     if is_nifti_dataset(root):
         patients = _nifti_dataset(root)
     elif any((base / s).is_dir() for s in _SPLITS):
         for split in _SPLITS:
             if (base / split).is_dir():
-                patients += _patients_in(base / split, split)
+                patients += _patients_in(base / split, split, hidden)
     elif is_kaggle_patient(root):
         patients = [_patient_entry(root, "")]
     else:
-        patients = _patients_in(root, root.name if root.name in _SPLITS else "")
+        patients = _patients_in(root, root.name if root.name in _SPLITS else "", hidden)
     if not patients:
+        where = f" (hidden folders skipped: {', '.join(p.name for p in hidden[:3])}; a name beginning with one " \
+                "'.' is hidden, rename it to use it)" if hidden else ""
         raise HeartsegError("no patients found: expected data/train/<patient>/image/*.png (the Kaggle layout), "
-                            "patient folders with image/ sub-folders or imagesTr/ + labelsTr/ NIfTI files", root)
+                            f"patient folders with image/ sub-folders or imagesTr/ + labelsTr/ NIfTI files{where}",
+                            root)
     seen: dict[str, Path] = {}
     for p in patients:
         if p.pid in seen:
             raise HeartsegError(f"patient id {p.pid} appears twice ({seen[p.pid]} and {p.path})", root)
         seen[p.pid] = p.path
-    return Dataset(root, patients)
+    return Dataset(root, patients, natsort_paths(hidden))
 
 
 def patient_split(pids: Iterable[str], val_fraction: float = 0.2, seed: int = 0,
@@ -317,11 +358,21 @@ def sanitize_pid(pid: str) -> str:
 def output_name(name: str) -> str:
     """A folder / file stem for outputs named after a scan or patient: the name comes from a file or a DICOM folder
     (it may be ``..``, hold separators or control characters), so it is sanitised (:func:`sanitize_pid`) and can
-    never leave the output folder; ``"scan"`` when nothing usable is left."""
+    never leave the output folder; ``"scan"`` when nothing usable is left.
+
+    A name that sanitising changed gets ``-`` and 8 hex digits of its SHA-256, so two names that sanitise alike
+    (patient folders ``p 1`` and ``p_1``, ``..p`` and ``p``) never write over each other's outputs
+    (``p_1-<hash>`` and ``p_1``); a name that is already clean is kept as it is.
+    """
+    name = str(name)
     try:
-        return sanitize_pid(name)
+        clean = sanitize_pid(name)
     except HeartsegError:
-        return "scan"
+        clean = "scan"
+    if clean == name:
+        return clean
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{clean[:55]}-{digest}"
 
 
 def _patients_folder(root: Path) -> Path:

@@ -14,13 +14,24 @@ folders are also compared by device and inode, so a link, a bind mount or anothe
 caught. Nothing is created or read beyond ``stat``.
 
 Only Save writes into a scan's own folders; it does not go through here.
+
+:func:`staged_output` then makes a command's outputs all-or-nothing: they are written into a hidden staging folder
+inside ``--out`` and moved into place (renames on one file system: no new data) only when every one is complete.
+A full disk, a read-only folder, a cancel or a crash mid-write leaves ``--out`` as it was (a folder the command
+created is removed again), and the one-line error says what happened.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import re
+import shutil
+import tempfile
+import time
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 from core.errors import HeartsegError
 
@@ -118,3 +129,145 @@ def check_output_path(out: str | Path, inputs: Iterable[str | Path | None], *, w
         raise HeartsegError(f"{problem}; writing there could overwrite the scan, its masks or its saved work - "
                             "choose a folder outside the input (nothing was written)", out)
     return real_out
+
+
+# ------------------------------------------------------------------------------------------- staged outputs
+#: Staging folders inside an output folder: ``.writing-<pid>-<random>`` (hidden; removed on success and failure).
+STAGING_PREFIX = ".writing-"
+_STAGING = re.compile(r"^\.writing-(\d+)-")
+#: A staging folder of a process that is gone is removed by the next command writing there once it is this old.
+STALE_STAGING_S = 600
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _is_full(exc: BaseException) -> bool:
+    """True when ``exc`` (or what caused it) is a full disk or an exceeded quota."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError) and exc.errno in _FULL:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Remove staging folders a killed command left in ``out`` (its process gone, untouched for
+    :data:`STALE_STAGING_S`); returns what was removed. Never raises."""
+    removed = []
+    try:
+        entries = list(os.scandir(out))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        m = _STAGING.match(entry.name)
+        try:
+            if not m or entry.is_symlink() or not entry.is_dir() or now - entry.stat().st_mtime < STALE_STAGING_S:
+                continue
+        except OSError:
+            continue
+        if int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+    return removed
+
+
+def _publish_plan(stage: Path, out: Path) -> list[tuple[Path, Path]]:
+    """``(staged, final)`` renames that move everything under ``stage`` into ``out``: a staged folder whose target
+    does not exist moves whole; one whose target is a folder is merged file by file. Refuses, before anything
+    moves, a target that is a symbolic link (writing through it could land in an input) or a file where a
+    folder goes (or the reverse)."""
+    plan = []
+
+    def walk(src_dir: Path, dst_dir: Path) -> None:
+        for entry in sorted(os.scandir(src_dir), key=lambda e: e.name):
+            src, dst = Path(entry.path), dst_dir / entry.name
+            if dst.is_symlink():
+                raise HeartsegError("is a symbolic link; heartseg does not write outputs through links "
+                                    "(nothing was written)", dst)
+            if entry.is_dir(follow_symlinks=False):
+                if not dst.exists():
+                    plan.append((src, dst))
+                elif dst.is_dir():
+                    walk(src, dst)
+                else:
+                    raise HeartsegError("is a file where the output folder goes (nothing was written)", dst)
+            elif dst.is_dir():
+                raise HeartsegError("is a folder where an output file goes (nothing was written)", dst)
+            else:
+                plan.append((src, dst))
+
+    walk(stage, out)
+    return plan
+
+
+def _created_dirs(out: Path) -> list[Path]:
+    """The folders ``out.mkdir(parents=True)`` would create, deepest first."""
+    missing = []
+    for p in (out, *out.parents):
+        if os.path.lexists(p):
+            break
+        missing.append(p)
+    return missing
+
+
+@contextlib.contextmanager
+def staged_output(out: str | Path, *, what: str = "--out") -> Iterator[Path]:
+    """Yield a staging folder inside ``out`` to write a command's outputs to; when the block ends without an
+    exception everything in it moves into ``out`` (same relative paths; existing files of those names are
+    replaced, other files in ``out`` are left alone).
+
+    On any exception (a full disk, a read-only folder, :class:`~core.errors.Cancelled`, Ctrl+C) the staging folder
+    is removed, a folder ``out`` the call created is removed again, and nothing in ``out`` changed. A full disk
+    (``ENOSPC`` / ``EDQUOT``, raised by any writer) becomes one :class:`HeartsegError` line naming ``out``; other
+    errors keep their message with staged paths shown as their final ones. ``what`` names ``out`` for the user.
+    """
+    out = Path(out)
+    created = _created_dirs(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        remove_stale_staging(out)
+        stage = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out))
+    except OSError as exc:
+        _remove_created(created)
+        if exc.errno in _FULL:
+            raise _full_error(out, what) from exc
+        raise HeartsegError(f"cannot create the output folder: {exc.strerror or exc}", out) from exc
+    try:
+        yield stage
+        for src, dst in _publish_plan(stage, out):
+            os.replace(src, dst)
+    except BaseException as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        _remove_created(created)
+        if _is_full(exc):
+            raise _full_error(out, what) from exc
+        if isinstance(exc, HeartsegError) and str(stage) in str(exc):
+            raise HeartsegError(str(exc).replace(str(stage), str(out))) from exc
+        if isinstance(exc, OSError) and not isinstance(exc, HeartsegError):
+            where = str(exc.filename).replace(str(stage), str(out)) if exc.filename else str(out)
+            raise HeartsegError(f"cannot write the outputs: {exc.strerror or exc} (nothing was written)",
+                                where) from exc
+        raise
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def _full_error(out: Path, what: str) -> HeartsegError:
+    return HeartsegError(f"the disk is full (no space left on the device) while writing the outputs; nothing was "
+                         f"written - free some space or choose another {what}", out)
+
+
+def _remove_created(created: list[Path]) -> None:
+    for p in created:  # deepest first; only empty folders (never anything someone else put there meanwhile)
+        with contextlib.suppress(OSError):
+            os.rmdir(p)

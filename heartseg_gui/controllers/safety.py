@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -62,6 +63,7 @@ class EditSafety(QObject):
         self._discarded = False
         self._last_error: Optional[str] = None
         self.notice = ""  # the last lock take-over / recovery line shown (tests read it)
+        self.recovery_pending = False  # a journal's recovery offer is scheduled but not yet made
         self.ask_recover = self._ask_recover   # replaceable: (text) -> bool
         self.banner = QLabel("")
         self.banner.setObjectName("readOnlyBanner")
@@ -112,6 +114,7 @@ class EditSafety(QObject):
         self._tell_takeover(patient)
         self.journal.attach(session.editor)
         self.timer.start()
+        self.recovery_pending = True  # the --screenshot mode waits for the offer (app.run)
         QTimer.singleShot(0, lambda s=session: self._offer_recovery(s))
 
     def _tell_takeover(self, patient: Optional[Path]) -> None:
@@ -200,6 +203,12 @@ class EditSafety(QObject):
 
     # --- recovery --------------------------------------------------------------------------------------------
     def _offer_recovery(self, session) -> None:
+        try:
+            self._offer_recovery_now(session)
+        finally:
+            self.recovery_pending = False
+
+    def _offer_recovery_now(self, session) -> None:
         if session is not self.c.session or self.journal is None or self.read_only_reason:
             return
         try:
@@ -209,7 +218,10 @@ class EditSafety(QObject):
             return
         if rec is None:
             return
-        if not self.ask_recover(rec.describe()):
+        answer = self.ask_recover(rec.describe())
+        if session is not self.c.session or self.journal is None:
+            return  # the scan was replaced or the window closed while the question was open: the journal stays
+        if not answer:
             try:
                 kept = self.journal.decline(rec)
                 self.c.show_status(f"Unsaved corrections set aside in {kept}")
@@ -226,8 +238,13 @@ class EditSafety(QObject):
                                   "the recovery")
         self.recovered.emit(len(regions))
         self.flush()
+        if self.prompts.quiet:  # --screenshot: nobody was asked; the journal stays until the window saves
+            print(f"heartseg: recovered unsaved corrections of a crashed session on {len(regions)} slice(s); "
+                  f"they stay in {rec.path} until they are saved in the window", file=sys.stderr)
 
     def _ask_recover(self, text: str) -> bool:
+        if self.prompts.quiet:  # --screenshot mode: no modal question; show the work, keep the journal
+            return True
         box = QMessageBox(QMessageBox.Icon.Question, "Recover unsaved corrections?", text,
                           QMessageBox.StandardButton.NoButton, self._parent)
         recover = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
