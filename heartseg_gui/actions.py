@@ -19,6 +19,9 @@ from heartseg_gui.display import PRESETS
 
 #: why the model actions are disabled while a retraining runs or waits (also the status-bar message)
 RETRAINING_BUSY = "A retraining is running (one model job at a time): predictions wait until it has finished."
+#: why File ▸ Export DICOM-SEG… is disabled for a scan not read from DICOM (a SEG references its source images)
+DICOM_SEG_NEEDS_DICOM = ("DICOM-SEG export needs a scan opened from a DICOM series (a SEG references its source "
+                         "images); use Export Masks… for NIfTI or PNG")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class WindowState:
     retraining: bool = False     # a retraining runs or waits for a prediction (one model job at a time)
     can_undo: bool = False
     can_redo: bool = False
+    scan_kind: str = ""          # the open scan's Volume.kind ("dicom", "nifti", "kaggle_patient", ...; "" when none)
 
 
 @dataclass(frozen=True)
@@ -46,20 +50,25 @@ class ActionPolicy:
         "save", "export", "export_report", "next_uncertain", "accept_ai_slice", "accept_ai_all", "clear_slice",
         "fill_holes", "keep_largest", "copy_previous", "copy_next", "review_accept", "review_flag", "review_reset",
         "next_unreviewed", "prev_unreviewed", "run_prediction", "fill_between", "smooth_mask", "remove_islands",
-        "keep_largest_3d", "pick_threshold"})
+        "keep_largest_3d", "pick_threshold", "attach_mask"})
     #: change the mask, the review states or the files: disabled while the scan is read-only
     EDITS = frozenset({
         "tool_brush", "tool_eraser", "accept_ai_slice", "accept_ai_all", "clear_slice", "fill_holes", "keep_largest",
         "copy_previous", "copy_next", "review_accept", "review_flag", "review_reset", "undo", "redo", "save",
-        "fill_between", "smooth_mask", "remove_islands", "keep_largest_3d"})
+        "fill_between", "smooth_mask", "remove_islands", "keep_largest_3d", "attach_mask"})
     #: start or switch a model job: disabled while a retraining runs (one model job at a time)
     MODEL_JOBS = frozenset({"run_prediction", "load_model", "retrain"})
+    #: need an open scan read from a DICOM series
+    NEEDS_DICOM = frozenset({"export_dicom_seg"})
 
     def verdict(self, name: str, state: WindowState) -> Verdict:
         if name in self.MODEL_JOBS and state.retraining:
             return Verdict(False, RETRAINING_BUSY)
         if name in self.NEEDS_SESSION and not state.session_open:
             return Verdict(False)
+        if name in self.NEEDS_DICOM:
+            return Verdict(state.session_open and state.scan_kind == "dicom",
+                           DICOM_SEG_NEEDS_DICOM if state.session_open else "")
         if name in self.EDITS and state.read_only_reason:
             return Verdict(False)
         if name == "undo":
@@ -96,6 +105,10 @@ class Actions:
         self.save = a("File", "&Save", QKeySequence.StandardKey.Save, tip="Write the working masks back into the "
                                                                            "dataset")
         self.export = a("File", "&Export Masks…", "Ctrl+E", tip="Export the working masks as PNGs or NIfTI")
+        self.export_dicom_seg = a("File", "Export DICO&M-SEG…", tip="Write the working mask as a DICOM "
+                                                                    "Segmentation of the open DICOM series")
+        self.attach_mask = a("File", "&Attach Mask…", tip="Make a NIfTI mask or label map on this scan's grid (or a "
+                                                          "DICOM-SEG of this series) the working mask")
         self.export_report = a("File", "Export &Report…", "Ctrl+Shift+E",
                                tip="The correction record of this scan: CSV, Markdown summary and area plot")
         self.quit = a("File", "&Quit", "Ctrl+Q")
@@ -117,6 +130,8 @@ class Actions:
         self.toggle_confidence = a("View", "Show AI confidence (heat map where the AI is unsure)", "K",
                                    checkable=True, text_short="Confidence")
         self.reset_zoom = a("View", "Reset zoom", "Ctrl+0")
+        self.link_zoom = a("View", "Link zoom (zoom / pan in one plane zooms the others to the same mm scale)",
+                           "Ctrl+Shift+L", checkable=True, text_short="Link zoom")
         layouts = QActionGroup(window)
         self.layout_axial = a("Layout", "Axial only", "Ctrl+1", checkable=True, exclusive=layouts)
         self.layout_three = a("Layout", "Three planes (axial | coronal | sagittal)", "Ctrl+2", checkable=True,

@@ -28,9 +28,11 @@ from PySide6.QtWidgets import (
 
 from heartseg_gui.actions import ActionPolicy, Actions, WindowState
 from heartseg_gui.bool_guard import BoolRefGuard
+from heartseg_gui.controllers.compare import install_compare
 from heartseg_gui.controllers.controller import Controller
 from heartseg_gui.controllers.editing import ACCEPTED, FLAGGED, NOT_REVIEWED
 from heartseg_gui.controllers.file_flows import FileFlows
+from heartseg_gui.controllers.interop import install_interop
 from heartseg_gui.controllers.job_status import JobStatus
 from heartseg_gui.controllers.planes import install_planes
 from heartseg_gui.controllers.retraining import RetrainingUi, install_retraining
@@ -85,8 +87,10 @@ class MainWindow(QMainWindow):
                                           self.prompts, self.settings, self)
         self._wire()
         self.plane_viewer = install_planes(self)  # coronal / sagittal views, crosshair, View ▸ Layout
+        install_compare(self)  # compare mode: paint in its working panel
         self.retraining = install_retraining(self)  # Model ▸ Retrain… / Versions…, the training dock
         self.retraining.manager.runningChanged.connect(self.refresh_actions)
+        self.interop = install_interop(self)  # File ▸ Export DICOM-SEG… / Attach Mask…, the geometry notice
         # edit lock, read-only mode, autosave journal, recovery
         self.safety = EditSafety(self.controller, self.files, self.prompts, self.statusBar(), self)
         self.safety.readOnlyChanged.connect(self._on_read_only)
@@ -345,7 +349,8 @@ class MainWindow(QMainWindow):
         s, e = self.controller.session, self.controller.editor
         return WindowState(session_open=s is not None, read_only_reason=s.read_only_reason if s else "",
                            retraining=self.retraining is not None and self.retraining.manager.running,
-                           can_undo=bool(e and e.can_undo), can_redo=bool(e and e.can_redo))
+                           can_undo=bool(e and e.can_undo), can_redo=bool(e and e.can_redo),
+                           scan_kind=s.volume.kind if s else "")
 
     def refresh_actions(self, *_args) -> None:
         """Enable every action as the policy says for the state now (the only place actions are enabled)."""

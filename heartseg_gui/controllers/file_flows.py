@@ -20,7 +20,7 @@ from core.io.common import kaggle_slice_names
 from core.io.dicom import is_dicom_folder, list_dicom_series
 from core.io.kaggle import is_kaggle_patient
 from core.store.dataset import add_patient, sanitize_pid, save_masks
-from core.store.outputs import check_output_path
+from core.store.outputs import check_output_path, staged_output
 from heartseg_gui.controllers.controller import Controller
 from heartseg_gui.dialogs.prompts import DISCARD, SAVE, Prompts
 from heartseg_gui.state.session import SaveTarget
@@ -111,12 +111,9 @@ class FileFlows(QObject):
         return False if k is None else series[k][0]
 
     def open_scan_dialog(self) -> None:
-        start = self.settings.last_folder
-        # a scan is a file (NIfTI) or a folder (Kaggle patient, DICOM series, PNG folder): offer the folder first
-        path = self.prompts.choose_directory("Open scan folder (Kaggle patient, DICOM series, PNG slices) — "
-                                             "cancel to pick a NIfTI file", start)
-        if not path:
-            path = self.prompts.choose_open_file("Open scan file", start, SCAN_FILTER)
+        # a scan is a file (NIfTI, or one DICOM / PNG slice of a series) or a folder (Kaggle patient, DICOM series,
+        # PNG slices, a dataset): one dialog takes either
+        path = self.prompts.choose_scan(self.settings.last_folder)
         if path:
             self.open_path(path)
 
@@ -255,7 +252,8 @@ class FileFlows(QObject):
             self.prompts.error("Export", f"{folder}: this is the scan's own image folder; choose another")
             return False
         try:
-            write_mask_pngs(folder, s.editor.copy_mask(), s.volume.slice_names)
+            with staged_output(folder, what="export folder") as stage:  # all the PNGs, or none (a full disk)
+                write_mask_pngs(stage, s.editor.copy_mask(), s.volume.slice_names)
         except (HeartsegError, ValueError) as exc:
             self.prompts.error("Could not export", str(exc))
             return False

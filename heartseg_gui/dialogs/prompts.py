@@ -11,6 +11,7 @@ from typing import Optional
 
 from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QMessageBox, QWidget
 
+from heartseg_gui.dialogs import open_scan_dialog
 from heartseg_gui.dialogs.label_picker import LabelPickerDialog
 
 SAVE, DISCARD, CANCEL = "save", "discard", "cancel"
@@ -79,6 +80,11 @@ class Prompts:
     def choose_directory(self, title: str, start: str = "") -> Optional[str]:
         path = QFileDialog.getExistingDirectory(self.parent, title, start)
         return path or None
+
+    def choose_scan(self, start: str = "") -> Optional[str]:
+        """File ▸ Open Scan…: a scan file or folder from one dialog (None: cancelled); see
+        :mod:`heartseg_gui.dialogs.open_scan_dialog`."""
+        return open_scan_dialog.choose_scan(self.parent, start)
 
     def choose_open_file(self, title: str, start: str = "", filters: str = "") -> Optional[str]:
         path, _ = QFileDialog.getOpenFileName(self.parent, title, start, filters)
