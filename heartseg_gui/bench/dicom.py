@@ -26,6 +26,7 @@ import pydicom
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from core.io import open_scan
+from core.io.dicom import DECODE_WORKERS, read_dicom_series
 from heartseg_gui.bench.report import Report, Row, Stat, fmt_s
 
 #: where the real slices are (beside the checkout, as the tests find them; HEARTSEG_SHARED overrides)
@@ -76,7 +77,7 @@ def make_series(out_dir: Path, n: int, *, compressed: bool, source: Path = SOURC
 def read_with_simpleitk(folder: Path):
     """The series as SimpleITK's ``ImageSeriesReader`` reads it (GDCM sorts the files): the ``sitk.Image``
     (voxels ``(slices, rows, cols)`` in ITK order: slices ascending along the normal, rows and columns as
-    stored). The baseline's time is this call; :func:`compare_hu` takes its numpy view."""
+    stored). The baseline's time is this call; :func:`hu_difference` takes its numpy view."""
     import SimpleITK as sitk  # lazy: a bench extra
 
     reader = sitk.ImageSeriesReader()
@@ -92,14 +93,12 @@ def _have_simpleitk() -> bool:
     return True
 
 
-def compare_hu(folder: Path) -> int:
-    """Largest absolute HU difference between heartseg's and SimpleITK's read of ``folder`` (0 when equal)."""
-    ours = open_scan(folder)
+def hu_difference(ours, image) -> int:
+    """Largest absolute HU difference between heartseg's :class:`~core.types.Volume` and SimpleITK's image of
+    the same series (0 when equal): heartseg's display order is brought to ITK's grid (``source_grid``)."""
     import SimpleITK as sitk  # lazy: a bench extra
 
-    image = read_with_simpleitk(folder)
     theirs = sitk.GetArrayViewFromImage(image)  # a view: ``image`` stays alive until the comparison is done
-    # heartseg's display order -> ITK's grid (the reader records it in source_grid)
     native = ours.source_grid.to_native
     vox = ours.voxels
     if native[2][1] < 0:
@@ -117,33 +116,51 @@ def bench_dicom(report: Report, quick: bool, log=print) -> None:
     n = 60 if quick else 300
     repeats = 2 if quick else 5
     sitk_ok = _have_simpleitk()
+    if not sitk_ok:
+        report.notes.append("dicom: SimpleITK is not installed (pip install heartseg[test]); no baseline for the "
+                            "DICOM open")
+    report.put("dicom.slices", n)
+    report.put("dicom.decode_workers", DECODE_WORKERS)
     with tempfile.TemporaryDirectory(prefix="heartseg-bench-dicom-") as tmp:
         for kind, compressed in (("uncompressed", False), ("jpeg2000", True)):
             folder = Path(tmp) / kind
             t0 = time.perf_counter()
             make_series(folder, n, compressed=compressed)
+            warm = Path(tmp) / f"{kind}-warm-up"
+            make_series(warm, 2, compressed=compressed)
             log(f"bench: dicom {kind}: {n} slices written in {time.perf_counter() - t0:.1f} s")
-            ours, theirs = [], []
-            open_scan(folder)  # warm the page cache and the decoders for both readers
-            for _ in range(repeats):
-                t = time.perf_counter()
-                open_scan(folder)
-                ours.append(time.perf_counter() - t)
-                if sitk_ok:
+            open_scan(warm)  # imports and decoder plugins, for both readers
+            if sitk_ok:
+                read_with_simpleitk(warm)
+            ours, theirs, single = [], [], []
+            vol = image = None
+            for r in range(repeats):  # interleaved, alternating which reader goes first
+                for who in (("ours", "sitk") if r % 2 == 0 else ("sitk", "ours")):
                     t = time.perf_counter()
-                    read_with_simpleitk(folder)
-                    theirs.append(time.perf_counter() - t)
+                    if who == "ours":
+                        vol = open_scan(folder)
+                        ours.append(time.perf_counter() - t)
+                    elif sitk_ok:
+                        image = read_with_simpleitk(folder)
+                        theirs.append(time.perf_counter() - t)
+                if not quick:  # what one decode thread gives (docs/BENCHMARKS.md: the decoders and the GIL)
+                    t = time.perf_counter()
+                    read_dicom_series(folder, workers=1)
+                    single.append(time.perf_counter() - t)
             s_ours = Stat.of(ours)
             report.put(f"dicom.{kind}_s", asdict(s_ours))
-            report.put("dicom.slices", n)
             what = f"open {n}x512x512 DICOM series, {'JPEG-2000 lossless' if compressed else 'uncompressed'}"
+            if single:
+                s_single = Stat.of(single)
+                report.put(f"dicom.{kind}_one_thread_s", asdict(s_single))
+                report.rows.append(Row("6 dicom", f"tried: {what} with one decode thread", fmt_s(s_single),
+                                       baseline=f"{DECODE_WORKERS} threads {fmt_s(s_ours)}",
+                                       ratio=f"{s_single.median / s_ours.median:.2f}x"))
             if not sitk_ok:
-                report.notes.append("dicom: SimpleITK is not installed (pip install heartseg[test]); "
-                                    "no baseline for the DICOM open")
                 report.rows.append(Row("6 dicom", what, fmt_s(s_ours)))
                 continue
             s_theirs = Stat.of(theirs)
-            diff = compare_hu(folder)
+            diff = hu_difference(vol, image)
             ratio = s_ours.median / s_theirs.median
             report.put(f"dicom.{kind}_sitk_s", asdict(s_theirs))
             report.put(f"dicom.{kind}_ratio", ratio)

@@ -71,6 +71,32 @@ def _synthetic_volume(n: int, side: int = 512):
                   "synthetic")
 
 
+def _sample_while_predicting(app, c, n_samples: int, first, second) -> tuple[list, list, int]:
+    """``n_samples`` timings each of ``first(k, i)`` and ``second(k, i)`` (alternating; ``k`` counts loop turns,
+    ``i`` the samples taken so far of that kind), all taken while the bundled model predicts in the background:
+    the real prediction job, restarted whenever it finishes. Returns both lists and how many samples saw the
+    job running."""
+    c.set_model(resources.bundled_model_path())
+    c.start_prediction()
+    # wait for the runtime and the model to be up and the first batch to arrive: inference is now running
+    _wait(app, lambda: c.session.ai_done.any() or not c.is_busy(PREDICT), 180)
+    a, b, busy, k = [], [], 0, 0
+    while len(a) < n_samples or len(b) < n_samples:
+        if not c.is_busy(PREDICT):
+            c.start_prediction()
+            _wait(app, lambda: c.is_busy(PREDICT), 5)
+            time.sleep(0.2)  # let the job get into the model
+        if k % 2 == 0 and len(a) < n_samples:
+            a.append(first(k, len(a)))
+        elif len(b) < n_samples:
+            b.append(second(k, len(b)))
+        busy += int(c.is_busy(PREDICT))
+        app.processEvents()
+        time.sleep(0.004)  # the user's mouse / key rate; the event loop keeps delivering job results
+        k += 1
+    return a, b, busy
+
+
 # --------------------------------------------------------------------------------------------- interactive
 def interactive(quick: bool) -> dict:
     from PySide6.QtWidgets import QApplication
@@ -120,25 +146,8 @@ def interactive(quick: bool) -> dict:
     view.strokeFinished.emit()
 
     # with the real prediction job running in the background
-    c.set_model(resources.bundled_model_path())
-    c.start_prediction()
-    # wait for TensorFlow and the model to be up and the first batch to arrive: inference is now running
-    _wait(app, lambda: c.session.ai_done.any() or not c.is_busy(PREDICT), 180)
-    sc, st, busy = [], [], 0
-    k = 0
-    while len(sc) < n_samples or len(st) < n_samples:
-        if not c.is_busy(PREDICT):
-            c.start_prediction()
-            _wait(app, lambda: c.is_busy(PREDICT), 5)
-            time.sleep(0.2)  # let the job get into the model
-        if k % 2 == 0 and len(sc) < n_samples:
-            sc.append(slice_change(k))
-        elif len(st) < n_samples:
-            st.append(stamp(k))
-        busy += int(c.is_busy(PREDICT))
-        app.processEvents()
-        time.sleep(0.004)  # the user's mouse / key rate; the event loop keeps delivering job results
-        k += 1
+    sc, st, busy = _sample_while_predicting(app, c, n_samples, lambda k, _i: slice_change(k),
+                                            lambda k, _i: stamp(k))
     view.strokeFinished.emit()
     c.shutdown()
     return {"slice_change_ms": _stat(sc), "stamp_ms": _stat(st), "slice_change_idle_ms": _stat(idle_sc),
@@ -200,27 +209,17 @@ def planes(quick: bool) -> dict:
     sagittal.strokeFinished.emit()
     window.set_tool(NAVIGATE)
 
-    c.set_model(resources.bundled_model_path())
-    c.start_prediction()
-    _wait(app, lambda: s.ai_done.any() or not c.is_busy(PREDICT), 180)
-    mv, st, busy, k = [], [], 0, 0
-    while len(mv) < n_samples or len(st) < n_samples:
-        if not c.is_busy(PREDICT):
-            c.start_prediction()
-            _wait(app, lambda: c.is_busy(PREDICT), 5)
-            time.sleep(0.2)
-        if k % 2 == 0 and len(mv) < n_samples:
-            window.set_tool(NAVIGATE)
-            mv.append(move(k))
-        elif len(st) < n_samples:
-            if k % 40 == 1:
-                window.set_tool(BRUSH)
-                pv.move_to((n // 2, rows // 2, cols // 2))
-            st.append(stamp(len(st)))
-        busy += int(c.is_busy(PREDICT))
-        app.processEvents()
-        time.sleep(0.004)
-        k += 1
+    def busy_move(k: int, _i: int) -> float:
+        window.set_tool(NAVIGATE)
+        return move(k)
+
+    def busy_stamp(k: int, i: int) -> float:
+        if k % 40 == 1:
+            window.set_tool(BRUSH)
+            pv.move_to((n // 2, rows // 2, cols // 2))
+        return stamp(i)
+
+    mv, st, busy = _sample_while_predicting(app, c, n_samples, busy_move, busy_stamp)
     sagittal.strokeFinished.emit()
     c.shutdown()
     result = {"crosshair_move_ms": _stat(mv), "sagittal_stamp_ms": _stat(st), "crosshair_move_idle_ms": _stat(idle_mv),

@@ -23,6 +23,9 @@ FIGURES = (
     "startup.window_s", "startup.first_overlay_s", "startup.tf_loaded_before_window", "startup.tf_loaded_for_overlay",
     "training.core_images_per_s", "training.plain_images_per_s", "training.ratio",
     "memory.peak_rss_gb", "memory.undo_steps",
+    "dicom.uncompressed_s", "dicom.uncompressed_sitk_s", "dicom.uncompressed_ratio", "dicom.uncompressed_hu_max_diff",
+    "dicom.jpeg2000_s", "dicom.jpeg2000_sitk_s", "dicom.jpeg2000_ratio", "dicom.jpeg2000_hu_max_diff",
+    "planes.crosshair_move_ms", "planes.sagittal_stamp_ms", "planes.samples_with_inference",
 )
 
 

@@ -14,6 +14,12 @@ repeated trials. Sections:
    ``model.fit`` on in-memory arrays.
 5. memory (``heartseg_gui.bench.gui memory``, subprocess): peak RSS with a 512x512x512 scan open in the window,
    its masks and 100 undo steps.
+6. DICOM open (:mod:`heartseg_gui.bench.dicom`): a 300-slice 512x512 series made from the shared real slices,
+   uncompressed and JPEG-2000, read by ``core.io.open_scan`` vs SimpleITK's ``ImageSeriesReader`` on the same
+   files (interleaved), with the HU difference between the two.
+7. three planes (``heartseg_gui.bench.gui planes``, subprocess): on a 512x512x512 scan (``--quick``: 128
+   slices), a crosshair move redrawing all three planes and a brush stamp in the sagittal view, idle and while
+   inference runs.
 
 ``--quick`` shrinks every measurement (fewer slices, repeats and images) but still reports every figure; it is
 what ``tests/gui/test_bench.py`` runs.
@@ -36,7 +42,7 @@ from typing import Sequence
 import numpy as np
 
 from core.atomic import write_text_atomic
-from heartseg_gui.bench import inference, training
+from heartseg_gui.bench import dicom, inference, training
 from heartseg_gui.bench.report import FIGURES, Report, Row, Stat, fmt_ms, fmt_s, synthetic_slice_hu
 
 
@@ -148,6 +154,22 @@ def bench_gui(report: Report, quick: bool) -> None:
                            target="p95 <= 5 ms", met=st.p95 <= 5.0))
 
 
+def bench_planes(report: Report, quick: bool) -> None:
+    """The three-plane layout (``heartseg_gui.bench.gui planes``): crosshair move and sagittal brush stamp, idle
+    and while inference runs."""
+    res = run_gui_child("planes", quick)
+    shape = "x".join(str(v) for v in res["shape"])
+    for key, what, target in (("crosshair_move", f"crosshair move, three planes redrawn with overlays, {shape}", 16.0),
+                              ("sagittal_stamp", f"brush stamp in the sagittal view -> repainted, {shape}", 5.0)):
+        busy, idle = Stat(**res[f"{key}_ms"]), Stat(**res[f"{key}_idle_ms"])
+        report.put(f"planes.{key}_ms", asdict(busy))
+        report.put(f"planes.{key}_idle_ms", asdict(idle))
+        report.rows.append(Row("7 planes", f"{what}, inference running", fmt_ms(busy), baseline=f"idle {fmt_ms(idle)}",
+                               ratio=f"{busy.p95 / idle.p95:.2f}x p95", target=f"p95 <= {target:g} ms",
+                               met=busy.p95 <= target if not quick else None))
+    report.put("planes.samples_with_inference", res["samples_with_inference"])
+
+
 def bench_memory(report: Report, quick: bool) -> None:
     n = 128 if quick else 512
     with tempfile.TemporaryDirectory(prefix="heartseg-bench-mem-") as tmp:
@@ -198,7 +220,7 @@ def format_table(report: Report) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- entry point
-SECTIONS = ("inference", "gui", "startup", "training", "memory")
+SECTIONS = ("inference", "gui", "startup", "training", "memory", "dicom", "planes")
 
 
 def run_bench(quick: bool, sections: Sequence[str] = SECTIONS, log=None) -> Report:
@@ -222,6 +244,10 @@ def run_bench(quick: bool, sections: Sequence[str] = SECTIONS, log=None) -> Repo
                 bench_startup(report, quick)
             elif name == "memory":
                 bench_memory(report, quick)
+            elif name == "dicom":
+                dicom.bench_dicom(report, quick, log)
+            elif name == "planes":
+                bench_planes(report, quick)
         except Exception as exc:  # noqa: BLE001 - one failing section must not hide the others
             report.notes.append(f"section {name} failed: {type(exc).__name__}: {exc}")
             log(f"bench: {name} FAILED: {exc}")
