@@ -34,14 +34,11 @@ import nibabel as nib
 import numpy as np
 import pydicom
 from pydicom.datadict import tag_for_keyword
-from pydicom.dataelem import RawDataElement
 from pydicom.filereader import read_dataset
 from pydicom.pixels import apply_modality_lut, get_decoder, pixel_array
-from pydicom.tag import BaseTag
 
 from core.errors import HeartsegError
 from core.io.common import SourceGrid, check_slice_size, check_total_voxels, fill_nonfinite, list_files
-from core.io.dicom_scan import scan_header
 from core.types import CancelToken, Progress, ProgressFn, Volume, check_cancel, report
 
 # pydicom warns (on stderr) about damaged files it still parses; heartseg reports its own one-line errors instead
@@ -66,7 +63,6 @@ _USED_KEYWORDS = ("SeriesInstanceUID", "SOPInstanceUID", "Rows", "Columns", "Num
                   "PhotometricInterpretation", "PlanarConfiguration", "ImageOrientationPatient",
                   "ImagePositionPatient", "PixelSpacing", "PatientID", "Modality", "InstanceNumber") + _SERIES_KEYS
 _USED_TAGS = frozenset(tag_for_keyword(k) for k in _USED_KEYWORDS)
-_PIXEL_DATA_TAG = BaseTag(0x7FE00010)
 
 
 def _read_header(path: Path):
@@ -79,15 +75,10 @@ def _read_header_at(path: Path):
     """``(header dataset, file offset of the Pixel Data element or None)``, or ``None`` for files that are not
     DICOM images. One parse of the header: the pixels are read later from the offset (:func:`_pixel_dataset`)."""
     try:
-        fast = scan_header(path)
-        if fast is not None:
-            ds, offset = fast
-            head = b"\xe0\x7f\x10\x00"
-        else:
-            with open(path, "rb") as fh:
-                ds = pydicom.dcmread(fh, stop_before_pixels=True)
-                offset = fh.tell()  # pydicom rewinds to the Pixel Data element's tag when it stops there
-                head = fh.read(4)
+        with open(path, "rb") as fh:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True)
+            offset = fh.tell()  # pydicom rewinds to the Pixel Data element's tag when it stops there
+            head = fh.read(4)
         for tag in _USED_TAGS.intersection(ds.keys()):  # convert what the reader uses now: pydicom converts lazily
             ds[tag]  # (by tag: several times faster than ds.get(keyword))
         meta = getattr(ds, "file_meta", None)
@@ -413,16 +404,6 @@ def _pixel_dataset(path: Path, ds, offset: Optional[int]):
         ts = ds.file_meta.TransferSyntaxUID
         with open(path, "rb") as fh:
             fh.seek(offset)
-            if not ts.is_implicit_VR and ts.is_little_endian:  # native pixel data: one read of its length
-                head = fh.read(12)
-                vr, length = head[4:6], int.from_bytes(head[8:12], "little")
-                if len(head) == 12 and vr in (b"OB", b"OW") and length != 0xFFFFFFFF:
-                    value = fh.read(length)
-                    if len(value) == length:
-                        ds[_PIXEL_DATA_TAG] = RawDataElement(_PIXEL_DATA_TAG, vr.decode("ascii"), length, value,
-                                                             offset + 12, False, True)
-                        return ds
-                fh.seek(offset)
             tail = read_dataset(fh, ts.is_implicit_VR, ts.is_little_endian)
         ds.update(tail)  # the raw elements: pydicom converts them as it would in a full read
         return ds
