@@ -57,8 +57,8 @@ def open_dataset_said(command: str, path) -> Dataset:
     dataset = open_dataset(path)
     if dataset.hidden:
         names = ", ".join(repr(p.name) for p in dataset.hidden[:5]) + (" ..." if len(dataset.hidden) > 5 else "")
-        log.warning(f"heartseg {command}: warning: skipped {len(dataset.hidden)} hidden folder(s) holding a "
-                    f"patient: {names} (a name beginning with '.' is hidden; rename it to include it)")
+        log.warning(f"heartseg {command}: warning: skipped {len(dataset.hidden)} hidden patient folder(s) or "
+                    f"scan(s): {names} (a name beginning with one '.' is hidden; rename it to include it)")
     return dataset
 
 

@@ -94,8 +94,8 @@ class TrainingPair:
 @dataclass
 class Dataset:
     """An indexed dataset. ``patients`` in natural pid order (train first, then test). ``hidden``: dot-folders
-    beside the patients that hold a patient's ``image/`` folder but are not listed (:func:`is_hidden_name`), so
-    that a command can say it skipped them."""
+    beside the patients that hold a patient's ``image/`` folder (or hidden NIfTI scans of a NIfTI dataset) but are
+    not listed (:func:`is_hidden_name`), so that a command can say it skipped them."""
 
     root: Path
     patients: list[PatientEntry]
@@ -225,8 +225,31 @@ def _nifti_stem(path: Path) -> str:
     return name
 
 
-def _nifti_files(folder: Path) -> list[Path]:
-    return list_files(folder, _NIFTI_SUFFIXES) if folder.is_dir() else []
+def _nifti_files(folder: Path, hidden: Optional[list[Path]] = None) -> list[Path]:
+    """The ``.nii`` / ``.nii.gz`` files directly in ``folder`` (links followed, broken ones skipped), natural order.
+    As for patient folders, ``..p.nii.gz`` is listed and a hidden one (:func:`is_hidden_name`) is appended to
+    ``hidden`` instead (macOS ``._*`` resource forks are not scans: ignored)."""
+    if not folder.is_dir():
+        return []
+    require_dir(folder)
+    out = []
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                if not entry.name.lower().endswith(_NIFTI_SUFFIXES):
+                    continue
+                try:
+                    if not entry.is_file():
+                        continue
+                except OSError:
+                    continue
+                if not is_hidden_name(entry.name):
+                    out.append(Path(entry.path))
+                elif hidden is not None and not entry.name.startswith("._"):
+                    hidden.append(Path(entry.path))
+    except OSError as exc:
+        raise HeartsegError(f"cannot list folder: {exc.strerror or exc}", folder) from exc
+    return natsort_paths(out)
 
 
 def is_nifti_dataset(root: Path) -> bool:
@@ -239,12 +262,12 @@ def is_nifti_dataset(root: Path) -> bool:
         return False
 
 
-def _nifti_cases(images: Path, labels: Optional[Path], split: str) -> list[PatientEntry]:
+def _nifti_cases(images: Path, labels: Optional[Path], split: str, hidden: list[Path]) -> list[PatientEntry]:
     """One entry per case of ``images`` (channel 0 only: ``_0001`` ... files of multi-channel cases are skipped),
     its mask ``labels/<case>.nii(.gz)`` where present."""
     label_of = {_nifti_stem(p): p for p in _nifti_files(labels)} if labels is not None else {}
     out = []
-    for path in _nifti_files(images):
+    for path in _nifti_files(images, hidden):
         stem = _nifti_stem(path)
         m = _CHANNEL.search(stem)
         if m and m.group(1) != "0000":
@@ -255,14 +278,15 @@ def _nifti_cases(images: Path, labels: Optional[Path], split: str) -> list[Patie
     return out
 
 
-def _nifti_dataset(root: Path) -> list[PatientEntry]:
+def _nifti_dataset(root: Path, hidden: list[Path]) -> list[PatientEntry]:
     if (root / "imagesTr").is_dir() or (root / "imagesTs").is_dir():
         patients = []
         for split, images, labels in (("train", "imagesTr", "labelsTr"), ("test", "imagesTs", "labelsTs")):
             if (root / images).is_dir():
-                patients += _nifti_cases(root / images, root / labels if (root / labels).is_dir() else None, split)
+                patients += _nifti_cases(root / images, root / labels if (root / labels).is_dir() else None, split,
+                                         hidden)
         return patients
-    return _nifti_cases(root, None, "")
+    return _nifti_cases(root, None, "", hidden)
 
 
 def open_dataset(root: str | Path) -> Dataset:
@@ -272,7 +296,7 @@ def open_dataset(root: str | Path) -> Dataset:
     patients: list[PatientEntry] = []
     hidden: list[Path] = []
     if is_nifti_dataset(root):
-        patients = _nifti_dataset(root)
+        patients = _nifti_dataset(root, hidden)
     elif any((base / s).is_dir() for s in _SPLITS):
         for split in _SPLITS:
             if (base / split).is_dir():

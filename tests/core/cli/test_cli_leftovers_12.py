@@ -118,6 +118,28 @@ def test_evaluate_keeps_every_patients_panels_and_lists_dot_dot_names(tmp_path):
     assert tree_state(tmp_path / "ds") == before
 
 
+def test_predict_on_a_nifti_folder_writes_each_case_apart(tmp_path):
+    import nibabel as nib
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    cases = ("p 1", "p_1", "..p", "p")
+    rng = np.random.default_rng(1)
+    for k, case in enumerate(cases):  # each case its own content, to tell the outputs apart
+        data = (rng.integers(-1000, 400, (24, 20, 2)) + 100 * k).astype(np.int16)
+        nib.save(nib.Nifti1Image(data, np.eye(4)), str(folder / f"{case}.nii.gz"))
+    out = tmp_path / "out"
+    r = heartseg("predict", folder, "--out", out, "-q")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr  # before: refused ("the same name")
+    masks = sorted(out.glob("*_heart.nii.gz"))
+    qc = sorted(out.glob("*_qc.csv"))
+    folders = sorted(p for p in out.iterdir() if p.is_dir())
+    assert len(masks) == len(qc) == len(folders) == len(cases), sorted(os.listdir(out))
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "a staging folder was left"
+    shown = r.stdout.splitlines()
+    assert all(str(m) in shown for m in masks)
+
+
 # ------------------------------------------------------------------------------------------- full disk
 def mount_tiny_tmpfs(where: Path, size_kb: int) -> bool:
     where.mkdir(parents=True, exist_ok=True)

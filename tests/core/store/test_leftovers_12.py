@@ -62,6 +62,19 @@ def test_dot_dot_patient_is_listed_and_one_dot_patients_are_reported(tmp_path):
         open_dataset(only)
 
 
+def test_nifti_folder_lists_dot_dot_scans_and_reports_hidden_ones(tmp_path):
+    import nibabel as nib
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for name in ("..p.nii.gz", "p.nii.gz", "p 1.nii.gz", ".x.nii.gz", "._p.nii.gz"):
+        nib.save(nib.Nifti1Image(np.zeros((8, 8, 2), np.int16), np.eye(4)), str(folder / name))
+    ds = open_dataset(folder)
+    assert sorted(ds.pids) == ["..p", "p", "p 1"]
+    assert [p.name for p in ds.hidden] == [".x.nii.gz"]  # a macOS ._ resource fork is no scan
+    assert len({output_name(pid) for pid in ds.pids}) == 3
+
+
 # ------------------------------------------------------------------------------------------- staged outputs
 def test_staged_output_appears_all_at_once_and_merges(tmp_path):
     out = tmp_path / "out"
