@@ -371,7 +371,8 @@ def save_masks(dataset_or_patient_dir, pid: str, masks: np.ndarray, slice_names:
 
 def sanitize_pid(pid: str) -> str:
     """A patient id safe as one folder name: letters, digits, ``.``, ``_``, ``-`` only (other runs and ``..`` ->
-    ``_``), no leading/trailing ``._-``, at most 64 characters. Raises :class:`HeartsegError` when nothing usable is left."""
+    ``_``), no leading/trailing ``._-``, at most 64 characters. Raises :class:`HeartsegError` when nothing usable is
+    left."""
     clean = re.sub(r"\.{2,}", "_", _PID_OK.sub("_", str(pid)))
     clean = re.sub(r"_+", "_", clean).strip("._-")[:64].strip("._-")
     if not clean:
