@@ -199,3 +199,40 @@ def kill_after(delay_s: float, fn, *args) -> int:
     os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
     return status
+
+
+def sample_patient_copy(where: Path, slices: slice) -> Path:
+    """``where/data/train/p1``: a one-patient Kaggle dataset holding the sample patient's ``slices`` (image +
+    mask PNGs)."""
+    from tests.corpus import SAMPLE_PATIENT
+
+    return kaggle_root_from_patient(SAMPLE_PATIENT, where, {"p1": slices}) / "data" / "train" / "p1"
+
+
+#: The start of a child script (``python -c``) that opens the real window on the patient folder ``sys.argv[1]``
+#: (no model, no automatic prediction) and waits until it is open; it defines ``app``, ``w``, ``pump_until(cond)``
+#: (exits with "timeout" after 60 s) and ``c, editor, journal`` (the controller, the editor, the journal).
+WINDOW_CHILD_PRELUDE = r'''
+import json, os, sys, time
+import numpy as np
+from pathlib import Path
+from PySide6.QtWidgets import QApplication
+from heartseg_gui.app import create_window
+
+patient = Path(sys.argv[1])
+w = create_window(None, None, patient / "no-model.keras", sample_when_empty=False)
+w.controller.auto_predict = False
+w.files.open_path(patient, ask=False)
+app = QApplication.instance()
+
+def pump_until(cond, timeout=60):
+    end = time.monotonic() + timeout
+    while not cond():
+        app.processEvents()
+        time.sleep(0.01)
+        if time.monotonic() > end:
+            sys.exit("timeout")
+
+pump_until(lambda: w.controller.session is not None and not w.controller.is_busy())
+c, editor, journal = w.controller, w.controller.session.editor, w.safety.journal
+'''

@@ -24,7 +24,7 @@ import resource
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 from natsort import natsorted, ns
@@ -226,48 +226,42 @@ def require_dir(path: Path) -> Path:
     return path
 
 
+def scan_folder(folder: Path, *, dirs: bool = False, name_ok: Optional[Callable[[str], bool]] = None) -> list[Path]:
+    """The regular files (with ``dirs``: the sub-folders) directly inside ``folder`` whose name passes ``name_ok``
+    (tested first, before any ``stat``), in the system's listing order; links are followed, broken ones and
+    symlink loops skipped. An unreadable folder raises :class:`HeartsegError`."""
+    require_dir(folder)
+    out = []
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                if name_ok is not None and not name_ok(entry.name):
+                    continue
+                try:
+                    if not (entry.is_dir() if dirs else entry.is_file()):
+                        continue
+                except OSError:
+                    continue
+                out.append(Path(entry.path))
+    except OSError as exc:
+        raise HeartsegError(f"cannot list folder: {exc.strerror or exc}", folder) from exc
+    return out
+
+
 def list_files(folder: Path, suffixes: Optional[Iterable[str]] = None) -> list[Path]:
     """Regular files directly inside ``folder`` (hidden files skipped), in natural order (``1-2`` before ``1-10``).
 
     ``suffixes``: keep only names ending in one of these (lower-case, e.g. ``(".png",)``); ``None`` keeps all.
     Broken links and symlink loops are skipped; an unreadable folder raises :class:`HeartsegError`.
     """
-    require_dir(folder)
     wanted = None if suffixes is None else tuple(s.lower() for s in suffixes)
-    out = []
-    try:
-        with os.scandir(folder) as it:
-            for entry in it:
-                if entry.name.startswith("."):
-                    continue
-                try:
-                    if not entry.is_file():
-                        continue
-                except OSError:
-                    continue
-                if wanted is not None and not entry.name.lower().endswith(wanted):
-                    continue
-                out.append(Path(entry.path))
-    except OSError as exc:
-        raise HeartsegError(f"cannot list folder: {exc.strerror or exc}", folder) from exc
-    return natsort_paths(out)
+    return natsort_paths(scan_folder(folder, name_ok=lambda name: not name.startswith(".") and (
+        wanted is None or name.lower().endswith(wanted))))
 
 
 def list_dirs(folder: Path) -> list[Path]:
     """Sub-folders of ``folder`` (hidden ones skipped), natural order."""
-    require_dir(folder)
-    out = []
-    try:
-        with os.scandir(folder) as it:
-            for entry in it:
-                try:
-                    if not entry.name.startswith(".") and entry.is_dir():
-                        out.append(Path(entry.path))
-                except OSError:
-                    continue
-    except OSError as exc:
-        raise HeartsegError(f"cannot list folder: {exc.strerror or exc}", folder) from exc
-    return natsort_paths(out)
+    return natsort_paths(scan_folder(folder, dirs=True, name_ok=lambda name: not name.startswith(".")))
 
 
 def natsort_paths(paths: Sequence[Path]) -> list[Path]:

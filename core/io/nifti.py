@@ -188,7 +188,7 @@ def read_nifti(path: Path, mask_path: Optional[Path] = None, *,
     zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))  # (x, y, z) = (col, row, slice) voxel sizes in mm
     vol = Volume(voxels=voxels, spacing=(float(zooms[2]), float(zooms[1]), float(zooms[0])),
                  affine=affine, source_files=[path] * voxels.shape[0],
-                 intensity="hu", kind="nifti", name=_stem(path), source_grid=source_grid(img, transform))
+                 intensity="hu", kind="nifti", name=nifti_stem(path), source_grid=source_grid(img, transform))
     if qform_sform_disagree(img):
         vol.metadata["qform_sform_disagree"] = True
     if filled:
@@ -230,7 +230,8 @@ def nifti_slice_count(path: Path) -> int:
         return 0
 
 
-def _stem(path: Path) -> str:
+def nifti_stem(path: Path) -> str:
+    """The file name without ``.nii.gz`` / ``.nii`` (any case); another name loses its last suffix."""
     name = path.name
     for suffix in (".nii.gz", ".nii"):
         if name.lower().endswith(suffix):

@@ -32,11 +32,11 @@ from natsort import natsorted
 from core.atomic import now_iso, write_text_atomic
 from core.errors import HeartsegError
 from core.io import open_scan
-from core.io.common import kaggle_slice_names, list_dirs, list_files, natsort_paths, require_dir
+from core.io.common import kaggle_slice_names, list_dirs, list_files, natsort_paths, require_dir, scan_folder
 from core.io.dicom import is_dicom_folder
 from core.io.kaggle import IMAGE_DIR, MASK_DIR, is_kaggle_patient
-from core.io.nifti import nifti_slice_count
 from core.io.masks import write_image_pngs, write_mask_pngs
+from core.io.nifti import nifti_slice_count, nifti_stem
 from core.metrics import dice
 from core.preprocess import to_kaggle_scale
 from core.store.layout import SOURCE_FILE, state_dir
@@ -189,20 +189,13 @@ def is_hidden_name(name: str) -> bool:
 def _sub_folders(folder: Path, hidden: list[Path]) -> list[Path]:
     """Sub-folders of ``folder`` that may be patients, natural order; hidden ones (:func:`is_hidden_name`) that
     hold an ``image/`` folder, other than heartseg's own, are appended to ``hidden`` instead."""
-    require_dir(folder)
     out = []
     try:
-        with os.scandir(folder) as it:
-            for entry in it:
-                try:
-                    if not entry.is_dir():
-                        continue
-                except OSError:
-                    continue
-                if not is_hidden_name(entry.name):
-                    out.append(Path(entry.path))
-                elif not _OWN_FOLDER.match(entry.name) and is_kaggle_patient(Path(entry.path)):
-                    hidden.append(Path(entry.path))
+        for path in scan_folder(folder, dirs=True):
+            if not is_hidden_name(path.name):
+                out.append(path)
+            elif not _OWN_FOLDER.match(path.name) and is_kaggle_patient(path):
+                hidden.append(path)
     except OSError as exc:
         raise HeartsegError(f"cannot list folder: {exc.strerror or exc}", folder) from exc
     return natsort_paths(out)
@@ -217,38 +210,18 @@ _NIFTI_SUFFIXES = (".nii.gz", ".nii")
 _CHANNEL = re.compile(r"_(\d{4})$")
 
 
-def _nifti_stem(path: Path) -> str:
-    name = path.name
-    for suffix in _NIFTI_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 def _nifti_files(folder: Path, hidden: Optional[list[Path]] = None) -> list[Path]:
     """The ``.nii`` / ``.nii.gz`` files directly in ``folder`` (links followed, broken ones skipped), natural order.
     As for patient folders, ``..p.nii.gz`` is listed and a hidden one (:func:`is_hidden_name`) is appended to
     ``hidden`` instead (macOS ``._*`` resource forks are not scans: ignored)."""
     if not folder.is_dir():
         return []
-    require_dir(folder)
     out = []
-    try:
-        with os.scandir(folder) as it:
-            for entry in it:
-                if not entry.name.lower().endswith(_NIFTI_SUFFIXES):
-                    continue
-                try:
-                    if not entry.is_file():
-                        continue
-                except OSError:
-                    continue
-                if not is_hidden_name(entry.name):
-                    out.append(Path(entry.path))
-                elif hidden is not None and not entry.name.startswith("._"):
-                    hidden.append(Path(entry.path))
-    except OSError as exc:
-        raise HeartsegError(f"cannot list folder: {exc.strerror or exc}", folder) from exc
+    for path in scan_folder(folder, name_ok=lambda name: name.lower().endswith(_NIFTI_SUFFIXES)):
+        if not is_hidden_name(path.name):
+            out.append(path)
+        elif hidden is not None and not path.name.startswith("._"):
+            hidden.append(path)
     return natsort_paths(out)
 
 
@@ -265,10 +238,10 @@ def is_nifti_dataset(root: Path) -> bool:
 def _nifti_cases(images: Path, labels: Optional[Path], split: str, hidden: list[Path]) -> list[PatientEntry]:
     """One entry per case of ``images`` (channel 0 only: ``_0001`` ... files of multi-channel cases are skipped),
     its mask ``labels/<case>.nii(.gz)`` where present."""
-    label_of = {_nifti_stem(p): p for p in _nifti_files(labels)} if labels is not None else {}
+    label_of = {nifti_stem(p): p for p in _nifti_files(labels)} if labels is not None else {}
     out = []
     for path in _nifti_files(images, hidden):
-        stem = _nifti_stem(path)
+        stem = nifti_stem(path)
         m = _CHANNEL.search(stem)
         if m and m.group(1) != "0000":
             continue

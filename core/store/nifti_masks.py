@@ -29,23 +29,15 @@ from core.atomic import write_with_atomic
 from core.errors import HeartsegError
 from core.io import write_mask_nifti
 from core.io.masks import mask_labels
-from core.io.nifti import DISPLAY_AXCODES, read_nifti_mask
+from core.io.nifti import DISPLAY_AXCODES, nifti_stem, read_nifti_mask
 from core.store.layout import versions_dir
 from core.types import Volume, as_path
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".nii.gz", ".nii"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
 
 
 def mask_versions_dir(mask_path: str | Path) -> Path:
     """``<folder>/.heartseg/versions/<mask name without .nii(.gz)>``: earlier versions of one mask file."""
     mask_path = as_path(mask_path)
-    return versions_dir(mask_path.parent) / _stem(mask_path)
+    return versions_dir(mask_path.parent) / nifti_stem(mask_path)
 
 
 def _keep_version(path: Path) -> Path:

@@ -30,7 +30,7 @@ import pytest
 from core.errors import HeartsegError
 from core.io.masks import encode_mask_png
 from tests.corpus import SAMPLE_PATIENT
-from tests.helpers import dispose_windows, kill_after, kill_at_line
+from tests.helpers import WINDOW_CHILD_PRELUDE, dispose_windows, kill_after, kill_at_line
 
 ROOT = Path(__file__).resolve().parents[2]
 N_SLICES = 10
@@ -293,29 +293,8 @@ def test_real_full_disk_on_a_tiny_tmpfs(pristine, tmp_path):
 
 
 # ------------------------------------------------------------------------------------ the window killed mid-edit
-GUI_CHILD = r'''
-import json, os, sys, time
-import numpy as np
-from pathlib import Path
-from PySide6.QtWidgets import QApplication
-from heartseg_gui.app import create_window
-
-patient, expected_out = Path(sys.argv[1]), Path(sys.argv[2])
-w = create_window(None, None, patient / "no-model.keras", sample_when_empty=False)
-w.controller.auto_predict = False
-w.files.open_path(patient, ask=False)
-app = QApplication.instance()
-
-def pump_until(cond, timeout=60):
-    end = time.monotonic() + timeout
-    while not cond():
-        app.processEvents()
-        time.sleep(0.01)
-        if time.monotonic() > end:
-            sys.exit("timeout")
-
-pump_until(lambda: w.controller.session is not None and not w.controller.is_busy())
-c, editor, journal = w.controller, w.controller.session.editor, w.safety.journal
+GUI_CHILD = WINDOW_CHILD_PRELUDE + r'''
+expected_out = Path(sys.argv[2])
 rng = np.random.default_rng(int(sys.argv[3]))
 for k in range(12):                                  # finished strokes on several slices
     c.set_slice(int(rng.integers(0, editor.n_slices)))

@@ -27,7 +27,7 @@ from core import resources  # noqa: E402
 from heartseg_gui import display  # noqa: E402
 from tests.corpus import SAMPLE_PATIENT  # noqa: E402
 from tests.gui.test_gui_window import make_window, settings_dir, tiny_model, wait_idle, wait_predicted  # noqa: E402,F401
-from tests.helpers import image_to_widget  # noqa: E402
+from tests.helpers import WINDOW_CHILD_PRELUDE, image_to_widget  # noqa: E402
 
 pytestmark = pytest.mark.gui
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,24 +66,7 @@ def _move(view, row: int, col: int) -> None:
 
 
 # ------------------------------------------------------------------------------ the review record, two processes
-SECOND_SITTING = r'''
-import sys, time
-from pathlib import Path
-from PySide6.QtWidgets import QApplication
-from heartseg_gui.app import create_window
-
-patient = Path(sys.argv[1])
-w = create_window(None, None, patient / "no-model.keras", sample_when_empty=False)
-w.controller.auto_predict = False
-w.files.open_path(patient, ask=False)
-app = QApplication.instance()
-end = time.monotonic() + 60
-while w.controller.session is None or w.controller.is_busy():
-    app.processEvents()
-    time.sleep(0.01)
-    if time.monotonic() > end:
-        sys.exit("timeout")
-c = w.controller
+SECOND_SITTING = WINDOW_CHILD_PRELUDE + r'''
 print(",".join(c.session.editor.review_states[:3]), flush=True)   # what the second sitting sees
 c.set_slice(3)
 c.set_review_state("flagged")

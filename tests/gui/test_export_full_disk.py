@@ -7,24 +7,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.corpus import SAMPLE_PATIENT, tree_state
+from tests.corpus import tree_state
+from tests.helpers import dispose_windows, sample_patient_copy
 
 pytestmark = pytest.mark.gui
-
-
-def _patient(where: Path) -> Path:
-    patient = where / "data" / "train" / "p1"
-    names = sorted(p.name for p in (SAMPLE_PATIENT / "image").glob("*.png"))[50:62]
-    for sub in ("image", "mask"):
-        (patient / sub).mkdir(parents=True)
-        for n in names:
-            shutil.copy(SAMPLE_PATIENT / sub / n, patient / sub / n)
-    return patient
 
 
 @pytest.fixture
@@ -47,7 +37,7 @@ def test_export_pngs_on_a_full_disk_leaves_nothing_and_keeps_the_edits(qtbot, tm
 
     monkeypatch.setenv("HEARTSEG_SETTINGS_DIR", str(tmp_path / "settings"))
     monkeypatch.setenv("HEARTSEG_STATE_DIR", str(tmp_path / "state"))
-    patient = _patient(tmp_path / "ds")
+    patient = sample_patient_copy(tmp_path / "ds", slice(50, 62))
     w = create_window(None, None, patient / "no-model.keras", sample_when_empty=False)
     qtbot.addWidget(w)
     w.controller.auto_predict = False
@@ -76,19 +66,4 @@ def test_export_pngs_on_a_full_disk_leaves_nothing_and_keeps_the_edits(qtbot, tm
         assert w.files.export_pngs(elsewhere)
         assert sorted(p.name for p in elsewhere.iterdir()) == sorted(p.name for p in (patient / "image").iterdir())
     finally:
-        _dispose(w)
-
-
-def _dispose(w) -> None:
-    """Close and delete the window while the QApplication runs (PySide6 can crash at exit otherwise)."""
-    import gc
-
-    from PySide6.QtCore import QCoreApplication
-
-    w.files.has_unsaved = lambda: False
-    w.controller.shutdown()
-    w.close()
-    w.deleteLater()
-    QCoreApplication.sendPostedEvents()
-    QCoreApplication.processEvents()
-    gc.collect()
+        dispose_windows(w)

@@ -20,17 +20,12 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from core.io.masks import to_source_grid  # noqa: E402
 from core.io.nifti import read_nifti_mask  # noqa: E402
 from tests.core.io.test_dicom_seg import make_uid_series  # noqa: E402
+from tests.gui import test_gui_window  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.shared]
+settings_dir = test_gui_window.settings_dir   # the window tests' fixture
 
 WAIT_MS = 30_000
-
-
-@pytest.fixture
-def settings_dir(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "settings"
-    monkeypatch.setenv("HEARTSEG_SETTINGS_DIR", str(folder))
-    return folder
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,34 +22,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.corpus import SAMPLE_PATIENT, tree_state
+from tests.corpus import tree_state
+from tests.helpers import WINDOW_CHILD_PRELUDE, sample_patient_copy
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.gui
 
-PAINT_CHILD = r'''
-import json, sys, time
-import numpy as np
-from pathlib import Path
-from PySide6.QtWidgets import QApplication
-from heartseg_gui.app import create_window
-
-patient, expected = Path(sys.argv[1]), Path(sys.argv[2])
-w = create_window(None, None, patient / "no-model.keras", sample_when_empty=False)
-w.controller.auto_predict = False
-w.files.open_path(patient, ask=False)
-app = QApplication.instance()
-
-def pump_until(cond, timeout=60):
-    end = time.monotonic() + timeout
-    while not cond():
-        app.processEvents()
-        time.sleep(0.01)
-        if time.monotonic() > end:
-            sys.exit("timeout")
-
-pump_until(lambda: w.controller.session is not None and not w.controller.is_busy())
-c, editor, journal = w.controller, w.controller.session.editor, w.safety.journal
+PAINT_CHILD = WINDOW_CHILD_PRELUDE + r'''
+expected = Path(sys.argv[2])
 rng = np.random.default_rng(7)
 for k in range(8):                                    # finished strokes on several slices, some erasing
     c.set_slice(int(rng.integers(0, editor.n_slices)))
@@ -101,20 +80,9 @@ print("done", flush=True)
 '''
 
 
-def _patient(where: Path) -> Path:
-    """A one-patient Kaggle dataset: the sample's slices 50..59 (image + mask)."""
-    patient = where / "data" / "train" / "p1"
-    names = sorted(p.name for p in (SAMPLE_PATIENT / "image").glob("*.png"))[50:60]
-    for sub in ("image", "mask"):
-        (patient / sub).mkdir(parents=True)
-        for n in names:
-            shutil.copy(SAMPLE_PATIENT / sub / n, patient / sub / n)
-    return patient
-
-
 def test_killed_window_is_recovered_by_screenshot_and_by_the_window(tmp_path):
     pytest.importorskip("PySide6")
-    patient = _patient(tmp_path / "ds")
+    patient = sample_patient_copy(tmp_path / "ds", slice(50, 60))
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HEARTSEG_SETTINGS_DIR": str(tmp_path / "settings"),
            "HEARTSEG_STATE_DIR": str(tmp_path / "state"), "HEARTSEG_JOURNAL_INTERVAL_S": "0.3",
            "TF_CPP_MIN_LOG_LEVEL": "3"}
