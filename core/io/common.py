@@ -248,6 +248,14 @@ def scan_folder(folder: Path, *, dirs: bool = False, name_ok: Optional[Callable[
     return out
 
 
+def is_hidden_name(name: str) -> bool:
+    """True for a dot-folder in the Unix sense: one leading ``.`` then another character (``.heartseg``, ``.git``,
+    ``.Trash-1000``, ``.ipynb_checkpoints``, heartseg's temporaries), which ``ls``, file managers and heartseg
+    skip. A name that begins with two or more dots (``..p``) is no tool's hidden folder but an ordinary (odd)
+    name: its patient is listed. (``.`` and ``..`` themselves are never listed by the system.)"""
+    return name.startswith(".") and not name.startswith("..")
+
+
 def list_files(folder: Path, suffixes: Optional[Iterable[str]] = None) -> list[Path]:
     """Regular files directly inside ``folder`` (hidden files skipped), in natural order (``1-2`` before ``1-10``).
 
@@ -260,8 +268,8 @@ def list_files(folder: Path, suffixes: Optional[Iterable[str]] = None) -> list[P
 
 
 def list_dirs(folder: Path) -> list[Path]:
-    """Sub-folders of ``folder`` (hidden ones skipped), natural order."""
-    return natsort_paths(scan_folder(folder, dirs=True, name_ok=lambda name: not name.startswith(".")))
+    """Sub-folders of ``folder`` (hidden ones, :func:`is_hidden_name`, skipped: ``..p`` is listed), natural order."""
+    return natsort_paths(scan_folder(folder, dirs=True, name_ok=lambda name: not is_hidden_name(name)))
 
 
 def natsort_paths(paths: Sequence[Path]) -> list[Path]:

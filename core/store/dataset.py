@@ -32,7 +32,15 @@ from natsort import natsorted
 from core.atomic import now_iso, write_text_atomic
 from core.errors import HeartsegError
 from core.io import open_scan
-from core.io.common import kaggle_slice_names, list_dirs, list_files, natsort_paths, require_dir, scan_folder
+from core.io.common import (
+    is_hidden_name,
+    kaggle_slice_names,
+    list_dirs,
+    list_files,
+    natsort_paths,
+    require_dir,
+    scan_folder,
+)
 from core.io.dicom import is_dicom_folder
 from core.io.kaggle import IMAGE_DIR, MASK_DIR, is_kaggle_patient
 from core.io.masks import write_image_pngs, write_mask_pngs
@@ -176,14 +184,6 @@ def _patient_entry(folder: Path, split: str) -> Optional[PatientEntry]:
 
 #: heartseg's own dot-folders beside patients: the state folder and :func:`add_patient`'s half-built patients.
 _OWN_FOLDER = re.compile(r"^\.(?:heartseg$|.+\.adding-)", re.IGNORECASE)
-
-
-def is_hidden_name(name: str) -> bool:
-    """True for a dot-folder in the Unix sense: one leading ``.`` then another character (``.heartseg``, ``.git``,
-    ``.Trash-1000``, ``.ipynb_checkpoints``, heartseg's temporaries), which ``ls``, file managers and heartseg
-    skip. A name that begins with two or more dots (``..p``) is no tool's hidden folder but an ordinary (odd)
-    name: its patient is listed. (``.`` and ``..`` themselves are never listed by the system.)"""
-    return name.startswith(".") and not name.startswith("..")
 
 
 def _sub_folders(folder: Path, hidden: list[Path]) -> list[Path]:

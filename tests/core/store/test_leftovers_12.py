@@ -213,3 +213,18 @@ def test_a_scan_without_any_number_is_refused_naming_it(tmp_path):
     with pytest.raises(HeartsegError) as info:
         open_scan(path)
     assert str(info.value).startswith(f"{path}: ") and "NaN" in str(info.value)
+
+
+def test_a_root_whose_only_patient_is_dot_dot_named_is_a_dataset_root(tmp_path):
+    """``..p`` is an ordinary name wherever folders are listed, also when a dataset root is recognised."""
+    from core.io import looks_like_dataset_root
+    from core.io.common import list_dirs
+    from tests.helpers import sample_patient_copy
+
+    root = tmp_path / "root"
+    patient = sample_patient_copy(tmp_path / "tmp", slice(50, 53))
+    root.mkdir()
+    patient.rename(root / "..p")
+    (root / ".hidden").mkdir()
+    assert [p.name for p in list_dirs(root)] == ["..p"]
+    assert looks_like_dataset_root(root)
