@@ -3,6 +3,16 @@ nothing is re-traced or re-compiled), current slice first, slices preprocessed (
 background thread while the engine runs the previous batch, cancellable per batch.
 
 Output probabilities are ``(n_slices, rows, cols)`` float32 in 0..1 on the scan's own grid.
+
+Sagittal and coronal series (and oblique ones nearest to them) are resliced: :meth:`EngineRunner.predict_volume`
+and :meth:`EngineRunner.predict_masks` run the model on the axial view of the voxels
+(:func:`core.inference.reslice.axial_view`: axes permuted, nothing interpolated), threshold and post-process there
+exactly as for an axial scan, and permute the result back onto the series' own grid. The callbacks then come once
+the whole scan is done, per stored slice (current slice first): ``on_batch`` gets the final, post-processed masks;
+``on_probabilities`` gets each stored slice's probabilities (the resliced-back axial ones, kept as float16) resized
+to the model grid, so the per-slice uncertainty, the QC rows and the confidence overlay describe the stored slices
+the user reviews; the uncertainty measures were validated on axial slices only. :meth:`EngineRunner.iter_batches`
+always runs on the volume's own slices.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from core import preprocess
+from core.inference.reslice import axial_orientation, axial_view, stored_view, to_stored
 from core.postprocess import PostprocessOptions, postprocess_for_volume, postprocess_masks, threshold_of
 from core.types import CancelToken, Progress, ProgressFn, Volume, check_cancel, report
 
@@ -105,8 +116,30 @@ class EngineRunner:
 
         ``first``: slice predicted first (the one on screen), then outward. ``indices``: only these slices
         (others stay 0). ``on_batch(indices, probs (k, rows, cols))`` is called as each batch finishes.
-        Raises :class:`core.errors.Cancelled` when ``cancel`` is set (checked per batch).
+        Raises :class:`core.errors.Cancelled` when ``cancel`` is set (checked per batch). A sagittal or coronal
+        series is predicted on its axial view (every axial slice, whatever ``indices``: each stored slice needs
+        them all) and the probabilities permuted back (module docstring).
         """
+        ornt = axial_orientation(volume)
+        if ornt is not None:
+            probs = to_stored(self._predict_probabilities(axial_view(volume, ornt), progress=progress,
+                                                          cancel=cancel), ornt)
+            order = slice_order(volume.n_slices, first)
+            if indices is not None:
+                wanted = set(int(i) for i in indices)
+                probs[[i for i in range(volume.n_slices) if i not in wanted]] = 0.0
+                order = [i for i in order if i in wanted]
+            if on_batch is not None:
+                for start in range(0, len(order), self.batch_size):
+                    idx = order[start:start + self.batch_size]
+                    on_batch(idx, probs[idx])
+            return probs
+        return self._predict_probabilities(volume, first=first, indices=indices, progress=progress, cancel=cancel,
+                                           on_batch=on_batch)
+
+    def _predict_probabilities(self, volume: Volume, *, first: Optional[int] = None,
+                               indices: Optional[Sequence[int]] = None, progress: Optional[ProgressFn] = None,
+                               cancel: Optional[CancelToken] = None, on_batch: Optional[BatchFn] = None) -> np.ndarray:
         out = np.zeros((volume.n_slices,) + volume.slice_shape, np.float32)
         for idx, probs in self.iter_batches(volume, first=first, indices=indices, progress=progress,
                                             cancel=cancel):
@@ -125,14 +158,28 @@ class EngineRunner:
         ``on_batch(indices, masks (k, rows, cols) uint8)`` gets each batch's thresholded masks (before the
         whole-volume post-processing); ``on_probabilities(indices, probs (k, s, s) float32)`` the batch's
         model-grid probabilities (for :class:`core.review.uncertainty.UncertaintyCollector`). Same as
-        ``probabilities_to_masks(predict_volume(...), ...)`` with ``postprocess_for_volume(volume, postprocess)``. ``threshold`` defaults to ``postprocess.threshold`` (0.5
-        without post-processing).
+        ``probabilities_to_masks(predict_volume(...), ...)`` with ``postprocess_for_volume(volume, postprocess)``.
+        ``threshold`` defaults to ``postprocess.threshold`` (0.5 without post-processing). A sagittal or coronal
+        series is predicted, thresholded and post-processed on its axial view and the masks permuted back; the
+        callbacks then come at the end, per stored slice (module docstring).
         """
         if threshold is None:
             threshold = threshold_of(postprocess)
-        postprocess = postprocess_for_volume(volume, postprocess)
+        ornt = axial_orientation(volume)
+        if ornt is not None:
+            return self._predict_masks_resliced(volume, ornt, first=first, progress=progress, cancel=cancel,
+                                                on_batch=on_batch, on_probabilities=on_probabilities,
+                                                threshold=threshold, postprocess=postprocess)
+        out = np.zeros(volume.voxels.shape, np.uint8)
+        self._threshold_batches(volume, out, threshold, first=first, progress=progress, cancel=cancel,
+                                on_batch=on_batch, on_probabilities=on_probabilities)
+        return postprocess_masks(out, postprocess_for_volume(volume, postprocess))
+
+    def _threshold_batches(self, volume: Volume, out: np.ndarray, threshold: float, *, first=None, progress=None,
+                           cancel=None, on_batch=None, on_probabilities=None, probs_out=None) -> None:
+        """Predict every slice of ``volume`` into ``out`` (uint8 0/1, thresholded; ``probs_out``: the slice-size
+        probabilities too, in its dtype)."""
         rows, cols = volume.slice_shape
-        out = np.zeros((volume.n_slices, rows, cols), np.uint8)
         grid = np.empty((rows, cols), np.float32)  # one buffer for every slice: no large temporaries per batch
         for idx, probs in self.iter_batches(volume, first=first, progress=progress, cancel=cancel, model_grid=True):
             if on_probabilities is not None:
@@ -140,6 +187,26 @@ class EngineRunner:
             for p, i in zip(probs, idx):
                 preprocess.probability_to_slice(p, (rows, cols), out=grid)
                 np.greater_equal(grid, threshold, out=out[i].view(bool))  # as preprocess.threshold, in place
+                if probs_out is not None:
+                    probs_out[i] = grid
             if on_batch is not None:
                 on_batch(idx, out[idx])
-        return postprocess_masks(out, postprocess)
+
+    def _predict_masks_resliced(self, volume: Volume, ornt: np.ndarray, *, first, progress, cancel, on_batch,
+                                on_probabilities, threshold: float, postprocess) -> np.ndarray:
+        view = axial_view(volume, ornt)
+        axial = np.zeros(view.voxels.shape, np.uint8)
+        probs = np.zeros(view.voxels.shape, np.float16) if on_probabilities is not None else None
+        self._threshold_batches(view, axial, threshold, progress=progress, cancel=cancel, probs_out=probs)
+        masks = to_stored(postprocess_masks(axial, postprocess_for_volume(view, postprocess)), ornt)
+        stored_probs = None if probs is None else stored_view(probs, ornt)
+        order = slice_order(volume.n_slices, first)
+        size = (self.image_size, self.image_size)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            if stored_probs is not None:
+                on_probabilities(idx, np.stack([preprocess.probability_to_slice(
+                    np.ascontiguousarray(stored_probs[i], dtype=np.float32), size) for i in idx]))
+            if on_batch is not None:
+                on_batch(idx, masks[idx])
+        return masks

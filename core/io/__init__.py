@@ -54,9 +54,14 @@ def geometry_warnings(volume: Volume) -> list[str]:
     if md.get("merged_series"):
         out.append(f"the folder may hold two series merged into one ({md['merged_series']}); check the slices")
     orientation = md.get("orientation")
-    if orientation and orientation != "axial":
-        out.append(f"{orientation} series: the model was trained on axial slices and segments this series "
-                   "slice by slice in its own plane (not resliced); expect a lower accuracy")
+    if orientation in ("sagittal", "coronal"):
+        out.append(f"{orientation} series: resliced to axial slices for the model (which was trained on axial "
+                   "slices; voxels permuted, not resampled), the mask put back on the series' own slices")
+    elif orientation == "oblique":
+        tilt = md.get("oblique_tilt_deg")
+        out.append("oblique series: the model segments the most axial planes of its voxel grid (axes permuted, "
+                   "not resampled), " + (f"tilted {float(tilt):.0f} degrees from true axial" if tilt is not None
+                                         else "tilted from true axial") + "; expect a lower accuracy")
     if md.get("nonfinite_voxels"):
         out.append(f"{md['nonfinite_voxels']} voxels hold no number (NaN or infinite); they are shown, exported and "
                    f"predicted as the scan's lowest value ({float(md.get('nonfinite_fill', 0.0)):.0f})")

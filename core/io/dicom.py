@@ -19,7 +19,9 @@
   RescaleSlope / PixelSpacing / positions are refused naming the file. ``metadata`` flags what the CLI and the
   window warn about: ``irregular_spacing`` (a missing slice ...), ``merged_series`` (files that disagree on
   SeriesNumber, FrameOfReferenceUID ... or a gap of more than 3 slice steps: two series in one folder) and
-  ``orientation`` (``"axial"``, ``"coronal"``, ``"sagittal"`` or ``"oblique"``).
+  ``orientation`` (``"axial"``, ``"coronal"``, ``"sagittal"`` or ``"oblique"``; sagittal and coronal series are
+  resliced to axial for the model and the mask put back, :mod:`core.inference.reslice`; an oblique one has
+  ``oblique_tilt_deg``, how far the model's nearest-axial slices are tilted from true axial).
 """
 
 from __future__ import annotations
@@ -288,6 +290,9 @@ def read_dicom_series(folder: Path, *, progress: Optional[ProgressFn] = None,
     metadata = {k: str(first.get(k)) for k in ("SeriesInstanceUID", "PatientID", "SeriesDescription",
                                                  "StudyInstanceUID", "Modality") if first.get(k)}
     metadata["orientation"] = slice_orientation(normal)
+    if metadata["orientation"] == "oblique":  # the grid axis nearest to superior-inferior: the model's slice normal
+        metadata["oblique_tilt_deg"] = float(np.degrees(np.arccos(min(1.0, max(abs(row_dir[2]), abs(col_dir[2]),
+                                                                                abs(normal[2]))))))
     if n > 1:
         slice_step = float(np.median(steps))
         if steps.max() - steps.min() > 0.01 * slice_step + 1e-3:
