@@ -69,6 +69,12 @@ def write_series(ct: Path, plane: str, folder: Path) -> Path:
     slices = _stored_slices(data, plane)
     in_plane = {"axial": (zooms[1], zooms[0]), "sagittal": (zooms[2], zooms[1]),
                 "coronal": (zooms[2], zooms[0])}[plane]  # (row spacing, column spacing)
+    positions = [_position(affine_lps, data.shape, plane, s) for s in range(len(slices))]
+    return _write_dicom(folder, slices, iop, positions, in_plane, plane)
+
+
+def _write_dicom(folder: Path, slices: np.ndarray, iop, positions, in_plane, plane: str) -> Path:
+    """``slices`` ``(n, rows, cols)`` int16 HU as one uncompressed CT series in ``folder``."""
     folder.mkdir(parents=True)
     series, study, frame = generate_uid(), generate_uid(), generate_uid()
     for s, pixels in enumerate(slices):
@@ -82,7 +88,7 @@ def write_series(ct: Path, plane: str, folder: Path) -> Path:
         ds.Modality, ds.PatientID, ds.SeriesNumber, ds.InstanceNumber = "CT", "reslice", 1, s + 1
         ds.SeriesDescription = f"chest crop {plane}"
         ds.ImageOrientationPatient = [float(v) for v in iop]
-        ds.ImagePositionPatient = _position(affine_lps, data.shape, plane, s)
+        ds.ImagePositionPatient = [float(v) for v in positions[s]]
         ds.PixelSpacing = [float(in_plane[0]), float(in_plane[1])]
         ds.SliceThickness = 1.5
         ds.Rows, ds.Columns = int(pixels.shape[0]), int(pixels.shape[1])
@@ -217,6 +223,21 @@ def test_oblique_series_are_permuted_to_the_nearest_axial_axis_and_warned():
     near_coronal.metadata["oblique_tilt_deg"] = 35.0
     (line,) = geometry_warnings(near_coronal)
     assert "oblique" in line and "35 degrees" in line and "not resampled" in line
+
+
+@pytest.mark.parametrize("degrees, tilt, resliced", [(40, 40, False), (55, 35, True)])
+def test_reader_gives_the_model_slices_tilt_of_an_oblique_series(tmp_path, degrees, tilt, resliced):
+    a = np.radians(degrees)
+    iop = [1.0, 0.0, 0.0, 0.0, float(np.cos(a)), float(-np.sin(a))]
+    normal = np.cross(iop[:3], iop[3:])
+    slices = np.random.default_rng(0).integers(-1000, 1000, (4, 16, 16)).astype(np.int16)
+    positions = [np.array([10.0, -20.0, 30.0]) + 2.0 * s * normal for s in range(4)]
+    vol = open_scan(_write_dicom(tmp_path / "s", slices, iop, positions, (1.0, 1.0), "oblique"))
+    assert vol.metadata["orientation"] == "oblique"
+    assert vol.metadata["oblique_tilt_deg"] == pytest.approx(tilt, abs=0.01)
+    assert (axial_orientation(vol) is not None) == resliced
+    (line,) = geometry_warnings(vol)
+    assert f"tilted {tilt} degrees" in line
 
 
 
