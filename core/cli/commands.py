@@ -73,8 +73,9 @@ def _postprocess(args):
 # ----------------------------------------------------------------------------------------------------- train
 def cmd_train(args) -> int:
     """``heartseg train``: :func:`core.versions.retrain.run_retraining`, the path Model > Retrain... takes, into
-    ``--out`` (and the registry with ``--registry``). With ``TF_CONFIG`` naming a cluster this process is one
-    worker (only the chief writes); ``--local-workers N`` starts N such workers here
+    ``--out`` (and the registry with ``--registry``), on a Kaggle-layout or a NIfTI ``imagesTr``/``labelsTr``
+    dataset (``--label N``: the heart label of multi-label maps). With ``TF_CONFIG`` naming a cluster this process
+    is one worker (only the chief writes); ``--local-workers N`` starts N such workers here
     (:func:`core.training.distribute.run_local_workers`)."""
     if getattr(args, "local_worker_of", None) is not None:
         exit_with_parent(args.local_worker_of)
@@ -86,9 +87,6 @@ def cmd_train(args) -> int:
 
 def _cmd_train(args) -> int:
     check_output_path(args.out, [args.data])
-    if Path(args.data).is_dir() and is_nifti_dataset(Path(args.data)):
-        raise HeartsegError("training reads Kaggle-layout PNG datasets; a NIfTI dataset (imagesTr/labelsTr) cannot be "
-                            "trained on yet (predict and evaluate accept it)", args.data)
     registry_dir = args.registry
     if args.from_version is not None and registry_dir is None:
         raise HeartsegError("--from-version needs --registry")
@@ -103,7 +101,8 @@ def _cmd_train(args) -> int:
     request = RetrainRequest(Path(args.data), config, registry_dir=registry_dir, init_version=args.from_version,
                              init_model=args.init_model, val_patients=val_list, val_fraction=args.val_fraction,
                              split_seed=args.seed, patients=patients, out_dir=Path(args.out),
-                             register=registry_dir is not None, skip_flagged=True)
+                             register=registry_dir is not None, skip_flagged=True,
+                             label=getattr(args, "label", None))
     bar = _progress()
     plan = plan_retraining(open_dataset_said("train", args.data), request.registry(), val_patients=val_list,
                            val_fraction=args.val_fraction, seed=args.seed, patients=patients)

@@ -42,8 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     loud.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr (no progress)")
     loud.add_argument("-v", "--verbose", action="store_true", help="debug messages on stderr")
 
-    t = sub.add_parser("train", help="train the U-Net on a Kaggle-layout dataset", parents=[common])
-    t.add_argument("data", type=Path, help="dataset root (data/train/<patient>/image|mask) or patients folder")
+    t = sub.add_parser("train", help="train the U-Net on a Kaggle-layout or imagesTr/labelsTr NIfTI dataset",
+                       parents=[common])
+    t.add_argument("data", type=Path, help="dataset root (data/train/<patient>/image|mask), patients folder, or a "
+                                           "NIfTI dataset (imagesTr/ + labelsTr/)")
     t.add_argument("--out", type=Path, required=True, help="output folder (best_model.keras, history, plot)")
     t.add_argument("--patients", default=None,
                    help="comma-separated patient ids to use, validation ones included (default: all with masks)")
@@ -69,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="sample weight of slices reviewed as corrected")
     t.add_argument("--registry", type=Path, default=None, help="model registry folder (adds a version)")
     t.add_argument("--from-version", type=int, default=None, help="fine-tune this registry version")
+    t.add_argument("--label", type=int, default=None,
+                   help="NIfTI datasets: which label of the label maps is the heart (default: the only label present)")
     t.add_argument("--local-workers", type=int, default=None, metavar="N",
                    help="train as a cluster of N worker processes on this machine (MultiWorkerMirroredStrategy "
                         "over loopback ports; README: Training on a cluster)")

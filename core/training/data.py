@@ -1,6 +1,8 @@
-"""Training data: Kaggle-layout slices read through :mod:`core.io`, brought to the model size and scale by
-:mod:`core.preprocess` (the same functions inference uses), held as a :class:`SliceSet`, and served as a seeded
-``tf.data`` pipeline with per-sample deterministic augmentation (:mod:`core.training.augment`).
+"""Training data: Kaggle-layout slices (:func:`load_slice_pairs`) or the slices of whole scans with their masks, as
+a NIfTI ``imagesTr`` / ``labelsTr`` dataset holds them (:func:`load_volume_cases`), read through :mod:`core.io`,
+brought to the model size and scale by :mod:`core.preprocess` (the same functions inference uses), held as a
+:class:`SliceSet`, and served as a seeded ``tf.data`` pipeline with per-sample deterministic augmentation
+(:mod:`core.training.augment`).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -23,9 +25,10 @@ from core.preprocess import (
     mask_to_model_target,
     resize_image8,
     resize_mask,
+    slice_to_kaggle8,
 )
 from core.training.config import TrainConfig
-from core.types import CancelToken, Progress, ProgressFn, check_cancel, report
+from core.types import CancelToken, Progress, ProgressFn, Volume, check_cancel, report
 
 
 @dataclass
@@ -89,6 +92,61 @@ def load_slice_pairs(pairs: Sequence[tuple], image_size: int = DEFAULT_IMAGE_SIZ
             report(progress, Progress("read", min(n, start + chunk), n, "reading slices"))
     ids = [p[3] for p in pairs]
     return SliceSet(images, masks, weights, ids)
+
+
+#: One scan to train on: ``(pid, load, weights)``. ``load()`` reads the :class:`core.types.Volume` with its ``mask``
+#: (only when its turn comes); ``weights`` has one entry per slice: the slice's sample weight, or None to leave the
+#: slice out (flagged).
+VolumeCase = tuple[str, Callable[[], Volume], Sequence[Optional[float]]]
+
+
+def volume_training_slices(volume: Volume, image_size: int = DEFAULT_IMAGE_SIZE,
+                           indices: Optional[Sequence[int]] = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Yield ``(index, image (s, s) uint8, mask (s, s) uint8 0/1)`` for slices ``indices`` (default: all) of a
+    scan with its mask, one slice at a time (the float values of one slice at a time, never of the volume).
+
+    The image takes exactly the steps inference takes (:func:`core.preprocess.volume_to_model_input`): the slice in
+    the Kaggle scale (:func:`core.preprocess.slice_to_kaggle8`: HU + 1024, per-slice ``pixel / max * 255``) resized
+    bilinearly to the model size; :func:`_sample` then repeats it to 3 channels and divides by 255, so a training
+    slice is bit for bit the predictor's input for that slice. The mask is resized with nearest neighbour."""
+    if volume.mask is None:
+        source = volume.source_files[0] if volume.source_files else None
+        raise HeartsegError("the scan has no mask to train on", source)
+    for i in (range(volume.n_slices) if indices is None else indices):
+        yield i, resize_image8(slice_to_kaggle8(volume, i), image_size), resize_mask(volume.mask[i], image_size)
+
+
+def load_volume_cases(cases: Sequence[VolumeCase], image_size: int = DEFAULT_IMAGE_SIZE, *,
+                      progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> SliceSet:
+    """Read scans with their masks (:data:`VolumeCase`: NIfTI ``imagesTr`` / ``labelsTr`` cases) into a
+    :class:`SliceSet`, one scan at a time: only one case's volume is in memory while its slices go, one by one
+    (:func:`volume_training_slices`), into the set at the model size. Slice ids are ``"<pid>/<slice name>"``
+    (``1-NNN`` for NIfTI). A scan whose slice count differs from ``len(weights)`` (the count from its header) is
+    an error naming it; a label map with several labels and no ``label`` is refused by the reader."""
+    total = sum(1 for _, _, weights in cases for w in weights if w is not None)
+    if total == 0:
+        raise HeartsegError("no training slices found (every slice flagged, or no scan with a mask)")
+    images = np.empty((total, image_size, image_size), np.uint8)
+    masks = np.empty((total, image_size, image_size), np.uint8)
+    sample_weights = np.empty((total,), np.float32)
+    ids: list = []
+    report(progress, Progress("read", 0, total, "reading scans"))
+    for pid, load, weights in cases:
+        check_cancel(cancel)
+        volume = load()
+        if volume.n_slices != len(weights):
+            source = volume.source_files[0] if volume.source_files else None
+            raise HeartsegError(f"the scan has {volume.n_slices} slices but {len(weights)} were counted when the "
+                                "training was planned (did the file change?)", source)
+        names = volume.slice_names
+        keep = [i for i, w in enumerate(weights) if w is not None]
+        for i, image8, mask in volume_training_slices(volume, image_size, keep):
+            k = len(ids)
+            images[k], masks[k], sample_weights[k] = image8, mask, weights[i]
+            ids.append(f"{pid}/{names[i]}")
+        del volume  # the next case replaces it
+        report(progress, Progress("read", len(ids), total, f"read {pid}"))
+    return SliceSet(images, masks, sample_weights, ids)
 
 
 def make_dataset(data: SliceSet, config: TrainConfig, *, training: bool, input_context=None):

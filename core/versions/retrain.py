@@ -1,10 +1,16 @@
 """The one train -> evaluate -> register path: ``heartseg train`` and Model > Retrain... both run
 :func:`run_retraining` (one plain, cancellable job).
 
-:func:`plan_retraining` (no TensorFlow, cheap: folder listings and review sidecars) says which patients train and
-which are held out (the registry's fixed split, :meth:`core.versions.registry.ModelRegistry.fixed_split`), how many slices
-are used, how many of them were corrected and how many flagged slices are left out — the numbers the Retrain
-dialog shows.
+:func:`plan_retraining` (no TensorFlow, cheap: folder listings, NIfTI headers and review sidecars) says which
+patients train and which are held out (the registry's fixed split,
+:meth:`core.versions.registry.ModelRegistry.fixed_split`), how many slices are used, how many of them were corrected
+and how many flagged slices are left out — the numbers the Retrain dialog shows.
+
+Datasets: the Kaggle layout (``image/`` + ``mask/`` PNG pairs) and NIfTI ``imagesTr`` / ``labelsTr`` datasets
+(nnU-Net, Medical Segmentation Decathlon, MONAI): each case is a patient, every slice of its scan is a training slice
+with the label map as target (``RetrainRequest.label`` picks the heart label of a multi-label map, as ``--label``
+does; several labels without it are refused naming the file), read case by case through
+:func:`core.training.data.load_volume_cases` with the preprocessing inference uses.
 
 :func:`run_retraining` then
 
@@ -46,7 +52,7 @@ from core.model.unet import load_model
 from core.postprocess import DEFAULT_POSTPROCESS
 from core.store.dataset import Dataset, open_dataset, patient_split
 from core.training.config import TrainConfig, TrainResult
-from core.training.data import load_slice_pairs
+from core.training.data import SliceSet, VolumeCase, load_slice_pairs, load_volume_cases
 from core.training.distribute import is_chief
 from core.training.loop import train
 from core.types import CancelToken, Progress, ProgressFn, check_cancel, report
@@ -66,7 +72,8 @@ class RetrainRequest:
     :func:`core.store.dataset.patient_split`). ``patients``: train and validate only among these. ``base_model``:
     the file that is version 0 (None: the bundled model). ``register``: add the result to the registry
     (``registry_dir``, default the dataset's own); False trains into ``out_dir`` only. ``out_dir``: keep the run's
-    files there (model, history, plot, ``split.json``, the old-vs-new comparison)."""
+    files there (model, history, plot, ``split.json``, the old-vs-new comparison). ``label``: the heart label of
+    a NIfTI dataset's label maps (:func:`core.io.masks.binary_from_labels`)."""
 
     dataset_root: Path
     config: TrainConfig = field(default_factory=TrainConfig)
@@ -82,6 +89,7 @@ class RetrainRequest:
     patients: Optional[Sequence[str]] = None
     out_dir: Optional[Path] = None
     register: bool = True
+    label: Optional[int] = None  # NIfTI datasets: which label of the label maps is the heart (None: the only one)
 
     def registry(self) -> Optional[ModelRegistry]:
         if not self.register and self.registry_dir is None:
@@ -135,8 +143,30 @@ class RetrainOutcome:
     cancelled: bool = False
 
 
+#: Patient kinds with slices to train on: Kaggle PNG pairs and NIfTI cases with a label file.
+_TRAINABLE = ("kaggle_patient", "nifti")
+
+
 def _labelled(dataset) -> list[str]:
-    return [p.pid for p in dataset.patients if p.has_masks and p.kind == "kaggle_patient"]
+    return [p.pid for p in dataset.patients if p.has_masks and p.kind in _TRAINABLE]
+
+
+def _nifti_states(dataset, pid: str) -> list[str]:
+    """The review state of every slice of NIfTI case ``pid`` (slice count from its header, names ``1-NNN`` as
+    :attr:`core.types.Volume.slice_names` gives them; no review record: ``not_reviewed``)."""
+    entry = dataset.entry(pid)
+    states = dataset.review_states(pid)
+    return [states.get(f"1-{i + 1:03d}", "not_reviewed") for i in range(entry.n_slices)]
+
+
+def _slice_states(dataset, pids: Sequence[str]) -> list[tuple[str, str]]:
+    """``(pid, review state)`` of every slice of ``pids`` that has a target (flagged ones included)."""
+    nifti = {p for p in pids if dataset.entry(p).kind == "nifti"}
+    out = [(p.pid, p.state) for p in dataset.training_pairs([p for p in pids if p not in nifti], skip_flagged=False)]
+    for pid in pids:
+        if pid in nifti:
+            out += [(pid, state) for state in _nifti_states(dataset, pid)]
+    return out
 
 
 def plan_retraining(dataset, registry: Optional[ModelRegistry], *, val_patients: Optional[Sequence[str]] = None,
@@ -173,15 +203,15 @@ def plan_retraining(dataset, registry: Optional[ModelRegistry], *, val_patients:
     if not train_pids or (registry is not None and not val_pids):
         raise HeartsegError("the split leaves no training or no validation patient; choose the held-out patients",
                             dataset.root)
-    all_pairs = dataset.training_pairs(train_pids + val_pids, skip_flagged=False)
+    all_slices = _slice_states(dataset, list(train_pids) + list(val_pids))
     val_set = set(val_pids)
-    flagged = sum(1 for p in all_pairs if p.state == "flagged") if skip_flagged else 0
-    used = [p for p in all_pairs if not (skip_flagged and p.state == "flagged")]
-    train = [p for p in used if p.pid not in val_set]
-    val = [p for p in used if p.pid in val_set]
+    flagged = sum(1 for _, state in all_slices if state == "flagged") if skip_flagged else 0
+    used = [(pid, state) for pid, state in all_slices if not (skip_flagged and state == "flagged")]
+    train = [state for pid, state in used if pid not in val_set]
+    val = [state for pid, state in used if pid in val_set]
     return RetrainPlan(Path(dataset.root), registry.folder if registry is not None else None, list(train_pids),
-                       list(val_pids), fixed, len(train), len(val), sum(p.state == "corrected" for p in train),
-                       sum(p.state == "corrected" for p in val), flagged)
+                       list(val_pids), fixed, len(train), len(val), train.count("corrected"), val.count("corrected"),
+                       flagged)
 
 
 def _pairs(dataset, pids, weight: float, skip_flagged: bool) -> list[tuple]:
@@ -190,6 +220,43 @@ def _pairs(dataset, pids, weight: float, skip_flagged: bool) -> list[tuple]:
         w = weight if p.state == "corrected" else 1.0
         out.append((p.image_path, p.mask_path, w, f"{p.pid}/{p.image_path.stem}"))
     return out
+
+
+def _volume_cases(dataset, pids, weight: float, skip_flagged: bool, label: Optional[int],
+                  cancel: Optional[CancelToken]) -> list[VolumeCase]:
+    """The NIfTI cases of ``pids`` for :func:`core.training.data.load_volume_cases`: each read (with its label map,
+    ``label``) only when its slices are taken; flagged slices left out, corrected ones weighted ``weight``."""
+    def loader(pid: str):
+        return lambda: dataset.load(pid, cancel=cancel, label=label)
+
+    cases = []
+    for pid in pids:
+        weights = [None if (skip_flagged and state == "flagged") else (weight if state == "corrected" else 1.0)
+                   for state in _nifti_states(dataset, pid)]
+        cases.append((pid, loader(pid), weights))
+    return cases
+
+
+def read_training_slices(dataset, pids: Sequence[str], image_size: int, *, weight: float = 1.0,
+                         skip_flagged: bool = True, label: Optional[int] = None,
+                         progress: Optional[ProgressFn] = None,
+                         cancel: Optional[CancelToken] = None) -> Optional[SliceSet]:
+    """The slices of patients ``pids`` as a :class:`core.training.data.SliceSet` (None when there are none):
+    Kaggle patients' PNG pairs (:func:`core.training.data.load_slice_pairs`) and NIfTI cases' scans with their
+    label maps (:func:`core.training.data.load_volume_cases`, one case in memory at a time)."""
+    nifti = [p for p in pids if dataset.entry(p).kind == "nifti"]
+    kaggle = [p for p in pids if p not in nifti]
+    sets = []
+    pairs = _pairs(dataset, kaggle, weight, skip_flagged) if kaggle else []
+    if pairs:
+        sets.append(load_slice_pairs(pairs, image_size, progress=progress, cancel=cancel))
+    cases = _volume_cases(dataset, nifti, weight, skip_flagged, label, cancel)
+    if any(w is not None for _, _, weights in cases for w in weights):
+        sets.append(load_volume_cases(cases, image_size, progress=progress, cancel=cancel))
+    if len(sets) <= 1:
+        return sets[0] if sets else None
+    return SliceSet(np.concatenate([s.images for s in sets]), np.concatenate([s.masks for s in sets]),
+                    np.concatenate([s.weights for s in sets]), [i for s in sets for i in s.ids])
 
 
 def _clean(value):
@@ -208,12 +275,13 @@ def metrics_summary(report_) -> dict:
 
 
 def validation_volumes(dataset, pids: Sequence[str], *, skip_flagged: bool = True,
-                       cancel: Optional[CancelToken] = None) -> list[tuple]:
-    """``(pid, Volume)`` of the held-out patients; flagged slices are marked unscored (``mask_present`` False)."""
+                       cancel: Optional[CancelToken] = None, label: Optional[int] = None) -> list[tuple]:
+    """``(pid, Volume)`` of the held-out patients; flagged slices are marked unscored (``mask_present`` False).
+    ``label``: the heart label of NIfTI label maps."""
     volumes = []
     for pid in pids:
         check_cancel(cancel)
-        vol = dataset.load(pid, cancel=cancel)
+        vol = dataset.load(pid, cancel=cancel, label=label)
         if vol.mask is None:
             raise HeartsegError(f"validation patient {pid} has no masks", dataset.patient_dir(pid))
         present = np.ones(vol.n_slices, bool) if vol.mask_present is None else np.asarray(vol.mask_present, bool)
@@ -263,10 +331,13 @@ def run_retraining(request: RetrainRequest, *, progress: Optional[ProgressFn] = 
         raise HeartsegError("no training slices left (every slice flagged or without a mask)", dataset.root)
     old_version, old_path = _old_model(request, registry, init_path)
 
-    train_set = load_slice_pairs(_pairs(dataset, plan.train_pids, config.corrected_weight, request.skip_flagged),
-                                 config.image_size, progress=progress, cancel=cancel)
-    val_pairs = _pairs(dataset, plan.val_pids, 1.0, request.skip_flagged)
-    val_set = load_slice_pairs(val_pairs, config.image_size, progress=progress, cancel=cancel) if val_pairs else None
+    train_set = read_training_slices(dataset, plan.train_pids, config.image_size, weight=config.corrected_weight,
+                                     skip_flagged=request.skip_flagged, label=request.label, progress=progress,
+                                     cancel=cancel)
+    if train_set is None:
+        raise HeartsegError("no training slices left (every slice flagged or without a mask)", dataset.root)
+    val_set = read_training_slices(dataset, plan.val_pids, config.image_size, skip_flagged=request.skip_flagged,
+                                   label=request.label, progress=progress, cancel=cancel)
     check_cancel(cancel)
 
     keep = request.out_dir is not None
@@ -297,7 +368,8 @@ def run_retraining(request: RetrainRequest, *, progress: Optional[ProgressFn] = 
 
         old_metrics = new_metrics = None
         if plan.val_pids:
-            volumes = validation_volumes(dataset, plan.val_pids, skip_flagged=request.skip_flagged, cancel=cancel)
+            volumes = validation_volumes(dataset, plan.val_pids, skip_flagged=request.skip_flagged, cancel=cancel,
+                                         label=request.label)
             if old_path is not None:
                 label = f"v{old_version} (old)" if old_version is not None else f"{old_path.name} (old)"
                 old_metrics = evaluate_model(old_path, volumes, label=label, progress=progress, cancel=cancel)
@@ -323,7 +395,9 @@ def run_retraining(request: RetrainRequest, *, progress: Optional[ProgressFn] = 
         version = registry.add_version(
             result, config, parent=parent, data_root=dataset.root, train_pids=plan.train_pids,
             val_pids=plan.val_pids, data=plan.data_record(), validation=new_metrics,
-            parent_validation=old_metrics, split=split, extra={"compared_with": old_version if old_path else None})
+            parent_validation=old_metrics, split=split,
+            extra={"compared_with": old_version if old_path else None,
+                   **({"label": int(request.label)} if request.label is not None else {})})
         report(progress, Progress("register", 1, 1, f"registered v{version}"))
     finally:
         if not keep:
@@ -405,4 +479,5 @@ def compare_text(outcome: RetrainOutcome) -> str:
 
 
 __all__ = ["RetrainRequest", "RetrainPlan", "RetrainOutcome", "plan_retraining", "run_retraining",
-           "evaluate_model", "validation_volumes", "metrics_summary", "compare_text", "DEFAULT_CORRECTED_WEIGHT"]
+           "evaluate_model", "validation_volumes", "read_training_slices", "metrics_summary", "compare_text",
+           "DEFAULT_CORRECTED_WEIGHT"]
