@@ -21,5 +21,15 @@ class HeartsegError(Exception):
         super().__init__(f"{where}: {text}" if where is not None else text)
 
 
+class LabelChoiceNeeded(HeartsegError):
+    """A mask is a label map of several labels and no label was named: ``counts`` maps each label to its voxel
+    count (ascending labels), so a caller can ask which one is the heart (the CLI's ``--label N``, the window's
+    label picker) and read the mask again with it."""
+
+    def __init__(self, message: str, path: str | Path | None = None, counts: dict | None = None):
+        super().__init__(message, path)
+        self.counts = dict(counts or {})
+
+
 class Cancelled(Exception):
     """Raised inside a core job when its :class:`~core.types.CancelToken` was set."""

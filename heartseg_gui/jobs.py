@@ -98,9 +98,9 @@ def copy_volume(volume: Volume) -> Volume:
                                mask_present=_read_only(volume.mask_present), metadata=dict(volume.metadata))
 
 
-def open_scan_job(path: Path, mask_path: Optional[Path] = None):
+def open_scan_job(path: Path, mask_path: Optional[Path] = None, label: Optional[int] = None):
     def run(*, progress, cancel, yielded):
-        return open_scan(path, mask_path, progress=progress, cancel=cancel)
+        return open_scan(path, mask_path, progress=progress, cancel=cancel, label=label)
 
     return run
 

@@ -19,7 +19,7 @@ import nibabel as nib
 import numpy as np
 
 from core.atomic import write_bytes_atomic, write_with_atomic
-from core.errors import HeartsegError
+from core.errors import HeartsegError, LabelChoiceNeeded
 from core.io.kaggle import read_mask_slice
 from core.types import Volume, as_path
 
@@ -230,6 +230,20 @@ def mask_labels(array: np.ndarray) -> list:
     return out
 
 
+def label_counts(array: np.ndarray, labels: Sequence) -> dict:
+    """Voxel count of each of ``labels`` in a label-map volume (slice by slice for small unsigned integers, as
+    :func:`mask_labels`)."""
+    a = np.asarray(array)
+    if a.dtype.kind in "ub" and a.dtype.itemsize <= 2 and a.size:
+        total = np.zeros(int(a.max()) + 1, np.int64)
+        for part in (a if a.ndim > 1 else a[None]):
+            total += np.bincount(part.ravel(), minlength=total.size)
+        return {int(v): int(total[int(v)]) for v in labels}
+    values, counts = np.unique(a, return_counts=True)
+    found = dict(zip(values.tolist(), counts.tolist()))
+    return {v: int(found.get(v, 0)) for v in labels}
+
+
 def describe_labels(labels: Sequence) -> str:
     """``1, 3, 7`` (at most 12 shown)."""
     shown = ", ".join(str(v) for v in labels[:_LABELS_SHOWN])
@@ -282,5 +296,5 @@ def binary_from_labels(array: np.ndarray, source: str | Path | None, label: Opti
         return (a == labels[0]).astype(np.uint8)
     if labels[-1] == 255 and 1 not in labels:  # a 0/255 mask with anti-aliased / resampled edges
         return (a > 127).astype(np.uint8)
-    raise HeartsegError(f"mask is a label map with {len(labels)} labels ({describe_labels(labels)}); say which "
-                        "one is the heart (--label N)", source)
+    raise LabelChoiceNeeded(f"mask is a label map with {len(labels)} labels ({describe_labels(labels)}); say which "
+                            "one is the heart (--label N)", source, label_counts(a, labels))

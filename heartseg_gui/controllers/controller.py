@@ -16,7 +16,7 @@ from typing import Optional
 
 from PySide6.QtCore import QObject, Signal
 
-from core.errors import HeartsegError
+from core.errors import HeartsegError, LabelChoiceNeeded
 from core.io.dicom import read_dicom_series
 from core.review.uncertainty import review_order
 from core.store.dataset import Dataset, open_dataset
@@ -47,6 +47,7 @@ class Controller(EditingIntents, ModelJobs, QObject):
     jobProgress = Signal(str, object)          # kind, core.types.Progress
     jobFinished = Signal(str, str, str)        # kind, outcome (returned/errored/cancelled), message
     errorOccurred = Signal(str, str)           # title, one-line message
+    labelNeeded = Signal(object, object, object)  # scan path, mask path, labels: the mask opened is a label map
     statusMessage = Signal(str)
 
     #: a single visit counts at most this long (a window left open overnight is not review time)
@@ -62,6 +63,7 @@ class Controller(EditingIntents, ModelJobs, QObject):
         self._init_jobs()
         self._pending_target: Optional[SaveTarget] = None
         self._pending_origin: Optional[Path] = None
+        self._pending_mask: Optional[Path] = None  # the mask file the open scan is read with
         self._pending_patient: Optional[str] = None  # the patient being opened (None: a scan on its own)
         self._visit_start = time.monotonic()  # when the current slice came on screen (correction record)
         self._queue_last: Optional[int] = None  # the slice Next most uncertain last went to
@@ -77,21 +79,34 @@ class Controller(EditingIntents, ModelJobs, QObject):
 
     # --- opening -------------------------------------------------------------------------------------------------
     def open_scan(self, path: str | Path, mask_path: str | Path | None = None,
-                  save_target: Optional[SaveTarget] = None, *, series_uid: Optional[str] = None) -> Job:
+                  save_target: Optional[SaveTarget] = None, *, series_uid: Optional[str] = None,
+                  label: Optional[int] = None) -> Job:
         """Read a scan in the background (Kaggle patient folder, PNG folder, DICOM series folder, NIfTI file);
-        ``series_uid``: which series of a DICOM folder holding several (:func:`core.io.dicom.list_dicom_series`)."""
+        ``series_uid``: which series of a DICOM folder holding several (:func:`core.io.dicom.list_dicom_series`);
+        ``label``: which label of a label-map mask is the heart (a mask of several labels opened without one emits
+        :attr:`labelNeeded` instead of an error)."""
         path = Path(path)
         self._bump()
         self.cancel_job(PREDICT)
         self._pending_target = save_target
         self._pending_origin = path
         self._pending_patient = None  # a scan on its own: the dataset closes once it has opened
+        self._pending_mask = None if mask_path is None else Path(mask_path)
         if series_uid is not None:
             def job(*, progress, cancel, yielded):
                 return read_dicom_series(path, progress=progress, cancel=cancel, series_uid=series_uid)
         else:
-            job = jobs.open_scan_job(path, None if mask_path is None else Path(mask_path))
+            job = jobs.open_scan_job(path, self._pending_mask, label)
         return self._start(LOAD, "open scan", job, f"Opening {path.name}…")
+
+    def _load_question(self, job, exc: BaseException) -> bool:
+        """The mask opened with a scan is a label map of several labels: ask (:attr:`labelNeeded`) rather than
+        fail; the answer opens it again with that label."""
+        if not (isinstance(exc, LabelChoiceNeeded) and job.name == "open scan" and self._pending_mask is not None):
+            return False
+        self.jobFinished.emit(LOAD, "cancelled", "Which label of the mask is the heart?")
+        self.labelNeeded.emit(self._pending_origin, self._pending_mask, exc.counts)
+        return True
 
     def open_dataset(self, root: str | Path) -> None:
         """Index a dataset (synchronous: reads only folder listings); raises HeartsegError."""

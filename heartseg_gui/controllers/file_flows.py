@@ -50,6 +50,7 @@ class FileFlows(QObject):
         #: Save for a scan without a Kaggle patient folder that the interop controller saves (NIfTI): returns
         #: True when saved (set by :func:`heartseg_gui.controllers.interop.install_interop`)
         self.save_nifti = None
+        controller.labelNeeded.connect(self._ask_label)
 
     # --- unsaved edits ---------------------------------------------------------------------------------------
     def has_unsaved(self) -> bool:
@@ -97,6 +98,16 @@ class FileFlows(QObject):
         self.settings.set_last_folder(path)
         self.recentChanged.emit(self.settings.add_recent_file(path))
         return True
+
+    def _ask_label(self, path: Path, mask_path: Path, counts: dict) -> None:
+        """The mask opened with ``path`` is a label map of several labels: the user picks the heart's label (the
+        picker lists each label's voxel count) and the scan opens again with it; cancelled, nothing opens."""
+        label = self.prompts.choose_label(mask_path.name, counts)
+        if label is None:
+            self.c.statusMessage.emit(f"Not opened: no label of {mask_path.name} chosen")
+            return
+        self.requested = (path, mask_path)
+        self.c.open_scan(path, mask_path, label=label)
 
     def _pick_series(self, path: Path):
         """For a folder holding several DICOM series: the UID the user picks (False: cancelled); None otherwise."""

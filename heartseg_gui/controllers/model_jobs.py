@@ -77,9 +77,16 @@ class ModelJobs:
     def _on_errored(self, kind: str, job: Job, exc: BaseException) -> None:
         if self._current(kind, job):
             self._jobs.pop(kind, None)
+            if kind == LOAD and self._load_question(job, exc):
+                return
             message = error_text(job.name, exc)
             self.jobFinished.emit(kind, "errored", message)
             self.errorOccurred.emit(ERROR_TITLES[kind], message)
+
+    def _load_question(self, job: Job, exc: BaseException) -> bool:
+        """An open that failed with a question for the user instead of an error (the controller answers): True
+        when it was asked."""
+        return False
 
     def _on_cancelled(self, kind: str, job: Job) -> None:
         if self._current(kind, job):

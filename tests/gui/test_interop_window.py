@@ -501,3 +501,28 @@ def test_attach_a_nifti_mask_to_a_dicom_series(qtbot, make_window, dicom_copy, t
         w.interop.attach_mask(path)
     np.testing.assert_array_equal(w.controller.session.editor.copy_mask(), mask)
     assert not w.prompts.errors
+
+
+def test_opening_a_scan_with_a_label_map_asks_which_label(qtbot, make_window, ct_copy):
+    """File ▸ Open of a NIfTI with a label map of several labels: the picker, not the '--label N' error."""
+    heart_img = nib.load(str(ct_copy / "heart.nii.gz"))
+    heart = np.asanyarray(heart_img.dataobj) > 0
+    labels = np.zeros(heart.shape, np.uint8)
+    labels[heart] = 2
+    labels[:10, :10, :10] = 7
+    path = ct_copy / "labels.nii.gz"
+    nib.save(nib.Nifti1Image(labels, heart_img.affine, heart_img.header), str(path))
+    w = make_window()
+    asked = []
+    w.prompts.choose_label = lambda name, counts: asked.append((name, dict(counts))) or None
+    assert w.files.open_path(ct_copy / "ct.nii.gz", path, ask=False)
+    qtbot.waitUntil(lambda: bool(asked) and not w.controller.is_busy(), timeout=WAIT_MS)
+    assert asked == [("labels.nii.gz", {2: int(heart.sum()), 7: 1000})]
+    assert w.controller.session is None and not w.prompts.errors  # cancelled: nothing opened, no error dialog
+
+    w.prompts.choose_label = lambda name, counts: 2
+    assert w.files.open_path(ct_copy / "ct.nii.gz", path, ask=False)
+    wait_open(qtbot, w)
+    s = w.controller.session
+    np.testing.assert_array_equal(s.volume.mask, read_nifti_mask(ct_copy / "heart.nii.gz", s.volume))
+    assert not w.prompts.errors
