@@ -18,7 +18,8 @@ import numpy as np
 from core.atomic import write_bytes_atomic, write_csv_atomic, write_text_atomic
 from core.inference.predictor import Predictor
 from core.metrics import Evaluation, evaluate_masks, pool_evaluations
-from core.postprocess import postprocess_for_volume, probabilities_to_masks
+from core.model.unet import load_model
+from core.postprocess import DEFAULT_POSTPROCESS, postprocess_for_volume, probabilities_to_masks
 from core.preprocess import to_kaggle_scale
 from core.store.dataset import output_name
 from core.types import CancelToken, Progress, ProgressFn, Volume, report
@@ -115,3 +116,30 @@ def write_report(result: EvaluationReport, out_dir: Path, model_name: str = "") 
             "empty_slice_fp_rate: share of slices without heart where anything was predicted.\n")
     write_text_atomic(out_dir / "report.md", text)
     return text
+
+
+def _clean(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, (np.floating, np.integer)):
+        return _clean(value.item())
+    return value
+
+
+def metrics_summary(report_) -> dict:
+    """Pooled and per-patient rows of a :class:`core.versions.evaluation.EvaluationReport` (NaN written as null)."""
+    pooled = {k: _clean(v) for k, v in report_.pooled.as_row().items()}
+    per_patient = {pid: {k: _clean(v) for k, v in e.as_row().items()} for pid, e in report_.per_patient.items()}
+    return {"patients": list(report_.per_patient), **pooled, "per_patient": per_patient}
+
+
+def evaluate_model(model_path: Path, volumes: Sequence[tuple], *, label: str = "",
+                   progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> dict:
+    """Validation metrics (:func:`metrics_summary`) of the ``.keras`` model on ``volumes`` (default clean-up)."""
+    model = load_model(model_path)
+
+    def relabel(p: Progress) -> None:
+        report(progress, Progress("evaluate", p.done, p.total, f"{label}: {p.message}".strip(": ")))
+
+    result = evaluate_volumes(model, volumes, postprocess=DEFAULT_POSTPROCESS, progress=relabel, cancel=cancel)
+    return metrics_summary(result)

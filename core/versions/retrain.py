@@ -35,29 +35,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
-
 from core.atomic import write_text_atomic
 from core.errors import Cancelled, HeartsegError
 from core.inference.engines.openvino import copy_ir, ensure_ir, openvino_available, sidecar_dir
 from core.inference.precision import precision_check
-from core.model.unet import load_model
-from core.postprocess import DEFAULT_POSTPROCESS
 from core.store.dataset import Dataset, open_dataset, patient_split
 from core.training.config import TrainConfig, TrainResult
-from core.training.data import SliceSet, VolumeCase, load_slice_pairs, load_volume_cases
 from core.training.distribute import is_chief
 from core.training.loop import train
 from core.types import CancelToken, Progress, ProgressFn, check_cancel, report
-from core.versions.evaluation import evaluate_volumes
+from core.versions.evaluation import evaluate_model, metrics_summary
 from core.versions.registry import ModelRegistry, default_registry_dir, model_input_size
+from core.versions.slices import labelled_patients, read_training_slices, slice_states, validation_volumes
 
 #: The weight of corrected slices (the one default lives in :class:`core.training.config.TrainConfig`).
 DEFAULT_CORRECTED_WEIGHT = TrainConfig.corrected_weight
@@ -144,31 +139,6 @@ class RetrainOutcome:
 
 
 #: Patient kinds with slices to train on: Kaggle PNG pairs and NIfTI cases with a label file.
-_TRAINABLE = ("kaggle_patient", "nifti")
-
-
-def _labelled(dataset) -> list[str]:
-    return [p.pid for p in dataset.patients if p.has_masks and p.kind in _TRAINABLE]
-
-
-def _nifti_states(dataset, pid: str) -> list[str]:
-    """The review state of every slice of NIfTI case ``pid`` (slice count from its header, names ``1-NNN`` as
-    :attr:`core.types.Volume.slice_names` gives them; no review record: ``not_reviewed``)."""
-    entry = dataset.entry(pid)
-    states = dataset.review_states(pid)
-    return [states.get(f"1-{i + 1:03d}", "not_reviewed") for i in range(entry.n_slices)]
-
-
-def _slice_states(dataset, pids: Sequence[str]) -> list[tuple[str, str]]:
-    """``(pid, review state)`` of every slice of ``pids`` that has a target (flagged ones included)."""
-    nifti = {p for p in pids if dataset.entry(p).kind == "nifti"}
-    out = [(p.pid, p.state) for p in dataset.training_pairs([p for p in pids if p not in nifti], skip_flagged=False)]
-    for pid in pids:
-        if pid in nifti:
-            out += [(pid, state) for state in _nifti_states(dataset, pid)]
-    return out
-
-
 def plan_retraining(dataset, registry: Optional[ModelRegistry], *, val_patients: Optional[Sequence[str]] = None,
                     val_fraction: float = 0.2, seed: int = 0, skip_flagged: bool = True,
                     store_split: bool = False, patients: Optional[Sequence[str]] = None) -> RetrainPlan:
@@ -181,7 +151,7 @@ def plan_retraining(dataset, registry: Optional[ModelRegistry], *, val_patients:
     """
     if not isinstance(dataset, Dataset):
         dataset = open_dataset(dataset)
-    labelled = _labelled(dataset)
+    labelled = labelled_patients(dataset)
     if patients is not None:
         chosen = [str(p).strip() for p in patients if str(p).strip()]
         unknown = [p for p in chosen if p not in labelled]
@@ -203,7 +173,7 @@ def plan_retraining(dataset, registry: Optional[ModelRegistry], *, val_patients:
     if not train_pids or (registry is not None and not val_pids):
         raise HeartsegError("the split leaves no training or no validation patient; choose the held-out patients",
                             dataset.root)
-    all_slices = _slice_states(dataset, list(train_pids) + list(val_pids))
+    all_slices = slice_states(dataset, list(train_pids) + list(val_pids))
     val_set = set(val_pids)
     flagged = sum(1 for _, state in all_slices if state == "flagged") if skip_flagged else 0
     used = [(pid, state) for pid, state in all_slices if not (skip_flagged and state == "flagged")]
@@ -212,97 +182,6 @@ def plan_retraining(dataset, registry: Optional[ModelRegistry], *, val_patients:
     return RetrainPlan(Path(dataset.root), registry.folder if registry is not None else None, list(train_pids),
                        list(val_pids), fixed, len(train), len(val), train.count("corrected"), val.count("corrected"),
                        flagged)
-
-
-def _pairs(dataset, pids, weight: float, skip_flagged: bool) -> list[tuple]:
-    out = []
-    for p in dataset.training_pairs(pids, skip_flagged=skip_flagged):
-        w = weight if p.state == "corrected" else 1.0
-        out.append((p.image_path, p.mask_path, w, f"{p.pid}/{p.image_path.stem}"))
-    return out
-
-
-def _volume_cases(dataset, pids, weight: float, skip_flagged: bool, label: Optional[int],
-                  cancel: Optional[CancelToken]) -> list[VolumeCase]:
-    """The NIfTI cases of ``pids`` for :func:`core.training.data.load_volume_cases`: each read (with its label map,
-    ``label``) only when its slices are taken; flagged slices left out, corrected ones weighted ``weight``."""
-    def loader(pid: str):
-        return lambda: dataset.load(pid, cancel=cancel, label=label)
-
-    cases = []
-    for pid in pids:
-        weights = [None if (skip_flagged and state == "flagged") else (weight if state == "corrected" else 1.0)
-                   for state in _nifti_states(dataset, pid)]
-        cases.append((pid, loader(pid), weights))
-    return cases
-
-
-def read_training_slices(dataset, pids: Sequence[str], image_size: int, *, weight: float = 1.0,
-                         skip_flagged: bool = True, label: Optional[int] = None,
-                         progress: Optional[ProgressFn] = None,
-                         cancel: Optional[CancelToken] = None) -> Optional[SliceSet]:
-    """The slices of patients ``pids`` as a :class:`core.training.data.SliceSet` (None when there are none):
-    Kaggle patients' PNG pairs (:func:`core.training.data.load_slice_pairs`) and NIfTI cases' scans with their
-    label maps (:func:`core.training.data.load_volume_cases`, one case in memory at a time)."""
-    nifti = [p for p in pids if dataset.entry(p).kind == "nifti"]
-    kaggle = [p for p in pids if p not in nifti]
-    sets = []
-    pairs = _pairs(dataset, kaggle, weight, skip_flagged) if kaggle else []
-    if pairs:
-        sets.append(load_slice_pairs(pairs, image_size, progress=progress, cancel=cancel))
-    cases = _volume_cases(dataset, nifti, weight, skip_flagged, label, cancel)
-    if any(w is not None for _, _, weights in cases for w in weights):
-        sets.append(load_volume_cases(cases, image_size, progress=progress, cancel=cancel))
-    if len(sets) <= 1:
-        return sets[0] if sets else None
-    return SliceSet(np.concatenate([s.images for s in sets]), np.concatenate([s.masks for s in sets]),
-                    np.concatenate([s.weights for s in sets]), [i for s in sets for i in s.ids])
-
-
-def _clean(value):
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, (np.floating, np.integer)):
-        return _clean(value.item())
-    return value
-
-
-def metrics_summary(report_) -> dict:
-    """Pooled and per-patient rows of a :class:`core.versions.evaluation.EvaluationReport` (NaN written as null)."""
-    pooled = {k: _clean(v) for k, v in report_.pooled.as_row().items()}
-    per_patient = {pid: {k: _clean(v) for k, v in e.as_row().items()} for pid, e in report_.per_patient.items()}
-    return {"patients": list(report_.per_patient), **pooled, "per_patient": per_patient}
-
-
-def validation_volumes(dataset, pids: Sequence[str], *, skip_flagged: bool = True,
-                       cancel: Optional[CancelToken] = None, label: Optional[int] = None) -> list[tuple]:
-    """``(pid, Volume)`` of the held-out patients; flagged slices are marked unscored (``mask_present`` False).
-    ``label``: the heart label of NIfTI label maps."""
-    volumes = []
-    for pid in pids:
-        check_cancel(cancel)
-        vol = dataset.load(pid, cancel=cancel, label=label)
-        if vol.mask is None:
-            raise HeartsegError(f"validation patient {pid} has no masks", dataset.patient_dir(pid))
-        present = np.ones(vol.n_slices, bool) if vol.mask_present is None else np.asarray(vol.mask_present, bool)
-        if skip_flagged:
-            states = dataset.review_states(pid)
-            present = present & np.array([states.get(n) != "flagged" for n in vol.slice_names], bool)
-        vol = dataclasses.replace(vol, mask_present=present)
-        volumes.append((pid, vol))
-    return volumes
-
-
-def evaluate_model(model_path: Path, volumes: Sequence[tuple], *, label: str = "",
-                   progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> dict:
-    """Validation metrics (:func:`metrics_summary`) of the ``.keras`` model on ``volumes`` (default clean-up)."""
-    model = load_model(model_path)
-
-    def relabel(p: Progress) -> None:
-        report(progress, Progress("evaluate", p.done, p.total, f"{label}: {p.message}".strip(": ")))
-
-    result = evaluate_volumes(model, volumes, postprocess=DEFAULT_POSTPROCESS, progress=relabel, cancel=cancel)
-    return metrics_summary(result)
 
 
 def run_retraining(request: RetrainRequest, *, progress: Optional[ProgressFn] = None,
