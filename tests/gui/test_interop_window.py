@@ -211,15 +211,21 @@ def test_attach_a_nifti_mask_becomes_the_working_mask_in_one_undo_step(qtbot, ma
     assert not w.prompts.errors
 
 
-def test_attach_a_label_map_asks_which_label(qtbot, make_window, ct_copy):
-    heart_img = nib.load(str(ct_copy / "heart.nii.gz"))
+def write_label_map(case: Path) -> tuple[Path, np.ndarray]:
+    """``case/labels.nii.gz``: the heart as label 2 and a 1000-voxel block as label 7, on the CT's grid; returns
+    its path and the heart (bool, the file's array order)."""
+    heart_img = nib.load(str(case / "heart.nii.gz"))
     heart = np.asanyarray(heart_img.dataobj) > 0
     labels = np.zeros(heart.shape, np.uint8)
     labels[heart] = 2
     labels[:10, :10, :10] = 7  # another structure, away from the heart
-    labels[heart & (np.arange(heart.shape[2]) < 2)[None, None, :]] = 2
-    path = ct_copy / "labels.nii.gz"
+    path = case / "labels.nii.gz"
     nib.save(nib.Nifti1Image(labels, heart_img.affine, heart_img.header), str(path))
+    return path, heart
+
+
+def test_attach_a_label_map_asks_which_label(qtbot, make_window, ct_copy):
+    path, heart = write_label_map(ct_copy)
     w = make_window(ct_copy / "ct.nii.gz")
     s = w.controller.session
     asked = []
@@ -505,13 +511,7 @@ def test_attach_a_nifti_mask_to_a_dicom_series(qtbot, make_window, dicom_copy, t
 
 def test_opening_a_scan_with_a_label_map_asks_which_label(qtbot, make_window, ct_copy):
     """File ▸ Open of a NIfTI with a label map of several labels: the picker, not the '--label N' error."""
-    heart_img = nib.load(str(ct_copy / "heart.nii.gz"))
-    heart = np.asanyarray(heart_img.dataobj) > 0
-    labels = np.zeros(heart.shape, np.uint8)
-    labels[heart] = 2
-    labels[:10, :10, :10] = 7
-    path = ct_copy / "labels.nii.gz"
-    nib.save(nib.Nifti1Image(labels, heart_img.affine, heart_img.header), str(path))
+    path, heart = write_label_map(ct_copy)
     w = make_window()
     asked = []
     w.prompts.choose_label = lambda name, counts: asked.append((name, dict(counts))) or None
