@@ -45,8 +45,8 @@ SAMPLE_TRAIN = ["ts_pulm_a", "ts_abd_a"]
 SAMPLE_HELD_OUT = ["ts_pulm_b", "ts_abd_b"]
 FINAL_VAL = ["100056", "100065"]
 
-RECIPE = ["--image-size", "128", "--epochs", "30", "--batch-size", "8", "--learning-rate", "1e-3", "--lr-patience", "4",
-          "--early-stopping-patience", "8", "--geometric", "mild", "--seed", "0"]
+RECIPE = ["--image-size", "128", "--epochs", "24", "--batch-size", "8", "--learning-rate", "1e-3", "--lr-patience", "4",
+          "--early-stopping-patience", "8", "--geometric", "mild", "--bn-momentum", "0.9", "--seed", "0"]
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MIN_SLICE_FRACTIONS = (0.0, 0.002, 0.004, 0.008, 0.012, 0.016, 0.02, 0.03)

@@ -95,7 +95,8 @@ def _cmd_train(args) -> int:
                          learning_rate=args.learning_rate, augment=not args.no_augment, geometric=args.geometric,
                          seed=args.seed, steps_per_epoch=args.steps_per_epoch,
                          early_stopping_patience=args.early_stopping_patience, lr_patience=args.lr_patience,
-                         corrected_weight=args.corrected_weight)
+                         corrected_weight=args.corrected_weight, prior_bias=not args.no_prior_bias,
+                         bn_momentum=args.bn_momentum)
     patients = [p.strip() for p in args.patients.split(",") if p.strip()] if args.patients else None
     val_list = [p.strip() for p in args.val_patients.split(",")] if args.val_patients else None
     request = RetrainRequest(Path(args.data), config, registry_dir=registry_dir, init_version=args.from_version,

@@ -61,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--geometric", choices=["none", "mild", "strong"], default=TrainConfig.geometric,
                    help="geometric augmentation on top of the seed's photometric one")
     t.add_argument("--no-augment", action="store_true")
+    t.add_argument("--bn-momentum", type=float, default=TrainConfig.bn_momentum,
+                   help="batch-norm moving-average momentum of a model built from scratch")
+    t.add_argument("--no-prior-bias", action="store_true",
+                   help="start the output at p = 0.5 (the seed) instead of the training pixels' heart share")
     t.add_argument("--seed", type=int, default=TrainConfig.seed)
     t.add_argument("--steps-per-epoch", type=int, default=None)
     t.add_argument("--early-stopping-patience", type=int, default=TrainConfig.early_stopping_patience)

@@ -11,6 +11,8 @@ heart probabilities (after the sigmoid, not logits).
 
 from __future__ import annotations
 
+import math
+
 import json
 import zipfile
 from pathlib import Path
@@ -75,10 +77,15 @@ def _import_keras_quietly() -> None:
 
 def build_unet(image_size: int = 256, channels: int = 3, filters: Sequence[int] = SEED_FILTERS,
                bottleneck: int = SEED_BOTTLENECK, dropout: float = SEED_DROPOUT,
-               dropout_levels: int = 2, name: str = "heartseg_unet"):
+               dropout_levels: int = 2, name: str = "heartseg_unet", output_bias: float = 0.0,
+               bn_momentum: float = 0.99):
     """Build the U-Net. ``image_size`` must be divisible by ``2 ** len(filters)``.
 
     ``dropout`` is applied after the ``dropout_levels`` deepest encoder levels and after the bottleneck.
+    ``output_bias``: the initial bias of the output logit (0: every pixel starts at p = 0.5, the seed's
+    initialisation; :func:`prior_bias` starts every pixel at the heart's share of the training pixels instead).
+    ``bn_momentum``: the batch-normalisation layers' moving-average momentum (Keras' default 0.99 averages over
+    ~100 steps, i.e. several epochs of a few hundred slices, so the inference-mode statistics lag the weights).
     """
     keras = _keras()
     layers = keras.layers
@@ -89,7 +96,7 @@ def build_unet(image_size: int = 256, channels: int = 3, filters: Sequence[int] 
     def conv_pair(x, n):
         for _ in range(2):
             x = layers.Conv2D(n, 3, padding="same")(x)
-            x = layers.BatchNormalization()(x)
+            x = layers.BatchNormalization(momentum=bn_momentum)(x)
             x = layers.Activation("relu")(x)
         return x
 
@@ -109,8 +116,18 @@ def build_unet(image_size: int = 256, channels: int = 3, filters: Sequence[int] 
         x = layers.Conv2DTranspose(n, 2, strides=2, padding="same")(x)
         x = layers.Concatenate()([x, skip])
         x = conv_pair(x, n)
-    outputs = layers.Conv2D(1, 1, activation="sigmoid", name="heart_probability")(x)
+    outputs = layers.Conv2D(1, 1, activation="sigmoid", name="heart_probability",
+                            bias_initializer=keras.initializers.Constant(float(output_bias)))(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def prior_bias(foreground_fraction: float) -> float:
+    """The output-logit bias at which every pixel starts at probability ``foreground_fraction`` (clipped to
+    [0.001, 0.5]): ``log(p / (1 - p))``. With the seed's zero bias every pixel starts at p = 0.5 and Adam, whose
+    steps are about one learning rate each, needs thousands of steps to push the ~95 % background pixels down;
+    starting at the prior removes that phase (the RetinaNet initialisation)."""
+    p = min(max(float(foreground_fraction), 1e-3), 0.5)
+    return float(math.log(p / (1.0 - p)))
 
 
 def custom_objects() -> dict:

@@ -36,6 +36,8 @@ class TrainConfig:
     corrected_weight: float = 2.0  # sample weight of slices whose review state is "corrected"
     filters: tuple = (16, 16, 32, 64, 128)
     bottleneck: int = 256
+    bn_momentum: float = 0.9  # batch-norm moving-average momentum of a model built from scratch
+    prior_bias: bool = True  # a model built from scratch starts at the training pixels' heart share (unet.prior_bias)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -27,9 +27,11 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from core.atomic import save_figure, write_text_atomic
 from core.errors import Cancelled, HeartsegError
-from core.model.unet import build_unet, check_model_io, load_model, save_model
+from core.model.unet import build_unet, check_model_io, load_model, prior_bias, save_model
 from core.training.config import TrainConfig, TrainResult
 from core.training.data import SliceSet, distributed_train_dataset, make_dataset
 from core.training.distribute import is_chief, is_multi_worker, task_name, training_strategy
@@ -288,7 +290,9 @@ def _train(keras, train_data, val_data, config, out_dir, init_model, progress, c
                 raise HeartsegError(f"model input is {size}x{size} but training images are {config.image_size}",
                                     init_model)
         else:
-            model = build_unet(config.image_size, filters=config.filters, bottleneck=config.bottleneck)
+            bias = prior_bias(float(np.mean(train_data.masks))) if config.prior_bias else 0.0
+            model = build_unet(config.image_size, filters=config.filters, bottleneck=config.bottleneck,
+                               output_bias=bias, bn_momentum=config.bn_momentum)
         compile_model(model, config, int(strategy.num_replicas_in_sync) if strategy is not None else 1)
 
     write_text_atomic(out_dir / "config.json", json.dumps(config.to_dict(), indent=2))

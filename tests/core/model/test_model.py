@@ -66,3 +66,25 @@ def test_model_with_wrong_io_shape_is_refused(tmp_path):
     model.save(tmp_path / "grey.keras")
     with pytest.raises(HeartsegError, match="does not fit"):
         load_model(tmp_path / "grey.keras")
+
+
+def test_prior_bias_starts_every_pixel_at_the_heart_share():
+    from core.model.unet import prior_bias
+
+    assert prior_bias(0.5) == pytest.approx(0.0)
+    assert prior_bias(0.05) == pytest.approx(np.log(0.05 / 0.95))
+    assert prior_bias(0.0) == pytest.approx(np.log(1e-3 / (1 - 1e-3)))  # clipped: an all-empty set stays finite
+    model = build_unet(32, filters=(4, 4), bottleneck=8, dropout=0.0, output_bias=prior_bias(0.05))
+    probs = model.predict(np.zeros((1, 32, 32, 3), np.float32), verbose=0)
+    # all-zero input: every feature after ReLU(BN(conv(0))) is ~constant; with zero-initialised biases the
+    # output logit at initialisation is the bias plus the (small) random read-out of those constants
+    assert float(np.median(probs)) < 0.2
+    seed = build_unet(32, filters=(4, 4), bottleneck=8, dropout=0.0)
+    assert float(np.median(seed.predict(np.zeros((1, 32, 32, 3), np.float32), verbose=0))) > 0.3
+
+
+def test_batch_norm_momentum_is_a_parameter_and_keeps_the_seed_weights():
+    model = build_unet(32, filters=(4, 4), bottleneck=8, bn_momentum=0.9)
+    norms = [layer for layer in model.layers if layer.__class__.__name__ == "BatchNormalization"]
+    assert norms and all(layer.momentum == pytest.approx(0.9) for layer in norms)
+    assert build_unet(128, bn_momentum=0.9).count_params() == SEED_PARAMS  # same weights, loads into either

@@ -42,6 +42,16 @@ def test_short_training_run_lowers_the_loss(sets, tmp_path):
     batch_reports = [p for p in seen if p.stage == "train"]
     assert batch_reports[-1].done == batch_reports[-1].total and batch_reports[-1].eta_s is not None
     assert "val_loss" in result.history[-1] and "val_dice_coef" in result.history[-1]
+    # built from scratch with the config's batch-norm momentum and the output started at the heart's pixel share
+    # (about 10 % here, a log-odds near -2; six short epochs move it by well under one)
+    from core.model.unet import load_model
+
+    model = load_model(result.best_model_path)
+    norms = [layer for layer in model.layers if layer.__class__.__name__ == "BatchNormalization"]
+    assert all(layer.momentum == pytest.approx(cfg.bn_momentum) for layer in norms)
+    heart_share = float(np.mean(train_set.masks))
+    assert 0.01 < heart_share < 0.4
+    assert float(model.get_layer("heart_probability").bias.numpy()[0]) < -0.5
 
 
 def test_cancel_stops_within_one_batch_and_keeps_only_whole_files(sets, tmp_path):
