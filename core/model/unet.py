@@ -11,9 +11,8 @@ heart probabilities (after the sigmoid, not logits).
 
 from __future__ import annotations
 
-import math
-
 import json
+import math
 import zipfile
 from pathlib import Path
 from typing import Sequence
