@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from core.errors import HeartsegError
-from core.store.dataset import is_hidden_name, open_dataset, output_name
+from core.io.common import is_hidden_name
+from core.store.dataset import open_dataset, output_name
 from core.store.outputs import STAGING_PREFIX, remove_stale_staging, staged_output
 from tests.corpus import kaggle_patient, tree_state
 
