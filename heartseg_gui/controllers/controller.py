@@ -97,12 +97,12 @@ class Controller(EditingIntents, ModelJobs, QObject):
                 return read_dicom_series(path, progress=progress, cancel=cancel, series_uid=series_uid)
         else:
             job = jobs.open_scan_job(path, self._pending_mask, label)
-        return self._start(LOAD, "open scan", job, f"Opening {path.name}…")
+        return self._start(LOAD, "open scan", job, f"Opening {path.name}…", on_error=self._ask_label)
 
-    def _load_question(self, job, exc: BaseException) -> bool:
+    def _ask_label(self, exc: BaseException) -> bool:
         """The mask opened with a scan is a label map of several labels: ask (:attr:`labelNeeded`) rather than
         fail; the answer opens it again with that label."""
-        if not (isinstance(exc, LabelChoiceNeeded) and job.name == "open scan" and self._pending_mask is not None):
+        if not (isinstance(exc, LabelChoiceNeeded) and self._pending_mask is not None):
             return False
         self.jobFinished.emit(LOAD, "cancelled", "Which label of the mask is the heart?")
         self.labelNeeded.emit(self._pending_origin, self._pending_mask, exc.counts)

@@ -52,7 +52,9 @@ class ModelJobs:
         """``job`` is still the running job of ``kind`` and of the current generation."""
         return self._jobs.get(kind) is job and job.generation == self._generation
 
-    def _start(self, kind: str, name: str, fn, message: str) -> Job:
+    def _start(self, kind: str, name: str, fn, message: str, on_error=None) -> Job:
+        """Run ``fn`` as this controller's ``kind`` job. ``on_error(exc) -> bool``: this job's own answer to an
+        error (True: handled, e.g. by asking the user something; nothing is reported)."""
         old = self._jobs.pop(kind, None)
         if old is not None:
             old.cancel()
@@ -64,7 +66,7 @@ class ModelJobs:
             progress=lambda item: self._on_progress(kind, job, item),
             yielded=(lambda batch: self._on_prediction_batch(job, batch)) if kind == PREDICT else None,
             returned=lambda result: on_returned(job, result),
-            errored=lambda exc: self._on_errored(kind, job, exc),
+            errored=lambda exc: self._on_errored(kind, job, exc, on_error),
             aborted=lambda: self._on_cancelled(kind, job),
             finished=lambda: self._on_finished(kind, job))
         self.jobStarted.emit(kind, message)
@@ -74,19 +76,14 @@ class ModelJobs:
         if self._current(kind, job):
             self.jobProgress.emit(kind, item)
 
-    def _on_errored(self, kind: str, job: Job, exc: BaseException) -> None:
+    def _on_errored(self, kind: str, job: Job, exc: BaseException, on_error=None) -> None:
         if self._current(kind, job):
             self._jobs.pop(kind, None)
-            if kind == LOAD and self._load_question(job, exc):
+            if on_error is not None and on_error(exc):
                 return
             message = error_text(job.name, exc)
             self.jobFinished.emit(kind, "errored", message)
             self.errorOccurred.emit(ERROR_TITLES[kind], message)
-
-    def _load_question(self, job: Job, exc: BaseException) -> bool:
-        """An open that failed with a question for the user instead of an error (the controller answers): True
-        when it was asked."""
-        return False
 
     def _on_cancelled(self, kind: str, job: Job) -> None:
         if self._current(kind, job):
