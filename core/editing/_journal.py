@@ -20,11 +20,16 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable, Optional
 
 import numpy as np
 
+from core.editing._history import Region
 from core.errors import HeartsegError
+from core.types import REVIEW_STATES
+
+if TYPE_CHECKING:
+    from core.editing.editor import MaskEditor
 
 JOURNAL_FORMAT = "heartseg-mask-journal"
 JOURNAL_VERSION = 1
@@ -96,3 +101,51 @@ def parse_payload(payload: dict, shape: tuple[int, int, int], valid_states: tupl
             raise HeartsegError(f"the edit journal is damaged (slice {i} out of range)")
         masks[i] = decode_slice(text, rows, cols)
     return masks, states
+
+
+class JournalMixin:
+    """:class:`core.editing.MaskEditor`'s crash-recovery journal methods (its mask, strokes, per-slice revisions,
+    review states and the undoable ``_apply_new``)."""
+
+    def journal_payload(self) -> dict:
+        """JSON-serialisable snapshot of the unsaved work: the masks of :attr:`changed_slices` (including an open
+        stroke), every review state and the revision. See :mod:`core.editing._journal` for the format."""
+        return build_payload(self._mask, self.changed_slices, self._review, self.revision, self._encoded_slice)
+
+    def _encoded_slice(self, i: int) -> str:
+        """Journal text of slice ``i``, re-encoded only when its content revision changed since the last journal
+        (the journal runs every few seconds on the GUI thread: after "accept AI on all slices" only the slices
+        edited since are encoded again). A slice under an open stroke is always encoded afresh."""
+        rev = int(self._slice_rev[i])
+        cached = self._journal_cache.get(i)
+        if self._stroke is not None and self._stroke.slice_index == i \
+                or self._plane_stroke is not None and i in self._plane_stroke.touched_slices():
+            return encode_slice(self._mask[i])
+        if cached is None or cached[0] != rev:
+            cached = (rev, encode_slice(self._mask[i]))
+            self._journal_cache[i] = cached
+        return cached[1]
+
+    def apply_journal(self, payload: dict) -> list[Region]:
+        """Restore a :meth:`journal_payload` onto this editor, which must hold the saved mask it was written
+        against. The mask change is one undo step ("Recover unsaved edits"); review states are set directly.
+        Raises :class:`~core.errors.HeartsegError` for a damaged or mismatched journal."""
+        masks, states = parse_payload(payload, self._shape, REVIEW_STATES)
+        self._finish_stroke()
+        diffs = [d for i, m in sorted(masks.items())
+                 if (d := self._make_diff(i, self._mask[i], m, 0, 0)) is not None]
+        regions = self._apply_new("Recover unsaved edits", diffs, auto_correct=False)
+        self._review = states
+        return regions
+
+    @classmethod
+    def from_journal(cls, payload: dict, initial: Optional[np.ndarray] = None, **kwargs) -> "MaskEditor":
+        """A new editor over the saved mask ``initial`` (``None``: empty) with ``payload`` applied."""
+        shape = tuple(int(s) for s in payload.get("shape", ())) if isinstance(payload, dict) else ()
+        if initial is not None:
+            shape = np.asarray(initial).shape
+        if len(shape) != 3:
+            raise HeartsegError("not a heartseg edit journal (no mask shape)")
+        editor = cls(shape, initial, **kwargs)  # type: ignore[arg-type]
+        editor.apply_journal(payload)
+        return editor

@@ -38,3 +38,37 @@ def next_with_state(states: Sequence[str], start: int, direction: int = +1, *, w
         if states[i] == wanted:
             return i
     return None
+
+
+class ReviewStatesMixin:
+    """:class:`core.editing.MaskEditor`'s review-state methods (its ``_review``, ``_saved_review``, ``_shape``
+    and ``_check_index``)."""
+
+    @property
+    def review_states(self) -> list[str]:
+        """A copy of every slice's review state."""
+        return list(self._review)
+
+    def review_state(self, i: int) -> str:
+        return self._review[self._check_index(i)]
+
+    def set_review_state(self, i: int, state: str) -> None:
+        """Set slice ``i``'s review state (one of :data:`REVIEW_STATES`); not an undo step."""
+        self._review[self._check_index(i)] = check_state(state)
+
+    def load_review_states(self, states: Sequence[str]) -> None:
+        """The review states last saved (read from the dataset's sidecar on open): set for every slice without
+        counting as an unsaved change, so the next save merges onto them instead of resetting them."""
+        states = [check_state(str(s)) for s in states]
+        if len(states) != self._shape[0]:
+            raise ValueError(f"{len(states)} review states for {self._shape[0]} slices")
+        self._review = list(states)
+        self._saved_review = list(states)
+
+    def next_unreviewed(self, start: int, direction: int = +1, *, wrap: bool = False) -> Optional[int]:
+        """The nearest slice after ``start`` (before it with ``direction=-1``) that is ``"not_reviewed"``.
+
+        ``start`` itself is skipped (``-1`` / ``n_slices`` search from either end); ``wrap`` goes round the
+        volume. Returns ``None`` when there is none.
+        """
+        return next_with_state(self._review, start, direction, wrap=wrap)

@@ -39,19 +39,19 @@ from core.editing._brush import check_radius, line_points, stamp_disc
 from core.editing._cleanup import CleanupMixin
 from core.editing._history import PackedBits, Region, SliceDiff, UndoEntry, UndoHistory, make_slice_diff, new_revision
 from core.editing._interpolate import InterpolateMixin
-from core.editing._journal import build_payload, encode_slice, parse_payload
-from core.editing._review import REVIEW_STATES, check_state, next_with_state
-from core.editing._slice_tools import SliceToolsMixin
+from core.editing._journal import JournalMixin
 from core.editing._plane_stroke import PlaneStroke, check_plane
+from core.editing._review import REVIEW_STATES, ReviewStatesMixin
+from core.editing._slice_tools import SliceToolsMixin
 from core.editing._stroke import Stroke
 from core.editing._threshold import ThresholdMixin
 from core.editing._tools import as_binary
-from core.errors import HeartsegError
 
 __all__ = ["REVIEW_STATES", "Region", "MaskEditor", "stamp_disc", "line_points"]
 
 
-class MaskEditor(SliceToolsMixin, InterpolateMixin, ThresholdMixin, CleanupMixin):
+class MaskEditor(SliceToolsMixin, InterpolateMixin, ThresholdMixin, CleanupMixin, ReviewStatesMixin,
+                 JournalMixin):
     """Owns a ``(n_slices, rows, cols)`` uint8 0/1 mask, its undo history, review states and saved-state tracking.
 
     ``initial`` (same shape; any dtype, nonzero means 1) is copied; without it the mask starts empty. The undo
@@ -327,80 +327,6 @@ class MaskEditor(SliceToolsMixin, InterpolateMixin, ThresholdMixin, CleanupMixin
         if self._plane_stroke is not None:
             changed |= self._plane_stroke.touched_slices()
         return changed
-
-    # ---------------------------------------------------------------------------------------- review states
-    @property
-    def review_states(self) -> list[str]:
-        """A copy of every slice's review state."""
-        return list(self._review)
-
-    def review_state(self, i: int) -> str:
-        return self._review[self._check_index(i)]
-
-    def set_review_state(self, i: int, state: str) -> None:
-        """Set slice ``i``'s review state (one of :data:`REVIEW_STATES`); not an undo step."""
-        self._review[self._check_index(i)] = check_state(state)
-
-    def load_review_states(self, states: Sequence[str]) -> None:
-        """The review states last saved (read from the dataset's sidecar on open): set for every slice without
-        counting as an unsaved change, so the next save merges onto them instead of resetting them."""
-        states = [check_state(str(s)) for s in states]
-        if len(states) != self._shape[0]:
-            raise ValueError(f"{len(states)} review states for {self._shape[0]} slices")
-        self._review = list(states)
-        self._saved_review = list(states)
-
-    def next_unreviewed(self, start: int, direction: int = +1, *, wrap: bool = False) -> Optional[int]:
-        """The nearest slice after ``start`` (before it with ``direction=-1``) that is ``"not_reviewed"``.
-
-        ``start`` itself is skipped (``-1`` / ``n_slices`` search from either end); ``wrap`` goes round the
-        volume. Returns ``None`` when there is none.
-        """
-        return next_with_state(self._review, start, direction, wrap=wrap)
-
-    # ---------------------------------------------------------------------------------------------- journal
-    def journal_payload(self) -> dict:
-        """JSON-serialisable snapshot of the unsaved work: the masks of :attr:`changed_slices` (including an open
-        stroke), every review state and the revision. See :mod:`core.editing._journal` for the format."""
-        return build_payload(self._mask, self.changed_slices, self._review, self.revision, self._encoded_slice)
-
-    def _encoded_slice(self, i: int) -> str:
-        """Journal text of slice ``i``, re-encoded only when its content revision changed since the last journal
-        (the journal runs every few seconds on the GUI thread: after "accept AI on all slices" only the slices
-        edited since are encoded again). A slice under an open stroke is always encoded afresh."""
-        rev = int(self._slice_rev[i])
-        cached = self._journal_cache.get(i)
-        if self._stroke is not None and self._stroke.slice_index == i \
-                or self._plane_stroke is not None and i in self._plane_stroke.touched_slices():
-            return encode_slice(self._mask[i])
-        if cached is None or cached[0] != rev:
-            cached = (rev, encode_slice(self._mask[i]))
-            self._journal_cache[i] = cached
-        return cached[1]
-
-    def apply_journal(self, payload: dict) -> list[Region]:
-        """Restore a :meth:`journal_payload` onto this editor, which must hold the saved mask it was written
-        against. The mask change is one undo step ("Recover unsaved edits"); review states are set directly.
-        Raises :class:`~core.errors.HeartsegError` for a damaged or mismatched journal."""
-        masks, states = parse_payload(payload, self._shape, REVIEW_STATES)
-        self._finish_stroke()
-        diffs = [d for i, m in sorted(masks.items())
-                 if (d := self._make_diff(i, self._mask[i], m, 0, 0)) is not None]
-        regions = self._apply_new("Recover unsaved edits", diffs, auto_correct=False)
-        self._review = states
-        return regions
-
-    @classmethod
-    def from_journal(cls, payload: dict, initial: Optional[np.ndarray] = None, **kwargs) -> "MaskEditor":
-        """A new editor over the saved mask ``initial`` (``None``: empty) with ``payload`` applied."""
-        shape = tuple(int(s) for s in payload.get("shape", ())) if isinstance(payload, dict) else ()
-        if initial is not None:
-            shape = np.asarray(initial).shape
-        if len(shape) != 3:
-            raise HeartsegError("not a heartseg edit journal (no mask shape)")
-        editor = cls(shape, initial, **kwargs)  # type: ignore[arg-type]
-        editor.apply_journal(payload)
-        return editor
 
     # ---------------------------------------------------------------------------------------------- helpers
     def _check_index(self, i) -> int:
