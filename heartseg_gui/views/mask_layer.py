@@ -29,29 +29,38 @@ class MaskLayerItem(pg.GraphicsObject):
         self._buffer = np.zeros((1, 4), dtype=np.uint8)  # what is drawn (mask or its outline), stride multiple of 4
         self._shape = (0, 0)
         self._image = QImage()
+        self._empty = True  # nothing to draw (no mask, or an all-zero one)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
         self.repaint_count = 0          # regions repainted (for tests / profiling)
         self.last_repaint: Optional[QRectF] = None
 
     # --- data ---------------------------------------------------------------------------------------------------
     def set_mask(self, mask: Optional[np.ndarray]) -> None:
-        """Show ``mask`` ``(rows, cols)`` uint8/bool (copied), or nothing when None."""
-        self.prepareGeometryChange()
+        """Show ``mask`` ``(rows, cols)`` uint8/bool (copied), or nothing when None.
+
+        A new slice of the same size reuses the layer's buffers (one pass over the pixels, no allocation: the
+        crosshair sets nine of these per move in the three-plane layout); an empty mask draws nothing."""
         if mask is None:
+            self.prepareGeometryChange()
             self._source = None
             self._shape = (0, 0)
             self._image = QImage()
+            self._empty = True
             self.update()
             return
         m = np.asarray(mask)
         rows, cols = m.shape
-        self._source = (m != 0).astype(np.uint8)
-        stride = (cols + 3) // 4 * 4
-        self._buffer = np.zeros((rows, stride), dtype=np.uint8)
-        self._shape = (rows, cols)
+        if self._source is None or self._shape != (rows, cols):
+            self.prepareGeometryChange()
+            self._source = np.zeros((rows, cols), dtype=np.uint8)
+            stride = (cols + 3) // 4 * 4
+            self._buffer = np.zeros((rows, stride), dtype=np.uint8)
+            self._shape = (rows, cols)
+            self._image = QImage(self._buffer.data, cols, rows, stride, QImage.Format.Format_Indexed8)
+            self._image.setColorTable(mask_color_table(self._rgb))
+        np.not_equal(m, 0, out=self._source.view(np.bool_))
         self._fill(0, rows, 0, cols)
-        self._image = QImage(self._buffer.data, cols, rows, stride, QImage.Format.Format_Indexed8)
-        self._image.setColorTable(mask_color_table(self._rgb))
+        self._empty = not self._source.any()
         self.update()
 
     def update_region(self, mask: np.ndarray, row0: int, row1: int, col0: int, col1: int) -> None:
@@ -66,6 +75,7 @@ class MaskLayerItem(pg.GraphicsObject):
         if row1 <= row0 or col1 <= col0:
             return
         self._source[row0:row1, col0:col1] = np.asarray(mask)[row0:row1, col0:col1] != 0
+        self._empty = False if self._empty and self._source[row0:row1, col0:col1].any() else self._empty
         if self._outline:
             row0, col0, row1, col1 = max(0, row0 - 1), max(0, col0 - 1), min(rows, row1 + 1), min(cols, col1 + 1)
         self._fill(row0, row1, col0, col1)
@@ -119,7 +129,7 @@ class MaskLayerItem(pg.GraphicsObject):
         return QRectF(0, 0, cols, rows)
 
     def paint(self, painter: QPainter, option, widget=None) -> None:
-        if self._image.isNull():
+        if self._image.isNull() or self._empty:
             return
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         exposed = option.exposedRect.intersected(self.boundingRect())

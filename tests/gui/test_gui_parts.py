@@ -68,6 +68,35 @@ def test_mask_layer_region_update_matches_full_redraw(qtbot, outline_mode):
     assert np.array_equal(item.drawn_pixels(), reference.drawn_pixels())
 
 
+@pytest.mark.parametrize("outline_mode", [False, True])
+def test_mask_layer_reused_for_new_slices_draws_each_exactly_and_paints_nothing_when_empty(qtbot, outline_mode):
+    """The crosshair sets a new slice on each layer per move: the buffers are reused, so each new slice (a
+    strided sagittal one included) must be drawn exactly as by a fresh layer, and an empty one not at all."""
+    from PySide6.QtGui import QImage, QPainter
+    from PySide6.QtWidgets import QStyleOptionGraphicsItem
+
+    from heartseg_gui.views.mask_layer import MaskLayerItem
+
+    rng = np.random.default_rng(1)
+    volume = (rng.random((30, 40, 37)) > 0.6).astype(np.uint8)
+    item = MaskLayerItem((255, 0, 0), outline_mode=outline_mode)
+    for sl in (volume[3], volume[:, 5, :], volume[:, :, 7], np.zeros((40, 37), np.uint8), volume[4]):
+        item.set_mask(sl)
+        fresh = MaskLayerItem((255, 0, 0), outline_mode=outline_mode)
+        fresh.set_mask(sl.copy())
+        assert np.array_equal(item.mask, sl != 0)
+        assert np.array_equal(item.drawn_pixels(), fresh.drawn_pixels())
+        canvas = QImage(40, 40, QImage.Format.Format_ARGB32)
+        canvas.fill(0)
+        painter = QPainter(canvas)
+        option = QStyleOptionGraphicsItem()
+        option.exposedRect = item.boundingRect()
+        item.paint(painter, option)
+        painter.end()
+        painted = any(canvas.pixel(x, y) != 0 for x in range(sl.shape[1]) for y in range(sl.shape[0]))
+        assert painted == bool(sl.any())
+
+
 def _run(qtbot, fn):
     from PySide6.QtCore import QThread
 
