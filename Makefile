@@ -10,7 +10,7 @@ run: setup
 # The suite runs in three pytest processes (core I/O and logic; training and versions; the window): two full
 # single-process runs of all 599 tests crashed with a segmentation fault late in the run (TensorFlow, OpenVINO and
 # Qt threads in one long-lived process), at different tests each time, never when those tests ran on their own.
-PYTEST = CI=$${CI:-} QT_QPA_PLATFORM=offscreen .venv/bin/python -X faulthandler -m pytest -q
+PYTEST = CI=$${CI:-} QT_QPA_PLATFORM=offscreen .venv/bin/python -X faulthandler -m pytest -q --durations=15
 
 test: setup
 	$(PYTEST) tests/core --ignore=tests/core/training --ignore=tests/core/versions
