@@ -127,7 +127,8 @@ def predict_job(cache: PredictorCache, model_path: Path, volume: Volume, first: 
         if cancel.cancelled:
             raise Cancelled()
         sent = np.zeros(volume.n_slices, np.int64)
-        collector = UncertaintyCollector(volume.n_slices, DEFAULT_POSTPROCESS.threshold)
+        collector = UncertaintyCollector(volume.n_slices, DEFAULT_POSTPROCESS.threshold,
+                                         min_slice_fraction=DEFAULT_POSTPROCESS.min_slice_fraction)
 
         def on_batch(indices, masks):
             idx = list(indices)

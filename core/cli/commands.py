@@ -175,7 +175,8 @@ def cmd_predict(args) -> int:
 def _predict_one(args, predictor, volume) -> None:
     warn_geometry("predict", volume)
     postprocess = _postprocess(args)
-    collector = UncertaintyCollector(volume.n_slices, postprocess.threshold, keep_maps=False)
+    collector = UncertaintyCollector(volume.n_slices, postprocess.threshold, keep_maps=False,
+                                     min_slice_fraction=postprocess.min_slice_fraction)
     masks = predictor.predict_masks(volume, progress=_progress(), postprocess=postprocess,
                                     on_probabilities=collector.add)
     out = Path(args.out)

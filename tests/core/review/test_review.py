@@ -41,12 +41,26 @@ def test_confident_slices_score_low_and_doubtful_ones_high():
     assert m["band"][3] > m["band"][0]
 
 
+def test_rule_aware_measures():
+    s = 64
+    speck = np.full((s, s), 0.01, np.float32)
+    speck[10:14, 10:14] = 0.95  # 16 px = 0.4 % of the slice: under a 3 % smallest-mask rule
+    weak = _disc(p_in=0.82)  # a mask just over a 0.8 threshold
+    sure = _disc()
+    m = slice_measures(np.stack([speck, weak, sure]), threshold=0.8, min_slice_fraction=0.03)
+    assert list(m["dropped"]) == [1.0, 0.0, 0.0]
+    assert m["mask_doubt"][1] > 0.15 and m["mask_doubt"][2] < 0.05
+    assert m["peak_doubt"][1] > 0.8 and m["peak_doubt"][2] < 0.3
+    assert m["area"][2] > m["area"][0]
+
+
 def test_confidence_map_and_collector():
     p = np.array([[0.0, 0.5, 1.0]], np.float32)
     np.testing.assert_array_equal(confidence_map(p), [[0, 255, 0]])
-    c = UncertaintyCollector(3)
+    c = UncertaintyCollector(3, threshold=0.8, min_slice_fraction=0.03)
     c.add([2], np.stack([_disc()])[..., None])  # (k, s, s, 1) as a model returns
-    assert np.isnan(c.scores[0]) and c.scores[2] < 0.05
+    c.add([1], np.stack([_disc(p_in=0.6, r=6)])[..., None])  # heart-like evidence under the threshold
+    assert np.isnan(c.scores[0]) and 0 <= c.scores[2] < c.scores[1] <= 1
     assert c.maps.shape == (3, 64, 64) and c.maps.dtype == np.uint8 and not c.maps[0].any()
 
 
