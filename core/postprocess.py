@@ -52,7 +52,7 @@ class PostprocessOptions:
 
 
 #: The bundled model's rule (chosen on validation patients, see resources/model/MODEL_CARD.md).
-DEFAULT_POSTPROCESS = PostprocessOptions(threshold=0.8, keep_largest=True, min_slice_fraction=0.03)
+DEFAULT_POSTPROCESS = PostprocessOptions(threshold=0.7, keep_largest=True, min_slice_fraction=0.03)
 #: A plain 0.5 threshold.
 NO_POSTPROCESS = PostprocessOptions()
 

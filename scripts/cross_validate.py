@@ -13,9 +13,12 @@ Design (nothing is chosen on the patient it is scored on):
   validation loss, ``heartseg train``'s checkpoint rule) and the post-processing rule (threshold and the
   smallest mask kept on a slice, :func:`choose_rule`). The other 10 Kaggle patients plus the sample's training
   part (``ts_pulm_a``, ``ts_abd_a``) are trained on.
-* The shipped model (``final``) trains on 14 Kaggle patients + the sample's training part and validates on the
-  two left (``FINAL_VAL``); its post-processing rule is chosen on the pooled validation predictions of all five
-  runs (each run on its own validation patients, never on patients it trained on).
+* The shipped model is fold 0's (``SHIPPED``): 10 Kaggle patients + the sample's training part, its epoch and its
+  post-processing rule chosen on its 2 validation patients, and 4 patients it never saw (its test patients) to
+  report it on. The 14-patient run (``final``, validated on ``FINAL_VAL``) is trained and reported too; it is not
+  shipped: with 2 validation patients its early stopping chose epoch 5 (see the model card).
+* The shipped combined uncertainty score is fitted on the validation slices of every run (each run's own
+  validation patients, scored by that run's model).
 * Every run is the same ``heartseg train`` command (``RECIPE``), launched as a subprocess; a run whose folder
   already holds ``done.json`` is skipped, so the script resumes after a stop.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import pickle
 import subprocess
 import sys
 import time
@@ -44,6 +48,8 @@ KAGGLE = sorted(p for fold in FOLDS for p in fold)
 SAMPLE_TRAIN = ["ts_pulm_a", "ts_abd_a"]
 SAMPLE_HELD_OUT = ["ts_pulm_b", "ts_abd_b"]
 FINAL_VAL = ["100056", "100065"]
+#: the run whose model ships (resources/model/heartseg_unet.keras)
+SHIPPED = "fold0"
 
 RECIPE = ["--image-size", "128", "--epochs", "24", "--batch-size", "8", "--learning-rate", "1e-3", "--lr-patience", "4",
           "--early-stopping-patience", "8", "--geometric", "mild", "--bn-momentum", "0.9", "--seed", "0"]
@@ -152,12 +158,57 @@ def uncertainty_entries(preds: dict, pids: list, rule: dict) -> list:
         pred = apply_rule(probs, vol, rule)
         truth, pred = scored(vol, pred)
         keep = np.ones(vol.n_slices, bool) if vol.mask_present is None else np.asarray(vol.mask_present, bool)
-        m = {k: v[keep] for k, v in slice_measures(grid, rule["threshold"]).items()}
+        m = {k: v[keep] for k, v in slice_measures(grid, rule["threshold"], rule["min_slice_fraction"]).items()}
         if pid in FLIPPED:  # experiment only: the window does not run the extra pass
             m["flip"] = flip_disagreement(grid, FLIPPED[pid], rule["threshold"])[keep]
             m["soft_dice+flip"] = np.maximum(m["soft_dice"], m["flip"])
         out.append((pid, m, needs_correction(truth, pred)))
     return out
+
+
+#: the measures the combined score (an experiment: measured, not shipped) is fitted on
+COMBINED_FEATURES = ("band", "entropy", "small_mask", "dropped", "peak_doubt", "mask_doubt", "area")
+#: measures the shipped score may be chosen from: single pass (no mirrored input), not fitted
+SINGLE_PASS = ("soft_dice", "band", "entropy", "small_mask", "band_small", "band_small_mean", "dropped", "peak_doubt",
+               "mask_doubt", "area")
+
+
+def fit_combined(entries: list, l2: float = 0.05) -> dict:
+    """An experiment: an L2-regularised logistic regression of "needs correction" on the standardised measures of
+    ``entries`` (validation slices only), as a combined per-slice score."""
+    from scipy.optimize import minimize
+
+    feats = list(COMBINED_FEATURES)
+    x = np.stack([np.concatenate([m[f] for _, m, _ in entries]) for f in feats], axis=1).astype(np.float64)
+    y = np.concatenate([lab for _, _, lab in entries]).astype(np.float64)
+    mu, sd = x.mean(axis=0), x.std(axis=0)
+    sd[sd < 1e-6] = 1.0
+    z = (x - mu) / sd
+
+    def loss(theta):
+        logit = theta[0] + z @ theta[1:]
+        prob = 1.0 / (1.0 + np.exp(-logit))
+        value = np.mean(np.logaddexp(0.0, logit) - y * logit) + 0.5 * l2 * np.sum(theta[1:] ** 2)
+        g = prob - y
+        return value, np.concatenate([[g.mean()], z.T @ g / len(y) + l2 * theta[1:]])
+
+    theta = minimize(loss, np.zeros(len(feats) + 1), jac=True, method="L-BFGS-B").x
+    return {"features": feats, "mean": [round(float(v), 6) for v in mu], "std": [round(float(v), 6) for v in sd],
+            "weights": [round(float(v), 6) for v in theta[1:]], "bias": round(float(theta[0]), 6),
+            "fitted_on_slices": int(len(y)), "positives": int(y.sum())}
+
+
+def combined_score(measures: dict, params: dict) -> np.ndarray:
+    """``sigmoid(bias + sum(weight * (measure - mean) / std))`` over ``params["features"]``."""
+    z = np.full(len(next(iter(measures.values()))), float(params["bias"]), np.float64)
+    for name, mu, sd, w in zip(params["features"], params["mean"], params["std"], params["weights"]):
+        z += float(w) * (np.asarray(measures[name], np.float64) - float(mu)) / max(float(sd), 1e-9)
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def apply_combined(entries: list, params: dict) -> None:
+    for _pid, m, _y in entries:
+        m["combined"] = combined_score(m, params).astype(np.float32)
 
 
 def uncertainty_figures(entries: list) -> dict:
@@ -284,7 +335,7 @@ def cmd_analyse(root: Path, out: Path) -> None:
     result = {"folds": {}, "recipe": RECIPE, "folds_def": FOLDS}
     val_pool = {}
     test_rows = []
-    unc_val, unc_test = [], []
+    unc_by_run = {}  # run -> (validation entries, test entries, test patients)
     for name, (train, val, test) in runs().items():
         if name == "fold0_nosample":
             continue
@@ -298,8 +349,7 @@ def cmd_analyse(root: Path, out: Path) -> None:
         rule = choose_rule(val_entries)
         rows = [patient_row(p, *preds[p], rule) for p in test]
         test_rows += rows
-        unc_val += uncertainty_entries(preds, val, rule)
-        unc_test += uncertainty_entries(preds, test, rule)
+        unc_by_run[name] = (uncertainty_entries(preds, val, rule), uncertainty_entries(preds, test, rule), test)
         done = json.loads((out / name / "done.json").read_text()) if (out / name / "done.json").exists() else {}
         history = (out / name / "history.csv").read_text().splitlines()
         result["folds"][name] = {
@@ -312,20 +362,53 @@ def cmd_analyse(root: Path, out: Path) -> None:
     if test_rows:
         result["cv_pooled"] = clean(pooled_row(test_rows))
         result["cv_patients"] = [clean(r) for r in test_rows]
+    # the combined score, nested: a run's test (or validation) slices are scored with parameters fitted on the
+    # validation slices of the other runs, leaving out every slice of a patient being scored
+    with open(out / "uncertainty_entries.pkl", "wb") as fh:  # per-slice measures and labels, for later study
+        pickle.dump(unc_by_run, fh)
+    unc_val, unc_test = [], []
+    for name, (val_entries, test_entries, test) in unc_by_run.items():
+        for own, scored_pids in ((test_entries, set(test)), (val_entries, {e[0] for e in val_entries})):
+            pool = [e for other, (v, _t, _p) in unc_by_run.items() if other != name for e in v
+                    if e[0] not in scored_pids]
+            if not pool:
+                sys.exit(f"{name}: no validation slices of other patients to fit the combined score on "
+                         "(analyse needs every fold)")
+            apply_combined(own, fit_combined(pool))
+        unc_val += val_entries
+        unc_test += test_entries
     if unc_test:
         result["uncertainty_validation"] = uncertainty_figures(unc_val)
         result["uncertainty_cv_test"] = uncertainty_figures(unc_test)
-    if val_pool:
-        result["shipped_rule"] = choose_rule(val_pool)
-        result["shipped_rule_chosen_on"] = sorted(val_pool)
-    final = out / "final" / "best_model.keras"
-    if final.exists() and "shipped_rule" in result:
-        rule = result["shipped_rule"]
-        preds = predict_probabilities(final, dataset, FINAL_VAL + SAMPLE_HELD_OUT)
-        result["final_rows"] = [clean(patient_row(p, *preds[p], rule)) for p in FINAL_VAL + SAMPLE_HELD_OUT]
+        # the shipped score: the single-pass measure with the highest AUROC on the validation slices
+        result["chosen_score"] = max(SINGLE_PASS, key=lambda k: result["uncertainty_validation"][k]["auroc"])
+    shipped = out / SHIPPED / "best_model.keras"
+    if shipped.exists() and SHIPPED in result["folds"]:
+        _train, s_val, s_test = runs()[SHIPPED]
+        rule = result["folds"][SHIPPED]["rule"]  # chosen on the shipped run's own validation patients
+        result["shipped_run"] = SHIPPED
+        result["shipped_rule"] = rule
+        result["shipped_rule_chosen_on"] = s_val
+        pids = s_test + s_val + SAMPLE_HELD_OUT
+        preds = predict_probabilities(shipped, dataset, pids)
+        result["final_rows"] = [{**clean(patient_row(p, *preds[p], rule)),
+                                 "role": "test" if p in s_test else "validation" if p in s_val else "sample held out"}
+                                for p in pids]
         result["final_sample_pooled"] = clean(pooled_row([patient_row(p, *preds[p], rule) for p in SAMPLE_HELD_OUT]))
-        result["uncertainty_sample"] = uncertainty_figures(uncertainty_entries(preds, SAMPLE_HELD_OUT, rule))
-        result["final_demo"] = demo_checks(final, rule)
+        # the shipped combined score: fitted on every fold's validation slices (each scored by its own model)
+        params = fit_combined([e for v, _t, _p in unc_by_run.values() for e in v])
+        result["combined_params"] = params
+        sample_entries = uncertainty_entries(preds, SAMPLE_HELD_OUT, rule)
+        apply_combined(sample_entries, params)
+        result["uncertainty_sample"] = uncertainty_figures(sample_entries)
+        result["final_demo"] = demo_checks(shipped, rule)
+    final = out / "final" / "best_model.keras"
+    if final.exists():  # the 14-patient run: trained, reported, not shipped
+        preds = predict_probabilities(final, dataset, FINAL_VAL + SAMPLE_HELD_OUT)
+        rule = choose_rule({p: preds[p] for p in FINAL_VAL})
+        history = (out / "final" / "history.csv").read_text().splitlines()
+        result["final_14"] = {"rule": rule, "epochs_run": len(history) - 1,
+                              "rows": [clean(patient_row(p, *preds[p], rule)) for p in FINAL_VAL + SAMPLE_HELD_OUT]}
     for name in ("fold0", "fold0_nosample"):  # the sample mixed in, or not: fold 0's test patients and the demo
         model = out / name / "best_model.keras"
         if not model.exists():
@@ -376,10 +459,18 @@ def card_record(result: dict) -> dict:
             "cv_pooled": {k: result["cv_pooled"][k] for k in keep},
             "cv_patients": [{k: r[k] for k in keep} for r in result["cv_patients"]],
             "shipped_rule": result["shipped_rule"],
-            "shipped_on_validation_patients": [{k: r[k] for k in keep} for r in result["final_rows"]],
+            "shipped_run": result["shipped_run"],
+            "shipped_rows": [{**{k: r[k] for k in keep}, "role": r["role"]} for r in result["final_rows"]],
+            "final_14": {"rule": result["final_14"]["rule"], "epochs_run": result["final_14"]["epochs_run"],
+                         "rows": [{k: r[k] for k in keep} for r in result["final_14"]["rows"]]},
             "demo": result["final_demo"],
             "uncertainty": {"validation": result["uncertainty_validation"],
-                            "cv_test": result["uncertainty_cv_test"], "sample": result["uncertainty_sample"]}}
+                            "cv_test": result["uncertainty_cv_test"], "sample": result["uncertainty_sample"]},
+            "chosen_score": result["chosen_score"], "combined_params": result["combined_params"]}
+
+
+def shipped_table_rows(rec: dict) -> list:
+    return [{**r, "patient": f"{r['patient']} ({r['role']})"} for r in rec["shipped_rows"]]
 
 
 def cmd_card(out: Path, record_path: Path | None) -> None:
@@ -390,8 +481,10 @@ def cmd_card(out: Path, record_path: Path | None) -> None:
     print(table(fold_rows + [{**rec["cv_pooled"], "patient": "**pooled, 16 patients**"}], "fold"))
     print("\n## Cross-validation, per patient\n")
     print(table(sorted(rec["cv_patients"], key=lambda r: r["patient"])))
-    print("\n## Shipped model on its validation patients\n")
-    print(table(rec["shipped_on_validation_patients"]))
+    print("\n## The shipped model on its test, validation and held-out sample patients\n")
+    print(table(shipped_table_rows(rec)))
+    print("\n## The 14-patient run (not shipped) on its validation patients and the held-out sample\n")
+    print(table(rec["final_14"]["rows"]))
     print("\n## Uncertainty\n")
     for where, figs in rec["uncertainty"].items():
         print(where, json.dumps(figs))

@@ -23,14 +23,14 @@ def _record() -> dict:
 
 def test_card_tables_are_the_recorded_cross_validation():
     sys.path.insert(0, str(ROOT))
-    from scripts.cross_validate import table
+    from scripts.cross_validate import shipped_table_rows, table
 
     rec = _record()
     card = model_card_path().read_text()
     fold_rows = [{**f["pooled"], "patient": f"{n} ({', '.join(f['test'])})"} for n, f in rec["folds"].items()]
     pooled = {**rec["cv_pooled"], "patient": "**pooled, 16 patients**"}
     for text in (table(fold_rows + [pooled], "fold"), table(sorted(rec["cv_patients"], key=lambda r: r["patient"])),
-                 table(rec["shipped_on_validation_patients"])):
+                 table(shipped_table_rows(rec)), table(rec["final_14"]["rows"])):
         for line in text.splitlines()[2:]:
             assert line in card, f"model card lacks the recorded row: {line}"
     # every Kaggle patient is held out exactly once, never in its own fold's training or validation
@@ -38,6 +38,10 @@ def test_card_tables_are_the_recorded_cross_validation():
     assert sorted(held) == sorted(r["patient"] for r in rec["cv_patients"]) and len(set(held)) == 16
     for f in rec["folds"].values():
         assert not set(f["test"]) & set(f["val"])
+    # the shipped model is the shipped run's, reported on that run's own test patients
+    shipped = rec["folds"][rec["shipped_run"]]
+    assert sorted(r["patient"] for r in rec["shipped_rows"] if r["role"] == "test") == sorted(shipped["test"])
+    assert rec["shipped_rule"] == shipped["rule"]
 
 
 def test_shipped_rule_is_the_default_postprocessing():
@@ -50,8 +54,9 @@ def test_shipped_rule_is_the_default_postprocessing():
 @pytest.mark.shared
 @pytest.mark.slow
 def test_evaluate_reproduces_the_card_on_two_kaggle_patients(shared_data, tmp_path):
-    rec = {r["patient"]: r for r in _record()["shipped_on_validation_patients"]}
-    pids = [p for p in rec if not p.startswith("ts_")]
+    rows = _record()["shipped_rows"]
+    rec = {r["patient"]: r for r in rows}
+    pids = [r["patient"] for r in rows if r["role"] == "test"][:2]  # two patients the shipped model never saw
     assert len(pids) == 2
     run = subprocess.run([sys.executable, "-m", "core.cli", "evaluate", str(shared_data / "kaggle_strips"),
                           "--patients", ",".join(pids), "--out", str(tmp_path), "--panels", "0"],
@@ -63,3 +68,13 @@ def test_evaluate_reproduces_the_card_on_two_kaggle_patients(shared_data, tmp_pa
             assert abs(float(rows[pid][key]) - float(rec[pid][key])) <= 0.005, (pid, key)
         fp = round(float(rows[pid]["empty_slice_fp_rate"]) * rec[pid]["empty_slices"])
         assert fp == rec[pid]["false_masks"], pid
+
+
+def test_shipped_uncertainty_score_is_the_one_chosen_on_validation_slices():
+    """The review queue's score is the single-pass measure cross_validate.py chose on validation slices."""
+    from core.review.uncertainty import MEASURES, SCORE
+
+    rec = _record()
+    assert SCORE == rec["chosen_score"] and SCORE in MEASURES
+    validation = rec["uncertainty"]["validation"]
+    assert all(validation[SCORE]["auroc"] >= validation[k]["auroc"] for k in MEASURES)
