@@ -20,16 +20,13 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
-from typing import TYPE_CHECKING, Iterable, Optional
+from typing import Iterable, Optional
 
 import numpy as np
 
 from core.editing._history import Region
 from core.errors import HeartsegError
 from core.types import REVIEW_STATES
-
-if TYPE_CHECKING:
-    from core.editing.editor import MaskEditor
 
 JOURNAL_FORMAT = "heartseg-mask-journal"
 JOURNAL_VERSION = 1
@@ -139,7 +136,7 @@ class JournalMixin:
         return regions
 
     @classmethod
-    def from_journal(cls, payload: dict, initial: Optional[np.ndarray] = None, **kwargs) -> "MaskEditor":
+    def from_journal(cls, payload: dict, initial: Optional[np.ndarray] = None, **kwargs) -> "JournalMixin":
         """A new editor over the saved mask ``initial`` (``None``: empty) with ``payload`` applied."""
         shape = tuple(int(s) for s in payload.get("shape", ())) if isinstance(payload, dict) else ()
         if initial is not None:
