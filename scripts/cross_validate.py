@@ -17,8 +17,8 @@ Design (nothing is chosen on the patient it is scored on):
   post-processing rule chosen on its 2 validation patients, and 4 patients it never saw (its test patients) to
   report it on. The 14-patient run (``final``, validated on ``FINAL_VAL``) is trained and reported too; it is not
   shipped: with 2 validation patients its early stopping chose epoch 5 (see the model card).
-* The shipped combined uncertainty score is fitted on the validation slices of every run (each run's own
-  validation patients, scored by that run's model).
+* The review queue's score is the single-pass measure with the highest AUROC on the validation slices of every
+  fold (each fold's own validation patients, scored by that fold's model).
 * Every run is the same ``heartseg train`` command (``RECIPE``), launched as a subprocess; a run whose folder
   already holds ``done.json`` is skipped, so the script resumes after a stop.
 """
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import pickle
 import subprocess
 import sys
 import time
@@ -168,9 +167,6 @@ def uncertainty_entries(preds: dict, pids: list, rule: dict) -> list:
 
 #: the measures the combined score (an experiment: measured, not shipped) is fitted on
 COMBINED_FEATURES = ("band", "entropy", "small_mask", "dropped", "peak_doubt", "mask_doubt", "area")
-#: measures the shipped score may be chosen from: single pass (no mirrored input), not fitted
-SINGLE_PASS = ("soft_dice", "band", "entropy", "small_mask", "band_small", "band_small_mean", "dropped", "peak_doubt",
-               "mask_doubt", "area")
 
 
 def fit_combined(entries: list, l2: float = 0.05) -> dict:
@@ -329,13 +325,14 @@ def clean(row: dict) -> dict:
 
 
 def cmd_analyse(root: Path, out: Path) -> None:
+    from core.review.uncertainty import MEASURES
     from core.store.dataset import open_dataset
 
     dataset = open_dataset(root)
     result = {"folds": {}, "recipe": RECIPE, "folds_def": FOLDS}
-    val_pool = {}
     test_rows = []
     unc_by_run = {}  # run -> (validation entries, test entries, test patients)
+    preds_by_run = {}  # run -> patient -> probabilities (predict_probabilities)
     for name, (train, val, test) in runs().items():
         if name == "fold0_nosample":
             continue
@@ -343,9 +340,10 @@ def cmd_analyse(root: Path, out: Path) -> None:
         if not model.exists():
             print(f"{name}: no model yet, skipped", flush=True)
             continue
-        preds = predict_probabilities(model, dataset, val + test)
+        # the shipped run's model is also scored on the held-out sample (below): one prediction per patient
+        preds = predict_probabilities(model, dataset, val + test + (SAMPLE_HELD_OUT if name == SHIPPED else []))
+        preds_by_run[name] = preds
         val_entries = {p: preds[p] for p in val}
-        val_pool.update({f"{name}/{p}": preds[p] for p in val})
         rule = choose_rule(val_entries)
         rows = [patient_row(p, *preds[p], rule) for p in test]
         test_rows += rows
@@ -364,8 +362,6 @@ def cmd_analyse(root: Path, out: Path) -> None:
         result["cv_patients"] = [clean(r) for r in test_rows]
     # the combined score, nested: a run's test (or validation) slices are scored with parameters fitted on the
     # validation slices of the other runs, leaving out every slice of a patient being scored
-    with open(out / "uncertainty_entries.pkl", "wb") as fh:  # per-slice measures and labels, for later study
-        pickle.dump(unc_by_run, fh)
     unc_val, unc_test = [], []
     for name, (val_entries, test_entries, test) in unc_by_run.items():
         for own, scored_pids in ((test_entries, set(test)), (val_entries, {e[0] for e in val_entries})):
@@ -381,7 +377,7 @@ def cmd_analyse(root: Path, out: Path) -> None:
         result["uncertainty_validation"] = uncertainty_figures(unc_val)
         result["uncertainty_cv_test"] = uncertainty_figures(unc_test)
         # the shipped score: the single-pass measure with the highest AUROC on the validation slices
-        result["chosen_score"] = max(SINGLE_PASS, key=lambda k: result["uncertainty_validation"][k]["auroc"])
+        result["chosen_score"] = max(MEASURES, key=lambda k: result["uncertainty_validation"][k]["auroc"])
     shipped = out / SHIPPED / "best_model.keras"
     if shipped.exists() and SHIPPED in result["folds"]:
         _train, s_val, s_test = runs()[SHIPPED]
@@ -390,12 +386,12 @@ def cmd_analyse(root: Path, out: Path) -> None:
         result["shipped_rule"] = rule
         result["shipped_rule_chosen_on"] = s_val
         pids = s_test + s_val + SAMPLE_HELD_OUT
-        preds = predict_probabilities(shipped, dataset, pids)
+        preds = preds_by_run[SHIPPED]
         result["final_rows"] = [{**clean(patient_row(p, *preds[p], rule)),
                                  "role": "test" if p in s_test else "validation" if p in s_val else "sample held out"}
                                 for p in pids]
         result["final_sample_pooled"] = clean(pooled_row([patient_row(p, *preds[p], rule) for p in SAMPLE_HELD_OUT]))
-        # the shipped combined score: fitted on every fold's validation slices (each scored by its own model)
+        # the combined score (measured, not shipped) on the sample: fitted on every fold's validation slices
         params = fit_combined([e for v, _t, _p in unc_by_run.values() for e in v])
         result["combined_params"] = params
         sample_entries = uncertainty_entries(preds, SAMPLE_HELD_OUT, rule)
@@ -414,13 +410,14 @@ def cmd_analyse(root: Path, out: Path) -> None:
         if not model.exists():
             continue
         train, val, test = runs()[name]
-        preds = predict_probabilities(model, dataset, val + test + SAMPLE_HELD_OUT)
+        reuse = name == SHIPPED and "final_demo" in result  # predicted and demo-checked above
+        preds = preds_by_run[name] if reuse else predict_probabilities(model, dataset, val + test + SAMPLE_HELD_OUT)
         rule = choose_rule({p: preds[p] for p in val})
         rows = [patient_row(p, *preds[p], rule) for p in test]
         sample = [patient_row(p, *preds[p], rule) for p in SAMPLE_HELD_OUT]
         result.setdefault("sample_mixing", {})[name] = {
             "rule": rule, "test_pooled": clean(pooled_row(rows)), "sample_held_out": clean(pooled_row(sample)),
-            "demo": demo_checks(model, rule)}
+            "demo": result["final_demo"] if reuse else demo_checks(model, rule)}
     result["tta_flip"] = TTA["on"]
     (out / ("cv_tta.json" if TTA["on"] else "cv.json")).write_text(json.dumps(result, indent=2, default=float))
     print(json.dumps({k: result.get(k) for k in ("cv_pooled", "shipped_rule", "uncertainty_validation",
