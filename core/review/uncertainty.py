@@ -34,7 +34,7 @@ from typing import Optional
 
 import numpy as np
 
-#: single-pass measures (each 0..1, higher = less sure) and the combined score built from them
+#: single-pass measures (each 0..1, higher = less sure); the review queue uses one of them (SCORE)
 MEASURES = ("soft_dice", "band", "entropy", "small_mask", "band_small", "band_small_mean", "dropped", "peak_doubt",
             "mask_doubt", "area")
 #: The score the review queue and ``<scan>_qc.csv`` use: the measure with the highest AUROC on validation slices
@@ -48,6 +48,7 @@ BAND = (0.3, 0.7)
 SMALL_FRACTION = 0.05
 #: probabilities below this count as background (a model's near-zero output spread over a whole slice is not doubt)
 FLOOR = 0.05
+
 
 def slice_measures(probs: np.ndarray, threshold: float = 0.5, min_slice_fraction: float = 0.0) -> dict[str, np.ndarray]:
     """Every measure for ``probs`` ``(k, s, s)`` float: name -> ``(k,)`` float32 in 0..1.

@@ -75,7 +75,8 @@ class MaskLayerItem(pg.GraphicsObject):
         if row1 <= row0 or col1 <= col0:
             return
         self._source[row0:row1, col0:col1] = np.asarray(mask)[row0:row1, col0:col1] != 0
-        self._empty = False if self._empty and self._source[row0:row1, col0:col1].any() else self._empty
+        if self._empty and self._source[row0:row1, col0:col1].any():
+            self._empty = False
         if self._outline:
             row0, col0, row1, col1 = max(0, row0 - 1), max(0, col0 - 1), min(rows, row1 + 1), min(cols, col1 + 1)
         self._fill(row0, row1, col0, col1)
