@@ -91,7 +91,18 @@ class Volume:
         """File stem per slice (``1-001`` ...); for NIfTI the Kaggle-style ``1-NNN`` numbering.
 
         Only image suffixes (``.png``, ``.dcm`` ...) are stripped, so DICOM files named by UID
-        (``CT.1.3.12.2...16573``) keep their whole name; if names would still repeat, ``1-NNN`` is used."""
+        (``CT.1.3.12.2...16573``) keep their whole name; if names would still repeat, ``1-NNN`` is used.
+
+        Computed once per list of source files (the window asks for a slice's name on every slice change and
+        brush stamp; building 512 names from paths took about 0.8 ms); a fresh list is returned each time."""
+        key = (self.kind, id(self.source_files), len(self.source_files))
+        cached = self.__dict__.get("_slice_names")
+        if cached is None or cached[0] != key:
+            cached = (key, tuple(self._make_slice_names()))
+            self.__dict__["_slice_names"] = cached
+        return list(cached[1])
+
+    def _make_slice_names(self) -> list[str]:
         if self.kind == "nifti":
             return [f"1-{i + 1:03d}" for i in range(self.n_slices)]
         names = [Path(p).stem if Path(p).suffix.lower() in _IMAGE_SUFFIXES else Path(p).name

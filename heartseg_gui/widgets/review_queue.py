@@ -51,6 +51,8 @@ class ReviewQueue(QWidget):
         self.table.setSortingEnabled(True)
         self.table.horizontalHeader().setSortIndicator(1, Qt.SortOrder.DescendingOrder)  # most uncertain first
         self.table.cellClicked.connect(self._clicked)
+        self._cells: dict[int, tuple] = {}      # slice -> what its row shows (see _row_cells)
+        self._items: dict[int, tuple] = {}      # slice -> its row's four items
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.summary)
@@ -63,33 +65,80 @@ class ReviewQueue(QWidget):
 
     def clear(self) -> None:
         self.table.setRowCount(0)
+        self._cells, self._items = {}, {}
         self.summary.setText("No prediction yet")
 
     def set_rows(self, names, scores, flags, states, done, scan_flags=()) -> None:
-        """Refill: one row per predicted slice (``done``), keeping the user's sort column."""
-        header = self.table.horizontalHeader()
-        col, order = header.sortIndicatorSection(), header.sortIndicatorOrder()
-        if col < 0 or col >= len(COLUMNS):
-            col, order = 1, Qt.SortOrder.DescendingOrder
-        self.table.setSortingEnabled(False)
+        """Refill: one row per predicted slice (``done``), keeping the user's sort column.
+
+        When the same slices are listed as last time (a stroke ended, a slice was accepted) only the cells whose
+        text changed are rewritten, and the table is re-sorted only if one did: a full refill of a 512-slice scan
+        took about 45 ms, a pause the user felt as a stall of the next brush stroke."""
         rows = [i for i in range(len(names)) if done[i]]
-        self.table.setRowCount(len(rows))
-        for r, i in enumerate(rows):
-            first = _NumberItem(f"{i + 1}  ({names[i]})", i)
-            first.setData(Qt.ItemDataRole.UserRole, i)
-            score = float(scores[i])
-            unc = _NumberItem("—" if math.isnan(score) else f"{score:.2f}", score)
-            fl = QTableWidgetItem(", ".join(flags[i]))
-            if flags[i]:
-                fl.setToolTip(describe(flags[i]))
-            state = QTableWidgetItem(states[i].replace("_", " "))
-            for c, item in enumerate((first, unc, fl, state)):
-                self.table.setItem(r, c, item)
-        self.table.setSortingEnabled(True)
-        self.table.sortItems(col, order)
+        cells = {i: self._row_cells(i, names, scores, flags, states) for i in rows}
+        if set(cells) == set(self._cells) and all(cells[i][0] == self._cells[i][0] for i in rows):
+            self._update_cells(cells)
+        else:
+            self._refill(rows, cells)
         flagged = sum(1 for i in rows if flags[i])
         open_ = sum(1 for i in rows if states[i] == "not_reviewed")
         text = f"{len(rows)} slices predicted, {open_} not reviewed, {flagged} flagged by QC"
         if scan_flags:
             text += " — scan: " + "; ".join(FLAGS.get(f, f) for f in scan_flags)
         self.summary.setText(text)
+
+    @staticmethod
+    def _row_cells(i: int, names, scores, flags, states) -> tuple:
+        """What row ``i`` shows: ((text, sort value) of the slice, (text, value or None) of the score, flags,
+        state)."""
+        score = float(scores[i])
+        value = None if math.isnan(score) else score
+        return ((f"{i + 1}  ({names[i]})", i), ("—" if value is None else f"{score:.2f}", value),
+                tuple(flags[i]), states[i].replace("_", " "))
+
+    def _sort_key(self) -> tuple:
+        header = self.table.horizontalHeader()
+        col, order = header.sortIndicatorSection(), header.sortIndicatorOrder()
+        if col < 0 or col >= len(COLUMNS):
+            col, order = 1, Qt.SortOrder.DescendingOrder
+        return col, order
+
+    def _refill(self, rows: list, cells: dict) -> None:
+        col, order = self._sort_key()
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(rows))
+        self._cells, self._items = {}, {}
+        for r, i in enumerate(rows):
+            (first_text, _), (score_text, score), flag_names, state_text = cells[i]
+            first = _NumberItem(first_text, i)
+            first.setData(Qt.ItemDataRole.UserRole, i)
+            unc = _NumberItem(score_text, score)
+            fl = QTableWidgetItem(", ".join(flag_names))
+            if flag_names:
+                fl.setToolTip(describe(list(flag_names)))
+            state = QTableWidgetItem(state_text)
+            for c, item in enumerate((first, unc, fl, state)):
+                self.table.setItem(r, c, item)
+            self._items[i] = (first, unc, fl, state)
+            self._cells[i] = cells[i]
+        self.table.setSortingEnabled(True)
+        self.table.sortItems(col, order)
+
+    def _update_cells(self, cells: dict) -> None:
+        changed = [i for i, v in cells.items() if v != self._cells[i]]
+        if not changed:
+            return
+        col, order = self._sort_key()
+        self.table.setSortingEnabled(False)
+        for i in changed:
+            _first, unc, fl, state = self._items[i]
+            (_t, _v), (score_text, score), flag_names, state_text = cells[i]
+            unc.setText(score_text)
+            unc.value = -1.0 if score is None else score
+            fl.setText(", ".join(flag_names))
+            fl.setToolTip(describe(list(flag_names)) if flag_names else "")
+            state.setText(state_text)
+            self._cells[i] = cells[i]
+        self.table.setSortingEnabled(True)
+        self.table.sortItems(col, order)
+

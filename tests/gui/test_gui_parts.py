@@ -272,3 +272,37 @@ def test_cyclic_qt_garbage_is_destroyed_in_the_gui_thread_while_jobs_run(qtbot):
     qtbot.waitUntil(lambda: not runner.jobs, timeout=20_000)
     qtbot.waitUntil(lambda: bool(destroyed_in), timeout=5_000)  # the GUI thread's timer collects it
     assert destroyed_in == [QThread.currentThread()]
+
+
+def test_review_queue_updates_changed_cells_in_place_and_matches_a_fresh_fill(qtbot):
+    """A second set_rows over the same slices rewrites only the changed cells (same item objects) and shows
+    exactly what a fresh queue filled with the same data shows, in the same order; NaN scores sort last."""
+    from heartseg_gui.widgets.review_queue import ReviewQueue
+
+    def shown(q):
+        t = q.table
+        return [tuple(t.item(r, c).text() for c in range(4)) for r in range(t.rowCount())]
+
+    names = [f"1-{i + 1:03d}" for i in range(6)]
+    scores = np.array([0.1, np.nan, 0.5, 0.3, 0.9, 0.2])
+    flags = [[], [], ["small_mask"], [], [], []]
+    states = ["not_reviewed"] * 6
+    done = [True] * 5 + [False]
+    q = ReviewQueue()
+    qtbot.addWidget(q)
+    q.set_rows(names, scores, flags, states, done)
+    items_before = {q.table.item(r, 0).data(256): q.table.item(r, 3) for r in range(5)}
+    assert [row[0].split()[0] for row in shown(q)] == ["5", "3", "4", "1", "2"]   # most uncertain first, NaN last
+    scores2, states2, flags2 = scores.copy(), list(states), [list(f) for f in flags]
+    scores2[0], states2[3], flags2[2] = 0.95, "corrected", []
+    q.set_rows(names, scores2, flags2, states2, done)
+    fresh = ReviewQueue()
+    qtbot.addWidget(fresh)
+    fresh.set_rows(names, scores2, flags2, states2, done)
+    assert shown(q) == shown(fresh)
+    assert shown(q)[0][0].startswith("1 ") and ("4  (1-004)", "0.30", "", "corrected") in shown(q)
+    after = {q.table.item(r, 0).data(256): q.table.item(r, 3) for r in range(5)}
+    assert all(after[i] is items_before[i] for i in items_before)   # updated in place, not rebuilt
+    done2 = [True] * 6   # a new slice predicted: a full refill
+    q.set_rows(names, scores2, flags2, states2, done2)
+    assert q.table.rowCount() == 6 and q.summary.text().startswith("6 slices predicted, 5 not reviewed")
