@@ -294,11 +294,19 @@ class PlaneViewer(ZoomLinkMixin, QObject):
             self.views[plane].set_levels(levels)
 
     def on_prediction(self, indices) -> None:
+        """A prediction batch arrived for axial slices ``indices``: in each reformatted plane only the display rows
+        they span are copied and repainted (a full AI layer per batch cost a strided read of the whole plane)."""
         if not self.shown:
             return
         s = self.c.session
+        idx = np.asarray(list(indices), dtype=np.intp)
+        if idx.size == 0:
+            return
+        d = self.rows.row_of_slice[idx[(idx >= 0) & (idx < self.rows.row_of_slice.size)]]
         for plane in REFORMATTED:
-            self.views[plane].set_layer_mask("ai", self._plane(s.ai_mask, plane))
+            ai = self._plane(s.ai_mask, plane)
+            if d.size:
+                self.views[plane].update_layer_region("ai", ai, int(d.min()), int(d.max()) + 1, 0, ai.shape[1])
             self._draw_confidence(plane)
 
     def on_mask_changed(self, regions) -> None:

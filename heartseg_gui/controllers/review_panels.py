@@ -93,7 +93,7 @@ class ReviewPanels(QObject):
             return
         scale = s.pixel_area_mm2() or 1.0
         ai = s.ai_areas() * scale  # cached: a stroke recounts one slice, not the whole AI volume
-        work = np.array([s.editor.area_px(i) for i in range(s.n_slices)], np.float64) * scale
+        work = s.editor.areas_px().astype(np.float64) * scale
         flagged = [i for i, f in enumerate(s.flags) if f]
         self.area.set_areas(ai, work, s.ai_done, flagged)
         self.area.set_current(self.c.current_slice)

@@ -303,6 +303,15 @@ def test_review_queue_updates_changed_cells_in_place_and_matches_a_fresh_fill(qt
     assert shown(q)[0][0].startswith("1 ") and ("4  (1-004)", "0.30", "", "corrected") in shown(q)
     after = {q.table.item(r, 0).data(256): q.table.item(r, 3) for r in range(5)}
     assert all(after[i] is items_before[i] for i in items_before)   # updated in place, not rebuilt
-    done2 = [True] * 6   # a new slice predicted: a full refill
-    q.set_rows(names, scores2, flags2, states2, done2)
-    assert q.table.rowCount() == 6 and q.summary.text().startswith("6 slices predicted, 5 not reviewed")
+    for done2 in ([True] * 6, [False, True, True, False, True, True]):   # a batch arrives; a new prediction
+        scores2[5] = 0.3   # ties with slice 4 (index 3): slice order first, as Review > Next most uncertain
+        q.set_rows(names, scores2, flags2, states2, done2)
+        fresh = ReviewQueue()
+        qtbot.addWidget(fresh)
+        fresh.set_rows(names, scores2, flags2, states2, done2)
+        assert shown(q) == shown(fresh) and q.table.rowCount() == sum(done2)
+        listed = [int(q.table.item(r, 0).data(256)) for r in range(q.table.rowCount())]
+        assert [i for i in listed if i in (3, 5)] == [i for i in (3, 5) if done2[i]]
+    assert q.summary.text().startswith("4 slices predicted, 4 not reviewed")   # the corrected slice 4 is gone
+    order = [int(q.table.item(r, 0).data(256)) for r in range(q.table.rowCount())]
+    assert order == [4, 2, 5, 1]

@@ -168,9 +168,13 @@ def test_undo_redo_round_trip_is_exact():
         np.testing.assert_array_equal(ed.mask, states[len(states) - n + k])
     assert ed.undo() and ed.redo()
     np.testing.assert_array_equal(ed.mask, states[-1])
+    ed.undo()   # areas_px recounts the slices the undo changed, after area_px cached every slice
+    np.testing.assert_array_equal(ed.areas_px(), states[-2].reshape(states[-2].shape[0], -1).sum(axis=1))
+    ed.redo()
     for i in range(5):
         assert ed.area_px(i) == int(states[-1][i].sum())
     assert ed.total_voxels() == int(states[-1].sum())
+    np.testing.assert_array_equal(ed.areas_px(), states[-1].reshape(states[-1].shape[0], -1).sum(axis=1))
 
 
 def test_new_edit_clears_redo():
