@@ -30,7 +30,6 @@ from heartseg_gui.actions import ActionPolicy, Actions, WindowState
 from heartseg_gui.bool_guard import BoolRefGuard
 from heartseg_gui.controllers.compare import install_compare
 from heartseg_gui.controllers.controller import Controller
-from heartseg_gui.controllers.editing import ACCEPTED, FLAGGED, NOT_REVIEWED
 from heartseg_gui.controllers.file_flows import FileFlows
 from heartseg_gui.controllers.interop import install_interop
 from heartseg_gui.controllers.job_status import JobStatus
@@ -52,7 +51,8 @@ from heartseg_gui.widgets.layer_panel import LayerPanel
 from heartseg_gui.widgets.measurements import MeasurementsPanel
 from heartseg_gui.widgets.patient_list import PatientList
 from heartseg_gui.widgets.review_queue import ReviewQueue
-from heartseg_gui.widgets.tool_panel import BIG_STEP, ToolPanel
+from heartseg_gui.widgets.tool_panel import ToolPanel
+from heartseg_gui.wiring import wire_actions
 
 TITLE = "heartseg — heart segmentation review"
 
@@ -161,90 +161,8 @@ class MainWindow(QMainWindow):
 
     # --- wiring ---------------------------------------------------------------------------------------------------
     def _wire(self) -> None:
-        c, a, v, f = self.controller, self.actions, self.viewer, self.files
-        # file
-        a.open_scan.triggered.connect(f.open_scan_dialog)
-        a.open_dataset.triggered.connect(f.open_dataset_dialog)
-        a.save.triggered.connect(f.save)
-        a.export.triggered.connect(f.export_dialog)
-        a.export_report.triggered.connect(self.review_panels.export_report_dialog)
-        a.quit.triggered.connect(self.close)
-        f.recentChanged.connect(self._fill_recent)
-        self._fill_recent(self.settings.recent_files)
-        # edit
-        a.undo.triggered.connect(c.undo)
-        a.redo.triggered.connect(c.redo)
-        # navigation
-        a.prev_slice.triggered.connect(lambda: c.step_slice(-1))
-        a.next_slice.triggered.connect(lambda: c.step_slice(+1))
-        a.prev_slice_10.triggered.connect(lambda: c.step_slice(-10))
-        a.next_slice_10.triggered.connect(lambda: c.step_slice(+10))
-        a.first_slice.triggered.connect(lambda: c.set_slice(0))
-        a.last_slice.triggered.connect(lambda: c.set_slice(10 ** 9))
-        self.slider.valueChanged.connect(c.set_slice)
-        self.slice_view.sliceStepRequested.connect(c.step_slice)
-        self.compare_view.sliceStepRequested.connect(c.step_slice)
-        # layers and display
-        for key, action in (("ai", a.toggle_ai), ("working", a.toggle_working), ("dataset", a.toggle_dataset)):
-            action.toggled.connect(lambda on, k=key: self.layer_panel.checks[k].setChecked(on))
-            self.layer_panel.checks[key].toggled.connect(action.setChecked)
-        self.layer_panel.visibilityChanged.connect(self.slice_view.set_layer_visible)
-        self.layer_panel.outlineChanged.connect(self.slice_view.set_layer_outline)
-        self.layer_panel.opacityChanged.connect(self._set_opacity)
-        self._set_opacity(self.layer_panel.opacity_value())
-        a.toggle_outline.triggered.connect(self.layer_panel.toggle_fill_outline)
-        a.compare.toggled.connect(self._set_compare)
-        a.reset_zoom.triggered.connect(self.slice_view.reset_zoom)
-        for key, action in a.presets.items():
-            action.triggered.connect(lambda _=False, k=key: v.apply_preset(k))
-        self.tool_panel.presetChosen.connect(v.apply_preset)
-        v.levelsChanged.connect(self._show_levels)
-        v.sliceText.connect(self.status_slice.setText)
-        v.pixelText.connect(self.status_pixel.setText)
-        # tools and painting
-        a.tool_navigate.triggered.connect(lambda: self.set_tool(NAVIGATE))
-        a.tool_brush.triggered.connect(lambda: self.set_tool(BRUSH))
-        a.tool_eraser.triggered.connect(lambda: self.set_tool(ERASER))
-        a.radius_down.triggered.connect(lambda: self.tool_panel.step_radius(-1))
-        a.radius_up.triggered.connect(lambda: self.tool_panel.step_radius(+1))
-        a.radius_down_big.triggered.connect(lambda: self.tool_panel.step_radius(-BIG_STEP))
-        a.radius_up_big.triggered.connect(lambda: self.tool_panel.step_radius(+BIG_STEP))
-        self.tool_panel.thresholdChanged.connect(c.set_threshold_range)
-        a.pick_threshold.triggered.connect(self._pick_threshold)
-        self.slice_view.hovered.connect(c.hover_at)
-        self.tool_panel.radiusChanged.connect(self.slice_view.set_brush_radius)
-        self.slice_view.strokeStarted.connect(
-            lambda r, col, erase: c.begin_stroke(r, col, erase, self.slice_view.brush_radius))
-        self.slice_view.strokeMoved.connect(c.continue_stroke)
-        self.slice_view.strokeFinished.connect(c.end_stroke)
-        a.accept_ai_slice.triggered.connect(c.accept_ai_slice)
-        a.accept_ai_all.triggered.connect(self._accept_ai_all)
-        a.fill_between.triggered.connect(c.fill_between_slices)
-        a.smooth_mask.triggered.connect(lambda: c.smooth_mask(self.tool_panel.cleanup_radius.value()))
-        a.remove_islands.triggered.connect(lambda: c.remove_small_islands(self.tool_panel.island_voxels.value()))
-        a.keep_largest_3d.triggered.connect(c.keep_largest_3d_region)
-        a.clear_slice.triggered.connect(c.clear_slice)
-        a.fill_holes.triggered.connect(c.fill_holes)
-        a.keep_largest.triggered.connect(c.keep_largest_region)
-        a.copy_previous.triggered.connect(lambda: c.copy_from_neighbour(-1))
-        a.copy_next.triggered.connect(lambda: c.copy_from_neighbour(+1))
-        # review
-        a.review_accept.triggered.connect(lambda: c.set_review_state(ACCEPTED, advance=True))
-        a.review_flag.triggered.connect(lambda: c.set_review_state(FLAGGED))
-        a.review_reset.triggered.connect(lambda: c.set_review_state(NOT_REVIEWED))
-        a.next_unreviewed.triggered.connect(lambda: c.next_unreviewed(+1))
-        a.next_uncertain.triggered.connect(c.next_most_uncertain)
-        a.toggle_confidence.toggled.connect(self.review_panels.set_confidence_visible)
-        a.prev_unreviewed.triggered.connect(lambda: c.next_unreviewed(-1))
-        # model and jobs
-        a.load_model.triggered.connect(f.load_model_dialog)
-        a.run_prediction.triggered.connect(c.start_prediction)
-        a.cancel_job.triggered.connect(lambda: c.cancel_job())
-        a.full_precision.toggled.connect(lambda on: c.set_precision("float32" if on else "auto"))
-        self.job_bar.cancelRequested.connect(lambda: c.cancel_job())
-        # help
-        a.shortcuts.triggered.connect(self.show_shortcuts)
-        a.about.triggered.connect(self._about)
+        wire_actions(self)
+        c = self.controller
         # controller -> window
         c.sessionChanged.connect(self._on_session)
         c.sliceChanged.connect(self._on_slice)
@@ -255,7 +173,7 @@ class MainWindow(QMainWindow):
         self.job_status.predictionFinished.connect(self.predictionFinished)
         c.errorOccurred.connect(self.prompts.error)
         c.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 6000))
-        self.patient_list.patientChosen.connect(f.open_patient)
+        self.patient_list.patientChosen.connect(self.files.open_patient)
         c.reviewChanged.connect(self._update_patient_review)
         c.reviewChanged.connect(self._show_interpolated)
         c.sliceChanged.connect(self._show_interpolated)
@@ -267,7 +185,7 @@ class MainWindow(QMainWindow):
         {NAVIGATE: self.actions.tool_navigate, BRUSH: self.actions.tool_brush,
          ERASER: self.actions.tool_eraser}[tool].setChecked(True)
 
-    def _set_opacity(self, value: float) -> None:
+    def set_opacity(self, value: float) -> None:
         for view in self.planes.views.values():  # axial, coronal, sagittal
             for key in view.layers:
                 view.set_layer_opacity(key, value if key == "working" else min(1.0, value + 0.35))
@@ -275,11 +193,11 @@ class MainWindow(QMainWindow):
             for key in view.layers:
                 view.set_layer_opacity(key, value)
 
-    def _set_compare(self, on: bool) -> None:
+    def set_compare(self, on: bool) -> None:
         self.viewer.set_compare_mode(on)
         self.stack.setCurrentWidget(self.compare_view if on else self.planes)
 
-    def _show_levels(self, low: float, high: float) -> None:
+    def show_levels(self, low: float, high: float) -> None:
         s = self.controller.session
         unit = "HU" if s is not None and s.volume.intensity == "hu" else ""
         self.tool_panel.show_levels((low, high), unit)
@@ -312,7 +230,7 @@ class MainWindow(QMainWindow):
             self.slider.setValue(index)
             self.slider.blockSignals(False)
 
-    def _accept_ai_all(self) -> None:
+    def accept_ai_all(self) -> None:
         """Shift+I: ask first when the AI mask would overwrite slices corrected by hand."""
         overwritten = self.controller.corrected_slices_ai_would_change()
         keep = False
@@ -323,7 +241,7 @@ class MainWindow(QMainWindow):
             keep = answer == KEEP
         self.controller.accept_ai_all(keep_corrected=keep)
 
-    def _pick_threshold(self) -> None:
+    def pick_threshold(self) -> None:
         picked = self.controller.range_under_cursor(self.tool_panel.tolerance.value())
         if picked is None:
             self.statusBar().showMessage("Point at a pixel of the image to pick its intensity range", 6000)
@@ -383,7 +301,7 @@ class MainWindow(QMainWindow):
         if e is not None:
             self.measurements.show_interpolated(e.interpolated_slices, self.controller.current_slice)
 
-    def _fill_recent(self, paths: list) -> None:
+    def fill_recent(self, paths: list) -> None:
         self.recent_menu.clear()
         for p in paths:
             self.recent_menu.addAction(str(p), lambda path=p: self.files.open_path(path))
@@ -394,7 +312,7 @@ class MainWindow(QMainWindow):
         dialog.open()
         return dialog
 
-    def _about(self) -> None:
+    def show_about(self) -> None:
         QMessageBox.about(self, "About heartseg",
                           "heartseg: review and correct AI heart segmentations on CT.\n"
                           "Not a medical device: every mask must be checked by a qualified reader.")
