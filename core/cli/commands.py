@@ -7,13 +7,14 @@ Result paths are printed on stdout, one per line; progress, messages and warning
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from core.atomic import write_csv_atomic
 from core.cli.progress import ProgressBar, sigint_cancels
 from core.errors import Cancelled, HeartsegError
 from core.inference.predictor import Predictor
-from core.io import geometry_warnings, open_scan
+from core.io import geometry_warnings, looks_like_dataset_root, open_scan
 from core.io.common import kaggle_slice_names
 from core.io.dicom_seg import check_dicom_seg_source, seg_output_path, write_dicom_seg
 from core.io.masks import write_image_pngs, write_mask_nifti, write_mask_pngs, write_scan_nifti
@@ -29,13 +30,19 @@ from core.store.dataset import Dataset, is_nifti_dataset, open_dataset, output_n
 from core.store.manifest import verify_dataset
 from core.store.outputs import check_output_path, staged_output
 from core.training.config import TrainConfig
-from core.training.distribute import (exit_with_parent, is_multi_worker, run_as_worker, run_local_workers,
-                                      task_name, training_strategy, worker_argv)
+from core.training.distribute import (
+    exit_with_parent,
+    is_multi_worker,
+    run_as_worker,
+    run_local_workers,
+    task_name,
+    training_strategy,
+    worker_argv,
+)
 from core.types import CancelToken
 from core.versions.evaluation import evaluate_volumes
 from core.versions.evaluation import write_report as write_evaluation
 from core.versions.retrain import RetrainRequest, compare_text, plan_retraining, run_retraining
-
 
 log = logging.getLogger("heartseg")
 
@@ -146,9 +153,12 @@ def _cmd_train(args) -> int:
 
 # --------------------------------------------------------------------------------------------------- predict
 def cmd_predict(args) -> int:
-    """``heartseg predict``: one scan, or each scan of a NIfTI folder / ``imagesTr``-``imagesTs`` dataset."""
+    """``heartseg predict``: one scan, each scan of a NIfTI folder / ``imagesTr``-``imagesTs`` dataset, or each
+    patient of a Kaggle-layout dataset root (``OUT/<patient>/`` gets what ``heartseg predict <patient> --out
+    OUT/<patient>`` writes). Over many scans the next one is read while the model runs on the current one."""
     check_output_path(args.out, [args.scan])
     scan = Path(args.scan)
+    out = Path(args.out)
     if scan.is_dir() and is_nifti_dataset(scan):
         dataset = open_dataset_said("predict", scan)
         names = [output_name(e.pid) for e in dataset.patients]
@@ -156,30 +166,56 @@ def cmd_predict(args) -> int:
             raise HeartsegError("two cases would write outputs of the same name; rename one", scan)
         if getattr(args, "dicom_seg", False):
             raise HeartsegError("--dicom-seg needs a DICOM series; these are NIfTI scans", scan)
-        volumes = ((e.pid, lambda e=e: open_scan(e.path)) for e in dataset.patients)  # images only, no labels
+        # images only, no labels; every case writes beside the others in OUT
+        volumes = [(e.pid, out, lambda e=e: open_scan(e.path)) for e in dataset.patients]
+    elif scan.is_dir() and looks_like_dataset_root(scan):
+        dataset = open_dataset_said("predict", scan)
+        names = [output_name(e.pid) for e in dataset.patients]
+        if len(set(names)) != len(names):
+            raise HeartsegError("two patients would write outputs of the same name; rename one", scan)
+        if getattr(args, "dicom_seg", False) and any(e.kind == "kaggle_patient" for e in dataset.patients):
+            raise HeartsegError("--dicom-seg needs DICOM series; this dataset has PNG patients", scan)
+        volumes = [(e.pid, out / n, lambda e=e: open_scan(e.path)) for e, n in zip(dataset.patients, names)]
+        log.info(f"{len(volumes)} patients -> {out}/<patient>")
     else:
         first = open_scan(scan)  # reads and validates everything before anything is written
         if getattr(args, "dicom_seg", False):
             check_dicom_seg_source(first)  # refused before the model runs and before anything is written
-        volumes = iter([(first.name, lambda: first)])
+        volumes = [(first.name, out, lambda: first)]
     model_path = _model_path(args.model)
     predictor = Predictor(model_path, batch_size=args.batch_size, dtype=args.precision, runtime=args.runtime)
     log.info(f"model {predictor.name} on {predictor.description}")
-    for name, load in volumes:
-        volume = load()
+    for (name, where, _load), volume in zip(volumes, _read_ahead([load for _n, _w, load in volumes])):
         volume.name = name  # a dataset case is named by its case id (``chest``, not ``chest_0000``)
-        _predict_one(args, predictor, volume)
+        _predict_one(args, predictor, volume, where)
     return 0
 
 
-def _predict_one(args, predictor, volume) -> None:
+def _read_ahead(loads: list):
+    """Yield ``load()`` for each of ``loads`` in order, the next one read in a thread while the caller works on
+    the current one (PNG and DICOM decoding release the GIL; the model runs on every core meanwhile). A read
+    that fails raises when its turn comes, after the scans before it were written."""
+    if len(loads) <= 1:
+        for load in loads:
+            yield load()
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="heartseg-read") as pool:
+        pending = pool.submit(loads[0])
+        for k in range(len(loads)):
+            volume = pending.result()
+            if k + 1 < len(loads):
+                pending = pool.submit(loads[k + 1])
+            yield volume
+
+
+def _predict_one(args, predictor, volume, out: Path) -> None:
     warn_geometry("predict", volume)
     postprocess = _postprocess(args)
     collector = UncertaintyCollector(volume.n_slices, postprocess.threshold, keep_maps=False,
                                      min_slice_fraction=postprocess.min_slice_fraction)
     masks = predictor.predict_masks(volume, progress=_progress(), postprocess=postprocess,
                                     on_probabilities=collector.add)
-    out = Path(args.out)
+    out = Path(out)
     lines, shown = [], []  # what to say and print once every output is in place (all-or-nothing per scan)
     with staged_output(out) as stage:
         if volume.kind in ("kaggle_patient", "png_folder"):

@@ -160,3 +160,29 @@ def test_train_cli_ctrl_c_keeps_the_best_model(tmp_path, kaggle_patient):
 
     assert load_model(out / "best_model.keras").input_shape == (None, 64, 64, 3)
     assert (out / "history.png").is_file() and (out / "split.json").is_file()
+
+
+@pytest.mark.slow
+def test_predict_over_a_kaggle_dataset_root_writes_each_patient_as_predicting_it_alone(tmp_path):
+    """A Kaggle-layout root (data/train/<patient>/image): OUT/<patient>/ holds exactly what ``heartseg predict
+    <patient> --out OUT/<patient>`` writes (masks named as the slices, the QC table), the patients read ahead."""
+    import filecmp
+    import shutil
+
+    root = tmp_path / "kaggle"
+    for pid in ("p1", "p2"):
+        shutil.copytree(sample_kaggle_patient(), root / "data" / "train" / pid)
+    several = heartseg("predict", root, "--out", tmp_path / "all", "-q")
+    assert several.returncode == 0, several.stderr
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == ["p1", "p2"]
+    alone = heartseg("predict", root / "data" / "train" / "p2", "--out", tmp_path / "alone" / "p2", "-q")
+    assert alone.returncode == 0, alone.stderr
+    cmp = filecmp.dircmp(tmp_path / "all" / "p2", tmp_path / "alone" / "p2")
+    assert not cmp.left_only and not cmp.right_only and cmp.common_files
+    assert filecmp.cmpfiles(tmp_path / "all" / "p2", tmp_path / "alone" / "p2", cmp.common_files,
+                            shallow=False)[0] == sorted(cmp.common_files)
+    names = sorted(p.name for p in (tmp_path / "all" / "p1").glob("*.png"))
+    assert names == sorted(p.name for p in (sample_kaggle_patient() / "image").glob("*.png"))
+    refused = heartseg("predict", root, "--out", tmp_path / "seg", "--dicom-seg")
+    assert refused.returncode != 0 and "--dicom-seg needs DICOM series" in refused.stderr
+    assert not (tmp_path / "seg").exists()
