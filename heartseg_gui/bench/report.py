@@ -26,6 +26,7 @@ FIGURES = (
     "dicom.uncompressed_s", "dicom.uncompressed_sitk_s", "dicom.uncompressed_ratio", "dicom.uncompressed_hu_max_diff",
     "dicom.jpeg2000_s", "dicom.jpeg2000_sitk_s", "dicom.jpeg2000_ratio", "dicom.jpeg2000_hu_max_diff",
     "planes.crosshair_move_ms", "planes.sagittal_stamp_ms", "planes.samples_with_inference",
+    "many.scans_per_minute", "many.baseline_scans_per_minute", "many.cores_busy", "many.outputs_identical",
 )
 
 

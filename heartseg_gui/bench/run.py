@@ -20,6 +20,8 @@ repeated trials. Sections:
 7. three planes (``heartseg_gui.bench.gui planes``, subprocess): on a 512x512x512 scan (``--quick``: 128
    slices), a crosshair move redrawing all three planes and a brush stamp in the sagittal view, idle and while
    inference runs.
+8. many scans (:mod:`heartseg_gui.bench.many`): ``heartseg predict`` over a dataset root of the shared
+   kaggle_strips patients vs one ``heartseg predict`` process per patient: scans per minute, cores busy.
 
 ``--quick`` shrinks every measurement (fewer slices, repeats and images) but still reports every figure; it is
 what ``tests/gui/test_bench.py`` runs.
@@ -42,7 +44,7 @@ from typing import Sequence
 import numpy as np
 
 from core.atomic import write_text_atomic
-from heartseg_gui.bench import dicom, inference, training
+from heartseg_gui.bench import dicom, inference, many, training
 from heartseg_gui.bench.report import FIGURES, Report, Row, Stat, fmt_ms, fmt_s, synthetic_slice_hu
 
 
@@ -220,7 +222,7 @@ def format_table(report: Report) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- entry point
-SECTIONS = ("inference", "gui", "startup", "training", "memory", "dicom", "planes")
+SECTIONS = ("inference", "gui", "startup", "training", "memory", "dicom", "planes", "many")
 
 
 def run_bench(quick: bool, sections: Sequence[str] = SECTIONS, log=None) -> Report:
@@ -248,6 +250,8 @@ def run_bench(quick: bool, sections: Sequence[str] = SECTIONS, log=None) -> Repo
                 dicom.bench_dicom(report, quick, log)
             elif name == "planes":
                 bench_planes(report, quick)
+            elif name == "many":
+                many.bench_many(report, quick, log)
         except Exception as exc:  # noqa: BLE001 - one failing section must not hide the others
             report.notes.append(f"section {name} failed: {type(exc).__name__}: {exc}")
             log(f"bench: {name} FAILED: {exc}")

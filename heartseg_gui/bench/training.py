@@ -17,7 +17,7 @@ import numpy as np
 from core.model.unet import build_unet
 from core.preprocess import hu_to_stored, kaggle_scale_slice
 from core.training.config import TrainConfig
-from core.training.data import make_dataset, SliceSet
+from core.training.data import SliceSet, make_dataset
 from core.training.loop import compile_model
 from heartseg_gui.bench.report import Report, Row, Stat, synthetic_slice_hu
 

@@ -42,8 +42,11 @@ def test_bench_quick_reports_every_figure(tmp_path):
     assert not bad, {k: report["figures"][k] for k in bad}
     # the printed table names the machine and has a row per section
     assert report["machine"]["cpu"] in r.stdout and "TensorFlow" in r.stdout
-    for section in ("1 inference", "2 window", "3 start-up", "4 training", "5 memory", "6 dicom", "7 planes"):
+    for section in ("1 inference", "2 window", "3 start-up", "4 training", "5 memory", "6 dicom", "7 planes",
+                    "8 many scans"):
         assert section in r.stdout, section
     # the DICOM open reads the same HU as SimpleITK (the speed is not checked here: machines are noisy)
     assert report["figures"]["dicom.uncompressed_hu_max_diff"] == 0
     assert report["figures"]["dicom.jpeg2000_hu_max_diff"] == 0
+    # predicting a dataset root writes what predicting each patient alone writes, byte for byte
+    assert report["figures"]["many.outputs_identical"] == 1
