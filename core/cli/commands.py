@@ -159,24 +159,22 @@ def cmd_predict(args) -> int:
     check_output_path(args.out, [args.scan])
     scan = Path(args.scan)
     out = Path(args.out)
-    if scan.is_dir() and is_nifti_dataset(scan):
+    if scan.is_dir() and (is_nifti_dataset(scan) or looks_like_dataset_root(scan)):
+        nifti = is_nifti_dataset(scan)
         dataset = open_dataset_said("predict", scan)
         names = [output_name(e.pid) for e in dataset.patients]
         if len(set(names)) != len(names):
             raise HeartsegError("two cases would write outputs of the same name; rename one", scan)
-        if getattr(args, "dicom_seg", False):
+        if getattr(args, "dicom_seg", False) and nifti:
             raise HeartsegError("--dicom-seg needs a DICOM series; these are NIfTI scans", scan)
-        # images only, no labels; every case writes beside the others in OUT
-        volumes = [(e.pid, out, lambda e=e: open_scan(e.path)) for e in dataset.patients]
-    elif scan.is_dir() and looks_like_dataset_root(scan):
-        dataset = open_dataset_said("predict", scan)
-        names = [output_name(e.pid) for e in dataset.patients]
-        if len(set(names)) != len(names):
-            raise HeartsegError("two patients would write outputs of the same name; rename one", scan)
         if getattr(args, "dicom_seg", False) and any(e.kind == "kaggle_patient" for e in dataset.patients):
             raise HeartsegError("--dicom-seg needs DICOM series; this dataset has PNG patients", scan)
-        volumes = [(e.pid, out / n, lambda e=e: open_scan(e.path)) for e, n in zip(dataset.patients, names)]
-        log.info(f"{len(volumes)} patients -> {out}/<patient>")
+        # images only, no labels; NIfTI cases write beside each other in OUT, a dataset's patients each into
+        # OUT/<patient>
+        volumes = [(e.pid, out if nifti else out / n, lambda e=e: open_scan(e.path))
+                   for e, n in zip(dataset.patients, names)]
+        if not nifti:
+            log.info(f"{len(volumes)} patients -> {out}/<patient>")
     else:
         first = open_scan(scan)  # reads and validates everything before anything is written
         if getattr(args, "dicom_seg", False):
@@ -215,7 +213,6 @@ def _predict_one(args, predictor, volume, out: Path) -> None:
                                      min_slice_fraction=postprocess.min_slice_fraction)
     masks = predictor.predict_masks(volume, progress=_progress(), postprocess=postprocess,
                                     on_probabilities=collector.add)
-    out = Path(out)
     lines, shown = [], []  # what to say and print once every output is in place (all-or-nothing per scan)
     with staged_output(out) as stage:
         if volume.kind in ("kaggle_patient", "png_folder"):

@@ -119,8 +119,8 @@ class MaskEditor(SliceToolsMixin, InterpolateMixin, ThresholdMixin, CleanupMixin
     def areas_px(self) -> np.ndarray:
         """Number of mask pixels on every slice, ``(n_slices,)`` int64 (counted only where a slice changed)."""
         for i in np.flatnonzero(self._area < 0):
-            self._area[i] = int(np.count_nonzero(self._mask[i]))
-        return np.array(self._area, dtype=np.int64)
+            self.area_px(int(i))
+        return self._area.copy()
 
     def total_voxels(self) -> int:
         """Number of mask voxels in the volume (multiply by ``Volume.voxel_volume_ml()`` for millilitres)."""
