@@ -18,6 +18,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # converted models (core.inference.openvino) go to a throw-away cache, not the user's ~/.cache
 os.environ.setdefault("HEARTSEG_CACHE_DIR", tempfile.mkdtemp(prefix="heartseg-test-cache-"))
+# settings, journals and scan locks of the suite's windows go to a throw-away folder too: never the user's
+# ~/.config or ~/.local/state, and one per pytest process, so two xdist workers that open the same scan (the
+# bundled sample) at once do not find each other's edit lock
+os.environ.setdefault("HEARTSEG_SETTINGS_DIR", tempfile.mkdtemp(prefix="heartseg-test-settings-"))
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HEARTSEG_SHARED", ROOT.parent / "shared")) / "data"
