@@ -2,10 +2,11 @@
 
 The product collects cyclic garbage only in the GUI thread once a job runner exists
 (:func:`heartseg_gui.workers.collect_garbage_in_gui_thread`); collecting after each test as well keeps one test's
-closed windows from being destroyed during a later test, and keeps memory flat over the suite. What survives that
-collection is then frozen (``gc.freeze``): once TensorFlow is loaded a full collection walked its ~400,000 live
-objects every time (0.2-1.2 s a test, ~100 s of the window tests' 500 s); a frozen object is never examined again
-and never collected, so a test's garbage is still collected at its own end.
+closed windows from being destroyed during a later test. What survives that collection is then frozen
+(``gc.freeze``): once TensorFlow is loaded a full collection walked its ~400,000 live objects every time (0.4-1.3 s a
+test late in the run, ~100 s of the window tests' 500 s). A test's own garbage is still collected at its end; a
+frozen object is never examined again and never collected, even if it becomes garbage later (memory, never a
+destruction on the wrong thread).
 """
 
 from __future__ import annotations
