@@ -1,5 +1,6 @@
-"""Pixels of a DICOM CT series: decode every slice (a thread pool; pydicom's decoders release the GIL) and put it
-through the modality LUT into one int16 or float32 Hounsfield volume. Private to :mod:`core.io.dicom`, which reads
+"""Pixels of a DICOM CT series: decode every slice (a thread pool: numpy's copies and the JPEG 2000 decoder,
+imagecodecs through :mod:`core.io._j2k_imagecodecs`, release the GIL) and put it through the modality LUT into
+one int16 or float32 Hounsfield volume. Private to :mod:`core.io.dicom`, which reads
 the headers, orders and checks the slices and calls :func:`_decode_all`.
 """
 
@@ -15,10 +16,25 @@ from pydicom.filereader import read_dataset
 from pydicom.pixels import apply_modality_lut, pixel_array
 
 from core.errors import HeartsegError
+from core.io import _j2k_imagecodecs
 from core.types import Progress, check_cancel, report
 
 #: slices decoded between two progress reports / cancellation checks
 BATCH = 16
+
+#: whether JPEG 2000 slices are decoded by imagecodecs (releases the GIL) before pydicom's own plugins
+J2K_FAST = _j2k_imagecodecs.register()
+
+
+def _decode(ds) -> np.ndarray:
+    """``ds``'s stored values: imagecodecs for JPEG 2000 when it is installed (pydicom's own plugins if it fails
+    on a frame), else pydicom's decoders."""
+    if J2K_FAST and getattr(ds, "file_meta", {}).get("TransferSyntaxUID") in _j2k_imagecodecs.SYNTAXES:
+        try:
+            return pixel_array(ds, decoding_plugin=_j2k_imagecodecs.LABEL)
+        except Exception:  # noqa: BLE001 - an unusual codestream: pydicom's plugins decide, and report
+            pass
+    return pixel_array(ds)  # what ds.pixel_array gives, without caching the array on the header
 
 
 def _hu_dtype(items) -> type:
@@ -97,7 +113,7 @@ def _decode_all(items, offsets, rows: int, cols: int, *, progress, cancel, worke
             if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
                 raise HeartsegError("DICOM file has no pixel data", path)
             try:
-                raw = pixel_array(ds)  # what ds.pixel_array gives, without caching the array on the header
+                raw = _decode(ds)
             except Exception as exc:  # noqa: BLE001 - decoder errors come in many types
                 ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown transfer syntax")
                 msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
@@ -47,9 +46,10 @@ from core.types import CancelToken, ProgressFn, Volume, check_cancel
 warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\..*)?")
 
 _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
-#: Threads for the header pass and for pixel decoding (pydicom's parsing holds the GIL; numpy and some
-#: decoders release it). See docs/BENCHMARKS.md, "Opening a DICOM series".
-HEADER_WORKERS = 4
+#: Threads for pixel decoding (numpy and the JPEG-2000 decoder release the GIL). The header pass runs in one
+#: thread: pydicom's parser holds the GIL, and 2 or 4 threads parsed 300 headers 1.5-2x slower than one on two
+#: cores, warm or cold page cache; the kernel reads the files ahead instead (:func:`_read_ahead`). See
+#: docs/BENCHMARKS.md, "Opening a DICOM series".
 DECODE_WORKERS = max(1, min(8, os.cpu_count() or 1))
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 #: A series whose slice step leaves the slice normal by more than this (degrees) is gantry-tilted.
@@ -74,7 +74,8 @@ def _read_header(path: Path):
 
 def _read_header_at(path: Path):
     """``(header dataset, file offset of the Pixel Data element or None)``, or ``None`` for files that are not
-    DICOM images. One parse of the header: the pixels are read later from the offset (:func:`core.io._dicom_pixels._pixel_dataset`)."""
+    DICOM images. One parse of the header: the pixels are read later from the offset
+    (:func:`core.io._dicom_pixels._pixel_dataset`)."""
     try:
         with open(path, "rb") as fh:
             ds = pydicom.dcmread(fh, stop_before_pixels=True)
@@ -159,9 +160,28 @@ def find_dicom_headers(folder: Path) -> list[tuple[Path, object]]:
 def _scan_headers(folder: Path) -> list[tuple[Path, object, Optional[int]]]:
     """``(path, header dataset, Pixel Data offset or None)`` for every DICOM file directly in ``folder``."""
     files = list_files(folder)
-    with ThreadPoolExecutor(max_workers=HEADER_WORKERS) as pool:
-        headers = list(pool.map(_read_header_at, files))
+    _read_ahead(files)
+    headers = [_read_header_at(p) for p in files]
     return [(p, *h) for p, h in zip(files, headers) if h is not None]
+
+
+def _read_ahead(files: list[Path]) -> None:
+    """Ask the kernel to read ``files`` into the page cache in the background (``posix_fadvise`` WILLNEED; a
+    no-op where the call does not exist), so that the one-thread header pass and the decode pass do not wait on
+    the disk file by file."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    for path in files:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue  # the header pass reports an unreadable file, naming it
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def is_dicom_folder(folder: Path) -> bool:
