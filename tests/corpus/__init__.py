@@ -374,7 +374,7 @@ def dicom_compressed(tmp):
 #: Run before opening, in a subprocess, to make the JPEG 2000 decoders unavailable.
 HIDE_DICOM_DECODERS = (
     "import sys\n"
-    "for m in ('openjpeg', 'pylibjpeg', 'libjpeg', 'rle', 'gdcm', 'python_gdcm', 'PIL', 'PIL.Image'):\n"
+    "for m in ('openjpeg', 'pylibjpeg', 'libjpeg', 'rle', 'gdcm', 'python_gdcm', 'PIL', 'PIL.Image', 'imagecodecs'):\n"
     "    sys.modules[m] = None\n"
 )
 
