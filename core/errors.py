@@ -31,5 +31,15 @@ class LabelChoiceNeeded(HeartsegError):
         self.counts = dict(counts or {})
 
 
+class SeriesChoiceNeeded(HeartsegError):
+    """A DICOM folder holds several series and none was named: ``series`` lists ``(SeriesInstanceUID, "SeriesNumber
+    SeriesDescription", file count)`` each, so a caller can ask which one to open (the window's series picker) and
+    read the folder again with it (:func:`core.io.dicom.read_dicom_series` ``series_uid``)."""
+
+    def __init__(self, message: str, path: str | Path | None = None, series: list | None = None):
+        super().__init__(message, path)
+        self.series = list(series or [])
+
+
 class Cancelled(Exception):
     """Raised inside a core job when its :class:`~core.types.CancelToken` was set."""

@@ -142,6 +142,26 @@ class Progress:
 ProgressFn = Callable[[Progress], None]
 
 
+@dataclass(frozen=True)
+class SlicePreview:
+    """One slice of a scan still being read, to show at once (progressive loading of a DICOM series).
+
+    ``image`` is slice ``index`` of ``n_slices`` exactly as :attr:`Volume.voxels` will hold it (same values,
+    dtype and in-plane orientation); ``pixel_aspect`` is the display width / height of one pixel (column spacing /
+    row spacing). A preview is display only: the scan is not open until the whole :class:`Volume` is returned.
+    """
+
+    name: str
+    index: int
+    n_slices: int
+    image: np.ndarray
+    intensity: str
+    pixel_aspect: float = 1.0
+
+
+PreviewFn = Callable[[SlicePreview], None]
+
+
 class CancelToken:
     """Thread-safe cancellation flag checked by core jobs once per slice batch / training batch."""
 

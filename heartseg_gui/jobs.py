@@ -99,15 +99,16 @@ def copy_volume(volume: Volume) -> Volume:
 
 
 def open_scan_job(path: Path, mask_path: Optional[Path] = None, label: Optional[int] = None):
+    """Open a scan; a DICOM series yields a :class:`core.types.SlicePreview` of its middle slice first."""
     def run(*, progress, cancel, yielded):
-        return open_scan(path, mask_path, progress=progress, cancel=cancel, label=label)
+        return open_scan(path, mask_path, progress=progress, cancel=cancel, label=label, preview=yielded)
 
     return run
 
 
 def load_patient_job(dataset, patient_id: str):
     def run(*, progress, cancel, yielded):
-        return dataset.load(patient_id, progress=progress, cancel=cancel)
+        return dataset.load(patient_id, progress=progress, cancel=cancel, preview=yielded)
 
     return run
 

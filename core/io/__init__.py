@@ -35,7 +35,7 @@ from core.io.dicom_seg import is_dicom_seg_path, read_dicom_seg
 from core.io.kaggle import is_kaggle_patient, read_kaggle_patient, read_mask_folder, read_png_folder
 from core.io.masks import read_mask_png, write_mask_nifti, write_mask_png, write_mask_pngs, write_scan_nifti
 from core.io.nifti import is_nifti_path, read_nifti, read_nifti_mask
-from core.types import CancelToken, ProgressFn, Volume, as_path
+from core.types import CancelToken, PreviewFn, ProgressFn, Volume, as_path
 
 __all__ = ["open_scan", "MAX_SLICE_SIDE", "MAX_TOTAL_VOXELS", "read_mask_png", "write_mask_png",
            "write_mask_pngs", "write_mask_nifti", "write_scan_nifti", "read_nifti_mask", "looks_like_dataset_root",
@@ -86,13 +86,14 @@ def looks_like_dataset_root(folder: Path) -> bool:
 
 def open_scan(path: str | Path, mask_path: str | Path | None = None, *,
               progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
-              label: Optional[int] = None) -> Volume:
+              label: Optional[int] = None, preview: Optional[PreviewFn] = None) -> Volume:
     """Open one scan (see the module docstring for what ``path`` may be) -> :class:`~core.types.Volume`.
 
     ``voxels`` is ``(n_slices, rows, cols)`` with slice 0 the most superior slice, rows anterior -> posterior,
     columns patient right -> left. ``progress`` receives :class:`~core.types.Progress` per batch of slices;
     ``cancel`` is checked per batch (raises :class:`~core.errors.Cancelled`). ``label``: which label of a NIfTI
-    label-map mask is the heart (default: the only one; several are refused naming them).
+    label-map mask is the heart (default: the only one; several are refused naming them). ``preview``: for a DICOM
+    series, called with the middle slice as soon as it is decoded (:func:`core.io.dicom.read_dicom_series`).
     """
     path = as_path(path)
     mask_path = None if mask_path is None else as_path(mask_path)
@@ -118,9 +119,10 @@ def open_scan(path: str | Path, mask_path: str | Path | None = None, *,
     elif list_files(path, (".png",)):
         vol = read_png_folder(path, progress=progress, cancel=cancel)
     elif is_dicom_folder(path):
-        vol = read_dicom_series(path, progress=progress, cancel=cancel)
+        vol = read_dicom_series(path, progress=progress, cancel=cancel, preview=preview)
     elif _single_subfolder(path) is not None:  # Kaggle test patient: <pid>/<series folder>/*.dcm
-        return open_scan(_single_subfolder(path), mask_path, progress=progress, cancel=cancel, label=label)
+        return open_scan(_single_subfolder(path), mask_path, progress=progress, cancel=cancel, label=label,
+                         preview=preview)
     elif looks_like_dataset_root(path):
         raise HeartsegError("this is a dataset folder holding many patients; open it as a dataset "
                             "(core.store.dataset.open_dataset / File > Open dataset) or pick one patient folder", path)

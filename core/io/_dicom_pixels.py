@@ -101,7 +101,10 @@ def _to_hu(raw: np.ndarray, ds, out: np.ndarray) -> None:
         out[...] = np.clip(np.rint(hu), -32768, 32767) if out.dtype == np.int16 else hu
 
 
-def _decode_all(items, offsets, rows: int, cols: int, *, progress, cancel, workers: int) -> np.ndarray:
+def _decode_all(items, offsets, rows: int, cols: int, *, progress, cancel, workers: int,
+                first: Optional[int] = None, on_first=None) -> np.ndarray:
+    """Every slice's HU values, ``(n, rows, cols)``. ``first``: the slice decoded before the others, in this
+    thread, and handed to ``on_first(slice)`` at once (the slice in view, shown while the rest decodes)."""
     n = len(items)
     dtype = _hu_dtype(items)
     out = np.empty((n, rows, cols), dtype=dtype)
@@ -130,10 +133,16 @@ def _decode_all(items, offsets, rows: int, cols: int, *, progress, cancel, worke
                     if keyword in ds:
                         del ds[keyword]
 
+    rest = range(n)
+    if first is not None:
+        decode(first)
+        if on_first is not None:
+            on_first(out[first])
+        rest = [i for i in range(n) if i != first]
     if workers <= 1:
         for start in range(0, n, BATCH):
             check_cancel(cancel)
-            for i in range(start, min(n, start + BATCH)):
+            for i in rest[start:start + BATCH]:
                 decode(i)
             done = min(n, start + BATCH)
             report(progress, Progress("read", done, n, f"decoded {done}/{n} DICOM slices"))
@@ -141,7 +150,7 @@ def _decode_all(items, offsets, rows: int, cols: int, *, progress, cancel, worke
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for start in range(0, n, BATCH):
             check_cancel(cancel)
-            list(pool.map(decode, range(start, min(n, start + BATCH))))
+            list(pool.map(decode, rest[start:start + BATCH]))
             done = min(n, start + BATCH)
             report(progress, Progress("read", done, n, f"decoded {done}/{n} DICOM slices"))
     return out

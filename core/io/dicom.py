@@ -35,7 +35,7 @@ import nibabel as nib
 import numpy as np
 from pydicom.pixels import get_decoder
 
-from core.errors import HeartsegError
+from core.errors import HeartsegError, SeriesChoiceNeeded
 from core.io._dicom_headers import (
     _SERIES_KEYS,
     _check_header,
@@ -45,7 +45,7 @@ from core.io._dicom_headers import (
 )
 from core.io._dicom_pixels import _decode_all
 from core.io.common import SourceGrid, check_slice_size, check_total_voxels, fill_nonfinite
-from core.types import CancelToken, ProgressFn, Volume, check_cancel
+from core.types import CancelToken, PreviewFn, ProgressFn, SlicePreview, Volume, check_cancel
 
 # pydicom warns (on stderr) about damaged files it still parses; heartseg reports its own one-line errors instead
 warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\..*)?")
@@ -94,8 +94,12 @@ def _check_decodable(ds, path: Path) -> None:
 def list_dicom_series(folder: Path) -> list[tuple[str, str, int]]:
     """The DICOM series in ``folder``: ``(SeriesInstanceUID, "SeriesNumber SeriesDescription", file count)`` each,
     in the order their first file is met ("" for a missing UID). Reads headers only."""
+    return _series_list(_series_groups(find_dicom_headers(folder)))
+
+
+def _series_list(groups: dict) -> list[tuple[str, str, int]]:
     out = []
-    for uid, members in _series_groups(find_dicom_headers(folder)).items():
+    for uid, members in groups.items():
         ds = members[0][1]
         label = " ".join(str(v) for v in (ds.get("SeriesNumber", ""), ds.get("SeriesDescription", "")) if v != "")
         out.append((uid, label.strip(), len(members)))
@@ -104,14 +108,17 @@ def list_dicom_series(folder: Path) -> list[tuple[str, str, int]]:
 
 def read_dicom_series(folder: Path, *, progress: Optional[ProgressFn] = None,
                       cancel: Optional[CancelToken] = None, series_uid: Optional[str] = None,
-                      workers: Optional[int] = None) -> Volume:
+                      workers: Optional[int] = None, preview: Optional[PreviewFn] = None) -> Volume:
     """Read the one DICOM series in ``folder`` (or, with ``series_uid``, that one of several; see
-    :func:`list_dicom_series`).
+    :func:`list_dicom_series`; several series and no ``series_uid``: :class:`~core.errors.SeriesChoiceNeeded`).
 
     Returns a :class:`Volume`: ``voxels`` ``(n_slices, rows, cols)`` int16 or float32 HU, slice 0 most superior;
     ``spacing`` ``(slice, row, col)`` mm; ``affine`` ``(col, row, slice) -> RAS`` mm; ``kind="dicom"``,
     ``intensity="hu"``; ``metadata`` with SeriesInstanceUID, PatientID, SeriesDescription where present.
     ``workers``: threads decoding pixel data (default :data:`DECODE_WORKERS`; 1 decodes in this thread).
+    ``preview``: called once, from this thread, with the middle slice (the one the window shows first) as a
+    :class:`~core.types.SlicePreview`, as soon as the headers are checked and that one slice is decoded, before the
+    others are.
     """
     scanned = _scan_headers(folder)
     pixel_offsets = {p: off for p, _, off in scanned}
@@ -128,8 +135,8 @@ def read_dicom_series(folder: Path, *, progress: Optional[ProgressFn] = None,
         groups = {series_uid: items}
     if len(groups) > 1:
         desc = "; ".join(f"{uid or '(no SeriesInstanceUID)'}: {len(v)} files" for uid, v in groups.items())
-        raise HeartsegError(f"holds {len(groups)} DICOM series ({desc}); put each series in its own folder",
-                            folder)
+        raise SeriesChoiceNeeded(f"holds {len(groups)} DICOM series ({desc}); put each series in its own folder",
+                                 folder, _series_list(groups))
     check_cancel(cancel)
     first_path, first = items[0]
     for path, ds in items:
@@ -200,25 +207,36 @@ def read_dicom_series(folder: Path, *, progress: Optional[ProgressFn] = None,
         d_row = d_col = 1.0
         metadata["pixel_spacing_missing"] = True
 
+    axial_ish = abs(normal[2]) > max(abs(normal[0]), abs(normal[1]))
+    flip_cols = axial_ish and np.argmax(np.abs(row_dir)) == 0 and row_dir[0] < 0
+    flip_rows = axial_ish and np.argmax(np.abs(col_dir)) == 1 and col_dir[1] < 0
+
+    def show_first(image: np.ndarray) -> None:
+        image = image[::-1 if flip_rows else 1, ::-1 if flip_cols else 1]
+        if image.dtype.kind == "f" and not np.isfinite(image).all():  # as fill_nonfinite will (the lowest value)
+            finite = image[np.isfinite(image)]
+            image = np.where(np.isfinite(image), image, finite.min() if finite.size else 0.0).astype(image.dtype)
+        preview(SlicePreview(folder.name, n // 2, n, np.ascontiguousarray(image), "hu", d_col / d_row))
+
     voxels = _decode_all(items, pixel_offsets, rows, cols, progress=progress, cancel=cancel,
-                         workers=DECODE_WORKERS if workers is None else workers)
+                         workers=DECODE_WORKERS if workers is None else workers,
+                         first=n // 2 if preview is not None else None, on_first=show_first)
     filled, fill_value = fill_nonfinite(voxels, folder)  # float pixel data: NaN / inf -> the lowest value
     if filled:
         metadata["nonfinite_voxels"], metadata["nonfinite_fill"] = filled, fill_value
 
     origin = positions[0].copy()
     flipped = []
-    if abs(normal[2]) > max(abs(normal[0]), abs(normal[1])):  # axial-ish: bring to display convention
-        if np.argmax(np.abs(row_dir)) == 0 and row_dir[0] < 0:
-            voxels = voxels[:, :, ::-1]
-            origin = origin + (cols - 1) * d_col * row_dir
-            row_dir = -row_dir
-            flipped.append("columns")
-        if np.argmax(np.abs(col_dir)) == 1 and col_dir[1] < 0:
-            voxels = voxels[:, ::-1, :]
-            origin = origin + (rows - 1) * d_row * col_dir
-            col_dir = -col_dir
-            flipped.append("rows")
+    if flip_cols:  # axial-ish: bring to display convention
+        voxels = voxels[:, :, ::-1]
+        origin = origin + (cols - 1) * d_col * row_dir
+        row_dir = -row_dir
+        flipped.append("columns")
+    if flip_rows:
+        voxels = voxels[:, ::-1, :]
+        origin = origin + (rows - 1) * d_row * col_dir
+        col_dir = -col_dir
+        flipped.append("rows")
     if flipped:
         metadata["flipped"] = flipped
     lps = np.eye(4)

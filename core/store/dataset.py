@@ -53,7 +53,7 @@ from core.store.writeback import (  # noqa: F401
     write_review,
 )
 from core.store.writeback import save_masks as _save_masks_in
-from core.types import CancelToken, ProgressFn, Volume, as_path
+from core.types import CancelToken, PreviewFn, ProgressFn, Volume, as_path
 
 #: Suggested loss weight for slices a clinician corrected (training decides whether to use it).
 CORRECTED_WEIGHT_HINT = 2.0
@@ -96,16 +96,17 @@ class Dataset:
         return [p.pid for p in self.patients]
 
     def load(self, pid: str, *, progress: Optional[ProgressFn] = None,
-             cancel: Optional[CancelToken] = None, label: Optional[int] = None) -> Volume:
+             cancel: Optional[CancelToken] = None, label: Optional[int] = None,
+             preview: Optional[PreviewFn] = None) -> Volume:
         """The patient's scan (with its masks when it has any) via :func:`core.io.open_scan`; an interrupted save
         or restore is finished first (:func:`core.store.writeback.recover_patient`). ``label``: which label of a
-        NIfTI label map is the heart (NIfTI datasets)."""
+        NIfTI label map is the heart (NIfTI datasets); ``preview``: as :func:`core.io.open_scan` (DICOM series)."""
         entry = self.entry(pid)
         if entry.kind == "kaggle_patient":
             recover_patient(entry.path)
         if entry.kind == "nifti":
             return open_scan(entry.path, entry.mask_path, progress=progress, cancel=cancel, label=label)
-        return open_scan(entry.path, progress=progress, cancel=cancel)
+        return open_scan(entry.path, progress=progress, cancel=cancel, preview=preview)
 
     def review_states(self, pid: str) -> dict[str, str]:
         entry = self.entry(pid)

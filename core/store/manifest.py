@@ -17,8 +17,8 @@ from typing import Optional
 
 from core.atomic import file_sha256
 from core.errors import HeartsegError
-from core.store.layout import STATE_DIR
 from core.resources import kaggle_manifest_path
+from core.store.layout import STATE_DIR
 from core.types import CancelToken, Progress, ProgressFn, as_path, check_cancel, report
 
 _CHUNK = 1 << 20

@@ -17,6 +17,8 @@
   AI and dataset layers, then a synchronous repaint of the three views), and a brush stamp in the sagittal view
   (one ``strokeMoved`` through ``MaskEditor.plane_stroke_to`` and the region-only repaint of every plane), idle and
   then with the bundled model predicting in the background; prints the p95s.
+* ``firstimage``: a fresh window opens the DICOM series ``--scan`` (progressive loading, issue 17): when its
+  middle slice is painted, when the whole series is open, when the AI overlay of that slice is (:func:`first_image`).
 * ``memory``: opens ``--scan`` through the window's own open-scan job, delivers an AI prediction batch by batch as
   the prediction job does (no TensorFlow: this measures the window's data, not the model's), accepts it
   (one undo step) and paints 99 brush strokes (99 more), then reports the peak RSS (``VmHWM``).
@@ -257,6 +259,43 @@ def startup(quick: bool) -> dict:
             "tf_loaded_at_overlay": "tensorflow" in sys.modules}
 
 
+# --------------------------------------------------------------------------------------------- first image
+def first_image(scan: Path) -> dict:
+    """A fresh window (no scan open, the bundled model) opens the DICOM series ``scan``: wall-clock times when the
+    window is shown, when the open starts, when the preview of the slice in view has been painted, when the whole
+    series is open and painted, and when the AI overlay of that slice has arrived and been painted."""
+    app = _application()
+    window = create_window(None, sample_when_empty=False)
+    window.files.has_unsaved = lambda: False
+    window.prompts.quiet = True
+    app.processEvents()
+    window.repaint()
+    t_shown = time.time()
+    c = window.controller
+    marks: dict = {}
+
+    def on_preview(_preview) -> None:  # connected after the viewer's slot: the preview is in the view
+        window.slice_view.viewport().repaint()
+        marks.setdefault("t_first_image", time.time())
+
+    c.previewReady.connect(on_preview)
+    t_open = time.time()
+    if not window.files.open_path(scan, ask=False):
+        raise RuntimeError(f"the window refused to open {scan}")
+    if not _wait(app, lambda: c.session is not None, 600):
+        raise RuntimeError("the scan did not open")
+    window.slice_view.viewport().repaint()
+    t_open_done = time.time()
+    ok = _wait(app, lambda: bool(c.session.ai_done[c.current_slice])
+               and window.slice_view.layers["ai"].mask is not None, 600)
+    window.slice_view.viewport().repaint()
+    t_overlay = time.time()
+    c.shutdown()
+    return {"t_shown": t_shown, "t_open": t_open, "t_first_image": marks.get("t_first_image", float("nan")),
+            "t_open_done": t_open_done, "t_overlay": t_overlay if ok else float("nan"),
+            "n_slices": int(c.session.n_slices)}
+
+
 # --------------------------------------------------------------------------------------------- memory
 def peak_rss_bytes() -> int:
     """This process's peak resident memory since it started: ``VmHWM`` from /proc (Linux).
@@ -337,7 +376,7 @@ def memory(quick: bool, scan: Path) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m heartseg_gui.bench.gui")
-    p.add_argument("mode", choices=["interactive", "startup", "memory", "planes"])
+    p.add_argument("mode", choices=["interactive", "startup", "memory", "planes", "firstimage"])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--scan", type=Path, default=None)
@@ -348,6 +387,8 @@ def main(argv=None) -> int:
         result = startup(args.quick)
     elif args.mode == "planes":
         result = planes(args.quick)
+    elif args.mode == "firstimage":
+        result = first_image(args.scan)
     else:
         result = memory(args.quick, args.scan)
     args.out.write_text(json.dumps(result))

@@ -16,7 +16,7 @@ from typing import Optional
 
 from PySide6.QtCore import QObject, Signal
 
-from core.errors import HeartsegError, LabelChoiceNeeded
+from core.errors import HeartsegError, LabelChoiceNeeded, SeriesChoiceNeeded
 from core.io.dicom import read_dicom_series
 from core.review.uncertainty import review_order
 from core.store.dataset import Dataset, open_dataset
@@ -48,7 +48,11 @@ class Controller(EditingIntents, ModelJobs, QObject):
     jobFinished = Signal(str, str, str)        # kind, outcome (returned/errored/cancelled), message
     errorOccurred = Signal(str, str)           # title, one-line message
     labelNeeded = Signal(object, object, object)  # scan path, mask path, labels: the mask opened is a label map
+    seriesNeeded = Signal(object, object, object)  # folder, mask path, series: the folder holds several DICOM series
     statusMessage = Signal(str)
+    #: a :class:`core.types.SlicePreview`: the middle slice of a DICOM series still being read, shown at once while
+    #: no scan is open (display only; a scan that is open stays on screen until the new one has been read)
+    previewReady = Signal(object)
 
     #: a single visit counts at most this long (a window left open overnight is not review time)
     MAX_VISIT_SECONDS = 300.0
@@ -84,7 +88,8 @@ class Controller(EditingIntents, ModelJobs, QObject):
         """Read a scan in the background (Kaggle patient folder, PNG folder, DICOM series folder, NIfTI file);
         ``series_uid``: which series of a DICOM folder holding several (:func:`core.io.dicom.list_dicom_series`);
         ``label``: which label of a label-map mask is the heart (a mask of several labels opened without one emits
-        :attr:`labelNeeded` instead of an error)."""
+        :attr:`labelNeeded` instead of an error; a folder of several series opened without ``series_uid`` emits
+        :attr:`seriesNeeded`: the headers are read once, in the job, never on the window's thread)."""
         path = Path(path)
         self._bump()
         self.cancel_job(PREDICT)
@@ -94,14 +99,20 @@ class Controller(EditingIntents, ModelJobs, QObject):
         self._pending_mask = None if mask_path is None else Path(mask_path)
         if series_uid is not None:
             def job(*, progress, cancel, yielded):
-                return read_dicom_series(path, progress=progress, cancel=cancel, series_uid=series_uid)
+                return read_dicom_series(path, progress=progress, cancel=cancel, series_uid=series_uid,
+                                         preview=yielded)
         else:
             job = jobs.open_scan_job(path, self._pending_mask, label)
-        return self._start(LOAD, "open scan", job, f"Opening {path.name}…", on_error=self._ask_label)
+        return self._start(LOAD, "open scan", job, f"Opening {path.name}…", on_error=self._ask_choice)
 
-    def _ask_label(self, exc: BaseException) -> bool:
-        """The mask opened with a scan is a label map of several labels: ask (:attr:`labelNeeded`) rather than
-        fail; the answer opens it again with that label."""
+    def _ask_choice(self, exc: BaseException) -> bool:
+        """The mask opened with a scan is a label map of several labels (:attr:`labelNeeded`), or the folder holds
+        several DICOM series (:attr:`seriesNeeded`): ask rather than fail; the answer opens it again with that label
+        or series."""
+        if isinstance(exc, SeriesChoiceNeeded) and exc.series:
+            self.jobFinished.emit(LOAD, "cancelled", "Which series of the folder?")
+            self.seriesNeeded.emit(exc.path, self._pending_mask, exc.series)
+            return True
         if not (isinstance(exc, LabelChoiceNeeded) and self._pending_mask is not None):
             return False
         self.jobFinished.emit(LOAD, "cancelled", "Which label of the mask is the heart?")

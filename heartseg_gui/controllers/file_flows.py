@@ -17,7 +17,6 @@ from PySide6.QtWidgets import QApplication
 from core.errors import HeartsegError
 from core.io import looks_like_dataset_root, write_mask_nifti, write_mask_pngs
 from core.io.common import kaggle_slice_names
-from core.io.dicom import is_dicom_folder, list_dicom_series
 from core.io.kaggle import is_kaggle_patient
 from core.store.dataset import add_patient, sanitize_pid, save_masks
 from core.store.outputs import check_output_path, staged_output
@@ -51,6 +50,7 @@ class FileFlows(QObject):
         #: True when saved (set by :func:`heartseg_gui.controllers.interop.install_interop`)
         self.save_nifti = None
         controller.labelNeeded.connect(self._ask_label)
+        controller.seriesNeeded.connect(self._ask_series)
 
     # --- unsaved edits ---------------------------------------------------------------------------------------
     def has_unsaved(self) -> bool:
@@ -85,13 +85,10 @@ class FileFlows(QObject):
                 pids = self.c.dataset.pids
                 if pids:
                     self.c.open_patient(pids[0])
-            else:
-                series = self._pick_series(path)
-                if series is False:
-                    return False
+            else:  # a folder of several DICOM series: the job asks which one (seriesNeeded -> _ask_series)
                 # the dataset closes only once the scan has opened
                 self.requested = (path, None if mask_path is None else Path(mask_path))
-                self.c.open_scan(path, mask_path, series_uid=series)
+                self.c.open_scan(path, mask_path)
         except HeartsegError as exc:
             self.prompts.error("Could not open", str(exc))
             return False
@@ -109,17 +106,17 @@ class FileFlows(QObject):
         self.requested = (path, mask_path)
         self.c.open_scan(path, mask_path, label=label)
 
-    def _pick_series(self, path: Path):
-        """For a folder holding several DICOM series: the UID the user picks (False: cancelled); None otherwise."""
-        if not path.is_dir() or not is_dicom_folder(path):
-            return None
-        series = list_dicom_series(path)
-        if len(series) < 2:
-            return None
+    def _ask_series(self, folder: Path, mask_path: Optional[Path], series: list) -> None:
+        """The folder opened holds several DICOM series (found by the open job's header pass): the user picks one
+        and it opens; cancelled, nothing changes (the scan that was open stays open)."""
         labels = [f"{label or '(no description)'} — {n} files — {uid or '(no SeriesInstanceUID)'}"
                   for uid, label, n in series]
-        k = self.prompts.choose_series(str(path), labels)
-        return False if k is None else series[k][0]
+        k = self.prompts.choose_series(str(folder), labels)
+        if k is None:
+            self.c.statusMessage.emit(f"Not opened: no series of {Path(folder).name} chosen")
+            return
+        self.requested = (folder, mask_path)
+        self.c.open_scan(folder, mask_path, series_uid=series[k][0])
 
     def open_scan_dialog(self) -> None:
         # a scan is a file (NIfTI, or one DICOM / PNG slice of a series) or a folder (Kaggle patient, DICOM series,

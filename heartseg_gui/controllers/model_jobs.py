@@ -64,7 +64,8 @@ class ModelJobs:
         self.runner.start(
             job,
             progress=lambda item: self._on_progress(kind, job, item),
-            yielded=(lambda batch: self._on_prediction_batch(job, batch)) if kind == PREDICT else None,
+            yielded=(lambda batch: self._on_prediction_batch(job, batch)) if kind == PREDICT
+            else lambda preview: self._on_load_preview(job, preview),
             returned=lambda result: on_returned(job, result),
             errored=lambda exc: self._on_errored(kind, job, exc, on_error),
             aborted=lambda: self._on_cancelled(kind, job),
@@ -75,6 +76,12 @@ class ModelJobs:
     def _on_progress(self, kind: str, job: Job, item) -> None:
         if self._current(kind, job):
             self.jobProgress.emit(kind, item)
+
+    def _on_load_preview(self, job: Job, preview) -> None:
+        """The first slice of a series being opened: shown only while no scan is open (an open scan stays on
+        screen and editable until the new one has been read, so a failed open changes nothing)."""
+        if self._current(LOAD, job) and self.session is None:
+            self.previewReady.emit(preview)
 
     def _on_errored(self, kind: str, job: Job, exc: BaseException, on_error=None) -> None:
         if self._current(kind, job):

@@ -14,7 +14,7 @@ from typing import Optional
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from heartseg_gui import display
-from heartseg_gui.controllers.controller import Controller
+from heartseg_gui.controllers.controller import LOAD, Controller
 from heartseg_gui.controllers.editing import NOT_REVIEWED
 from heartseg_gui.display import PRESETS, WindowPreset
 
@@ -45,6 +45,8 @@ class Viewer(QObject):
         controller.maskChanged.connect(self.on_mask_changed)
         controller.predictionChanged.connect(self.on_prediction)
         controller.reviewChanged.connect(self._schedule_measurements)
+        controller.previewReady.connect(self.show_preview)
+        controller.jobFinished.connect(self._on_job_finished)
         slice_view.hovered.connect(self.on_hover)
         compare_view.hovered.connect(self.on_hover)
         slice_view.windowLevelDragged.connect(self.drag_levels)
@@ -71,6 +73,25 @@ class Viewer(QObject):
         if self.planes is not None:
             self.planes.on_session()
         self.levelsChanged.emit(*self.levels)
+
+    def show_preview(self, preview) -> None:
+        """The middle slice of a DICOM series still being read (:class:`core.types.SlicePreview`), while no scan
+        is open: image only, in the levels the scan will open with; :meth:`on_session` replaces it."""
+        if self.c.session is not None:
+            return
+        image = preview.image
+        self.levels = display.default_levels(preview.intensity, (float(image.min()), float(image.max())))
+        self.view.set_pixel_aspect(preview.pixel_aspect)
+        self.view.set_image(image, self.levels)
+        self.view.reset_zoom()
+        self.levelsChanged.emit(*self.levels)
+        self.sliceText.emit(f"Slice {preview.index + 1} / {preview.n_slices}  ({preview.name}: preview, reading "
+                            "the other slices…)")
+
+    def _on_job_finished(self, kind: str, outcome: str, _message: str) -> None:
+        if kind == LOAD and outcome != "returned" and self.c.session is None:  # a preview of an open that failed
+            self.view.clear()
+            self.sliceText.emit("")
 
     def preset_applies(self, preset: WindowPreset) -> bool:
         s = self.c.session

@@ -104,7 +104,8 @@ def test_bad_scan_shows_a_dialog_and_changes_nothing(qtbot, window, case, tmp_pa
         asked = []
         window.prompts.choose_series = lambda folder, series: asked.append(series)  # returns None: cancelled
         n = len(window.prompts.errors)
-        assert window.files.open_path(built.path, ask=False) is False
+        assert window.files.open_path(built.path, ask=False)  # the open job asks (after its header pass)
+        qtbot.waitUntil(lambda: bool(asked) and not window.controller.is_busy(), timeout=WAIT_MS)
         assert len(asked) == 1 and len(asked[0]) == 2 and len(window.prompts.errors) == n
     else:
         _open_bad_scan(qtbot, window, built)

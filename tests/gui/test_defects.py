@@ -325,8 +325,10 @@ def test_folder_with_two_series_offers_a_picker(qtbot, tmp_path, settings_dir, a
     w = _no_model_window(qtbot, root)
     offered = []
     w.prompts.choose_series = lambda where, labels: offered.append(labels) or None       # cancelled
-    assert w.files.open_path(folder, ask=False) is False
-    assert len(offered[0]) == 2 and any("second series" in label for label in offered[0])
+    assert w.files.open_path(folder, ask=False)  # the open job reads the headers and asks (never the GUI thread)
+    qtbot.waitUntil(lambda: bool(offered) and not w.controller.is_busy(), timeout=60_000)
+    assert len(offered) == 1 and len(offered[0]) == 2 and any("second series" in label for label in offered[0])
+    assert not w.prompts.errors
     assert w.controller.dataset is not None and w.controller.patient_id == "p1"          # nothing changed
     w.prompts.choose_series = lambda where, labels: [i for i, t in enumerate(labels) if "second series" in t][0]
     assert w.files.open_path(folder, ask=False)
