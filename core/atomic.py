@@ -30,6 +30,11 @@ def file_sha256(path: str | Path, cancel: CancelToken | None = None) -> str:
     return digest.hexdigest()
 
 
+def sha256_bytes(data: bytes) -> str:
+    """SHA-256 of ``data`` in memory, lower-case hex (:func:`file_sha256` of a file with these bytes)."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def now_iso() -> str:
     """The current UTC time to the second, ISO 8601 (``2026-12-01T22:50:34+00:00``): every record's stamp."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -19,6 +19,7 @@ import core
 from core.cli.commands import cmd_evaluate, cmd_predict, cmd_report, cmd_train, cmd_verify
 from core.errors import Cancelled, HeartsegError
 from core.io.common import one_line
+from core.store.dataset import VAL_FRACTION
 from core.training.config import TrainConfig
 from core.training.distribute import WORKER_FLAG
 
@@ -50,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--patients", default=None,
                    help="comma-separated patient ids to use, validation ones included (default: all with masks)")
     t.add_argument("--val-patients", default=None, help="comma-separated patient ids held out for validation")
-    t.add_argument("--val-fraction", type=float, default=0.2)
+    t.add_argument("--val-fraction", type=float, default=VAL_FRACTION)
     t.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     t.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="the global batch")
     t.add_argument("--image-size", type=int, default=None,

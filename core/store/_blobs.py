@@ -4,21 +4,14 @@ permissions for whatever heartseg creates (never ``mkdtemp``'s ``0700``)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import stat
 from pathlib import Path
 
-from core.atomic import write_bytes_atomic
+from core.atomic import file_sha256, write_bytes_atomic
 from core.io.kaggle import MASK_DIR
-from core.store.layout import state_dir
-
-BLOBS_DIR = "blobs"
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+from core.store.layout import BLOBS_DIR, state_dir
 
 
 def _blobs_dir(patient_dir: Path) -> Path:
@@ -59,7 +52,7 @@ def _put_blob(patient_dir: Path, data: bytes, digest: str, mode: int | None = No
     _mkdir_like(blobs, _dir_mode(patient_dir))
     blob = blobs / f"{digest}.png"
     try:
-        if blob.is_file() and _sha(blob.read_bytes()) == digest:
+        if blob.is_file() and file_sha256(blob) == digest:
             return blob
     except OSError:
         pass

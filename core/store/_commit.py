@@ -19,11 +19,11 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from core.atomic import _fsync_dir, now_iso, write_many_atomic, write_text_atomic
+from core.atomic import _fsync_dir, file_sha256, now_iso, sha256_bytes, write_many_atomic, write_text_atomic
 from core.errors import HeartsegError
 from core.io.common import read_bytes
 from core.io.kaggle import MASK_DIR
-from core.store._blobs import BLOBS_DIR, _blobs_dir, _sha
+from core.store._blobs import BLOBS_DIR, _blobs_dir
 from core.store.layout import lock_path, state_dir, versions_dir
 from core.store.locking import is_stale, read_lock
 
@@ -72,12 +72,12 @@ def _apply(patient_dir: Path, files: Mapping[str, str], remove: Sequence[str]) -
     for name, digest in files.items():
         target = mask_dir / name
         try:
-            if target.is_file() and _sha(target.read_bytes()) == digest:
+            if target.is_file() and file_sha256(target) == digest:
                 continue
         except OSError:
             pass
         data = read_bytes(blobs / f"{digest}.png")
-        if _sha(data) != digest:
+        if sha256_bytes(data) != digest:
             raise HeartsegError("a stored mask version is damaged (its content does not match its name)",
                                 blobs / f"{digest}.png")
         items.append((target, data))

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from core.atomic import _fsync_dir
+from core.atomic import _fsync_dir, sha256_bytes
 from core.errors import HeartsegError
 from core.io.common import list_dirs, list_files, read_bytes
 from core.io.kaggle import MASK_DIR
-from core.store._blobs import _blobs_dir, _dir_mode, _link_or_copy, _mkdir_like, _png_entries, _put_blob, _sha
+from core.store._blobs import _blobs_dir, _dir_mode, _link_or_copy, _mkdir_like, _png_entries, _put_blob
 from core.store._commit import _read_commit
 from core.store.layout import versions_dir
 
@@ -56,7 +56,7 @@ def _content(folder: Path) -> dict[str, str]:
     """``{file name: sha256}`` of the mask PNGs directly in ``folder`` (hidden files skipped)."""
     if not folder.is_dir():
         return {}
-    return {e.name: _sha(read_bytes(Path(e.path))) for e in _png_entries(folder)}
+    return {e.name: sha256_bytes(read_bytes(Path(e.path))) for e in _png_entries(folder)}
 
 
 def _latest_version(patient_dir: Path) -> MaskVersion | None:
@@ -82,7 +82,7 @@ def snapshot_masks(patient_dir: Path) -> MaskVersion | None:
     tmp = None
     try:
         contents = {f.name: read_bytes(f) for f in files}
-        digests = {name: _sha(data) for name, data in contents.items()}
+        digests = {name: sha256_bytes(data) for name, data in contents.items()}
         latest = _latest_version(patient_dir)
         if latest is not None and _content(latest.path) == digests:
             return latest

@@ -168,7 +168,12 @@ def open_dataset(root: str | Path) -> Dataset:
     return Dataset(root, patients, natsort_paths(hidden))
 
 
-def patient_split(pids: Iterable[str], val_fraction: float = 0.2, seed: int = 0,
+#: The patient-level split's defaults (every caller's: heartseg train, the Retrain dialog, the registry's fixed split).
+VAL_FRACTION = 0.2
+SPLIT_SEED = 0
+
+
+def patient_split(pids: Iterable[str], val_fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED,
                   val_patients: Optional[Sequence[str]] = None) -> tuple[list[str], list[str]]:
     """Split patients (never slices) into ``(train_pids, val_pids)``, both in natural order.
 

@@ -4,6 +4,7 @@ A patient folder (Kaggle layout) ``<patient>/image/*.png`` and ``<patient>/mask/
 
     <patient>/.heartseg/review.json             review states, who/when, per-slice areas (store.writeback)
     <patient>/.heartseg/versions/<id>/          earlier masks, kept by every save (store.writeback)
+    <patient>/.heartseg/blobs/<sha256>.png      mask contents an unfinished save still needs (store._blobs)
     <patient>/.heartseg/lock.json               the window editing it (store.locking)
     <patient>/.heartseg/journal.json            unsaved strokes, for crash recovery (store.journal)
     <patient>/.heartseg/journal.declined.json   a journal the user chose not to recover
@@ -12,6 +13,8 @@ A patient folder (Kaggle layout) ``<patient>/image/*.png`` and ``<patient>/mask/
 and a dataset root gets its model registry::
 
     <root>/.heartseg/models/v<N>.keras, v<N>.json, active.json, split.json   (versions.registry)
+
+(a training run's output folder holds its own ``split.json`` too, :func:`core.versions.retrain.run_retraining`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ JOURNAL_FILE = "journal.json"
 DECLINED_FILE = "journal.declined.json"
 SOURCE_FILE = "source.json"
 MODELS_DIR = "models"
+BLOBS_DIR = "blobs"
+ACTIVE_FILE = "active.json"   # the registry's active version
+SPLIT_FILE = "split.json"     # the patient-level split (the registry's, and a training run's)
 
 
 def state_dir(folder: str | Path) -> Path:

@@ -41,9 +41,9 @@ from typing import Optional
 
 from core.atomic import write_text_atomic
 from core.errors import HeartsegError
+from core.store.layout import lock_path as default_lock_path
 
 LOCK_FORMAT = "heartseg-lock"
-LOCK_FILE = "lock.json"
 #: A lock file larger than this is damaged (a real one is ~300 bytes).
 MAX_LOCK_BYTES = 64 * 1024
 #: Largest pid any system gives (pid_t is a signed 32-bit integer).
@@ -134,11 +134,6 @@ def pid_alive(pid: int) -> bool:
         return state not in ("Z", "X")
     except (OSError, IndexError):
         return True
-
-
-def lock_path_for(folder: str | Path) -> Path:
-    """Where the lock of a dataset patient folder lives: ``<folder>/.heartseg/lock.json``."""
-    return Path(folder) / ".heartseg" / LOCK_FILE
 
 
 def _text_ok(value, *, max_len: int, empty: bool) -> bool:
@@ -305,12 +300,12 @@ def _guard(folder: Path):
 
 def acquire_lock(folder: str | Path, *, lock_path: str | Path | None = None, force: bool = False,
                  what: str = "") -> EditLock:
-    """Lock ``folder`` for editing (lock file at ``lock_path``, default :func:`lock_path_for`).
+    """Lock ``folder`` for editing (lock file at ``lock_path``, default :func:`core.store.layout.lock_path`).
 
     Raises :class:`LockedError` while another live process holds it (``force=True`` takes it anyway), and
     :class:`HeartsegError` naming the folder when no lock can be written there (read-only folder, full disk).
     """
-    path = Path(lock_path) if lock_path is not None else lock_path_for(folder)
+    path = Path(lock_path) if lock_path is not None else default_lock_path(folder)
     created_dir = not path.parent.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

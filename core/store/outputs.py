@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from core.errors import HeartsegError
+from core.store.layout import STATE_DIR
 
 #: Folder names of a Kaggle-layout patient whose siblings are protected with them.
-_PATIENT_PARTS = ("image", "images", "mask", "masks", ".heartseg")
-STATE_DIR = ".heartseg"
+_PATIENT_PARTS = ("image", "images", "mask", "masks", STATE_DIR)
 
 
 def _real(path: str | Path) -> Path:

@@ -54,14 +54,14 @@ from pathlib import Path
 
 import numpy as np
 
-from core.atomic import now_iso, write_bytes_atomic, write_text_atomic
+from core.atomic import now_iso, sha256_bytes, write_bytes_atomic, write_text_atomic
 from core.errors import HeartsegError
 from core.io.common import list_files, read_bytes
 from core.io.kaggle import IMAGE_DIR, MASK_DIR
 from core.io.masks import encode_mask_png, write_mask_png
 from core.io.png import read_png_header
 from core.metrics import dice
-from core.store._blobs import BLOBS_DIR, _put_blob, _sha
+from core.store._blobs import BLOBS_DIR, _put_blob
 from core.store._commit import COMMIT_FILE, ORIGINALS_DIR, STALE_TEMP_AGE_S, _replace_masks, recover_patient
 from core.store._versions import (
     KEEP_DAILY_DAYS,
@@ -187,7 +187,7 @@ def save_masks(patient_dir: str | Path, masks: np.ndarray, slice_names: Sequence
         # recover_patient) all-new
         try:
             mode = _mask_file_mode(mask_dir)
-            digests = {fname: _sha(data) for fname, data in changed.items()}
+            digests = {fname: sha256_bytes(data) for fname, data in changed.items()}
             for fname, data in changed.items():
                 _put_blob(patient_dir, data, digests[fname], mode)
             _replace_masks(patient_dir, "save", digests, [])
@@ -263,7 +263,7 @@ def restore_version(patient_dir: str | Path, version_id: str) -> MaskVersion | N
         wanted = {}
         for f in list_files(source, (".png",)):
             data = read_bytes(f)
-            wanted[f.name] = _sha(data)
+            wanted[f.name] = sha256_bytes(data)
             _put_blob(patient_dir, data, wanted[f.name], stat.S_IMODE(f.stat().st_mode))
         kept = snapshot_masks(patient_dir)
         current = [f.name for f in list_files(mask_dir, (".png",))] if mask_dir.is_dir() else []

@@ -1,5 +1,5 @@
 """Every training default, once: :class:`TrainConfig` (the seed notebook's recipe; ``heartseg train``'s options
-and the Retrain dialog take their defaults from it) and :class:`TrainResult` (what a run produced).
+and the Retrain dialog take their defaults from it, the dialog with :data:`FINE_TUNE_EPOCHS`) and :class:`TrainResult` (what a run produced).
 
 ``corrected_weight`` 2.0: a slice the radiologist corrected counts twice in the loss (the Retrain dialog's value
 since it existed; ``heartseg train`` used 1.0 until both paths became one).
@@ -12,6 +12,10 @@ from pathlib import Path
 from typing import Optional
 
 from core.preprocess import DEFAULT_IMAGE_SIZE
+
+#: Epochs of a retraining started from the window (Model ▸ Retrain…): a fine-tune of the active model on the
+#: corrections, minutes on a laptop; ``heartseg train`` defaults to :attr:`TrainConfig.epochs` (from scratch).
+FINE_TUNE_EPOCHS = 5
 
 
 @dataclass

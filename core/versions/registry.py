@@ -28,12 +28,10 @@ from typing import Iterable, Optional, Sequence
 from core.atomic import atomic_path, file_sha256, now_iso, write_text_atomic
 from core.errors import HeartsegError
 from core.resources import bundled_model_path
-from core.store.dataset import patient_split
-from core.store.layout import registry_dir
+from core.store.dataset import SPLIT_SEED, VAL_FRACTION, patient_split
+from core.store.layout import ACTIVE_FILE, SPLIT_FILE, registry_dir
 
 RECORD_FORMAT = 1
-ACTIVE_FILE = "active.json"
-SPLIT_FILE = "split.json"
 _VERSION_FILE = re.compile(r"^v(\d+)\.(json|keras)$")
 
 
@@ -240,7 +238,7 @@ class ModelRegistry:
         path = self.folder / SPLIT_FILE
         return self._read_json(path) if path.is_file() else None
 
-    def fixed_split(self, labelled_pids: Iterable[str], val_fraction: float = 0.2, seed: int = 0,
+    def fixed_split(self, labelled_pids: Iterable[str], val_fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED,
                     val_patients: Optional[Sequence[str]] = None, *, store: bool = True) -> tuple[list[str], list[str]]:
         """``(train_pids, val_pids)`` among ``labelled_pids`` with the registry's fixed validation patients.
 

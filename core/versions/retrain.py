@@ -45,7 +45,8 @@ from core.atomic import write_text_atomic
 from core.errors import Cancelled, HeartsegError
 from core.inference.engines.openvino import copy_ir, ensure_ir, openvino_available, sidecar_dir
 from core.inference.precision import precision_check
-from core.store.dataset import Dataset, open_dataset, patient_split
+from core.store.dataset import SPLIT_SEED, VAL_FRACTION, Dataset, open_dataset, patient_split
+from core.store.layout import SPLIT_FILE
 from core.training.config import TrainConfig, TrainResult
 from core.training.distribute import is_chief
 from core.training.loop import train
@@ -76,8 +77,8 @@ class RetrainRequest:
     init_version: Optional[int] = 0
     compare_version: Optional[int] = None
     val_patients: Optional[Sequence[str]] = None
-    val_fraction: float = 0.2
-    split_seed: int = 0
+    val_fraction: float = VAL_FRACTION
+    split_seed: int = SPLIT_SEED
     base_model: Optional[Path] = None
     skip_flagged: bool = True
     init_model: Optional[Path] = None
@@ -107,7 +108,7 @@ class RetrainPlan:
     corrected_val_slices: int
     flagged_excluded: int      # flagged slices left out (training and validation)
 
-    def summary(self, corrected_weight: float = 1.0) -> str:
+    def summary(self, corrected_weight: float = DEFAULT_CORRECTED_WEIGHT) -> str:
         weight = f", weighted ×{corrected_weight:g}" if corrected_weight != 1.0 and self.corrected_slices else ""
         return (f"{self.train_slices} training slices from {len(self.train_pids)} patient(s), "
                 f"{self.corrected_slices} of them corrected{weight}; {self.flagged_excluded} flagged slice(s) left "
@@ -140,7 +141,7 @@ class RetrainOutcome:
 
 #: Patient kinds with slices to train on: Kaggle PNG pairs and NIfTI cases with a label file.
 def plan_retraining(dataset, registry: Optional[ModelRegistry], *, val_patients: Optional[Sequence[str]] = None,
-                    val_fraction: float = 0.2, seed: int = 0, skip_flagged: bool = True,
+                    val_fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED, skip_flagged: bool = True,
                     store_split: bool = False, patients: Optional[Sequence[str]] = None) -> RetrainPlan:
     """Count what a retraining of ``dataset`` (:class:`core.store.dataset.Dataset` or its root) would use.
 
@@ -226,7 +227,7 @@ def run_retraining(request: RetrainRequest, *, progress: Optional[ProgressFn] = 
         work = Path(request.out_dir)
         work.mkdir(parents=True, exist_ok=True)
         split = {"train": plan.train_pids, "val": plan.val_pids}
-        write_text_atomic(work / "split.json", json.dumps(split, indent=2) + "\n")
+        write_text_atomic(work / SPLIT_FILE, json.dumps(split, indent=2) + "\n")
     else:
         registry._ensure_folder()
         work = Path(tempfile.mkdtemp(prefix=".training-", dir=registry.folder))

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
+from superqt.utils import qdebounced
 
 from heartseg_gui import display
 from heartseg_gui.controllers.controller import LOAD, Controller
@@ -36,10 +37,6 @@ class Viewer(QObject):
         self.preset_key: Optional[str] = None
         self.compare_mode = False
         self.planes = None   # the PlaneViewer (coronal, sagittal, crosshair), once installed
-        self._measure_timer = QTimer(self)
-        self._measure_timer.setSingleShot(True)
-        self._measure_timer.setInterval(120)
-        self._measure_timer.timeout.connect(self.update_measurements)
         controller.sessionChanged.connect(self.on_session)
         controller.sliceChanged.connect(self.show_slice)
         controller.maskChanged.connect(self.on_mask_changed)
@@ -199,8 +196,10 @@ class Viewer(QObject):
         self._schedule_measurements()
 
     # --- measurements and status ---------------------------------------------------------------------------------
+    @qdebounced(timeout=120)
     def _schedule_measurements(self, *_args) -> None:
-        self._measure_timer.start()
+        """Measurements 120 ms after the last change (superqt's ``qdebounced``): a stroke never waits for them."""
+        self.update_measurements()
 
     def update_measurements(self) -> None:
         s = self.c.session

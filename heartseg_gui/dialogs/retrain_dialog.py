@@ -35,13 +35,14 @@ from PySide6.QtWidgets import (
 
 from core.errors import HeartsegError
 from core.store.dataset import open_dataset
-from core.training.config import TrainConfig
+from core.training.config import FINE_TUNE_EPOCHS, TrainConfig
 from core.versions.registry import ModelRegistry, default_registry_dir
 from core.versions.retrain import DEFAULT_CORRECTED_WEIGHT, RetrainRequest, plan_retraining
 
 
 class RetrainDialog(QDialog):
-    """``base_config``: the recipe the options are applied to (default: the CLI's :class:`TrainConfig`);
+    """``base_config``: the recipe the options are applied to (default: :class:`TrainConfig` with
+    :data:`~core.training.config.FINE_TUNE_EPOCHS` epochs, a fine-tune);
     ``base_model``: version 0's file (None: the bundled model); ``choose_directory(title, start)`` picks a
     dataset folder (the window's :class:`~heartseg_gui.dialogs.prompts.Prompts`)."""
 
@@ -51,7 +52,7 @@ class RetrainDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Retrain the model from corrections")
         self.setObjectName("retrainDialog")
-        self.base_config = base_config or TrainConfig(epochs=5)
+        self.base_config = base_config or TrainConfig(epochs=FINE_TUNE_EPOCHS)
         self.base_model = base_model
         self._choose_directory = choose_directory
         self.plan = None

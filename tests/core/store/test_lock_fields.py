@@ -22,7 +22,8 @@ import pytest
 
 from core.editing import MaskEditor
 from core.store.journal import JOURNAL_FILE, Journal, JournalKeptError
-from core.store.locking import is_stale, lock_path_for, open_for_editing, pid_alive, read_lock
+from core.store.layout import lock_path
+from core.store.locking import is_stale, open_for_editing, pid_alive, read_lock
 
 ROOT = Path(__file__).resolve().parents[3]
 SHAPE = (4, 20, 24)
@@ -75,7 +76,7 @@ BAD_LOCKS = {
 @pytest.mark.parametrize("name", list(BAD_LOCKS))
 def test_malformed_lock_is_stale_with_a_message_and_the_next_opener_is_read_only(tmp_path, name):
     patient = tmp_path / "p1"
-    path = lock_path_for(patient)
+    path = lock_path(patient)
     path.parent.mkdir(parents=True)
     content = BAD_LOCKS[name]
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -95,7 +96,7 @@ def test_malformed_lock_is_stale_with_a_message_and_the_next_opener_is_read_only
 
 
 def test_lock_from_another_host_is_still_respected_when_valid(tmp_path):
-    path = lock_path_for(tmp_path)
+    path = lock_path(tmp_path)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(_record(host="ws-12", pid=1, process_start="")))
     assert not read_lock(path).problem
@@ -106,13 +107,13 @@ def test_lock_from_another_host_is_still_respected_when_valid(tmp_path):
 def test_a_fifo_or_folder_in_place_of_the_lock_neither_hangs_nor_locks_for_good(tmp_path):
     fifo_patient, dir_patient = tmp_path / "fifo", tmp_path / "dir"
     os.makedirs(fifo_patient / ".heartseg")
-    os.mkfifo(lock_path_for(fifo_patient))
-    assert read_lock(lock_path_for(fifo_patient)).problem  # returns at once (O_NONBLOCK), stale
+    os.mkfifo(lock_path(fifo_patient))
+    assert read_lock(lock_path(fifo_patient)).problem  # returns at once (O_NONBLOCK), stale
     lock, reason = open_for_editing(fifo_patient)
     assert lock is not None and reason is None
     lock.release()
-    os.makedirs(lock_path_for(dir_patient) / "stuff")
-    assert read_lock(lock_path_for(dir_patient)).problem
+    os.makedirs(lock_path(dir_patient) / "stuff")
+    assert read_lock(lock_path(dir_patient)).problem
     first = Journal(dir_patient, dir_patient)
     lock, reason = first.acquire_lock()  # the window's call: the lock goes to the per-user folder instead
     assert lock is not None and reason is None
@@ -133,8 +134,8 @@ def test_two_processes_and_a_lock_with_pid_2_to_the_40(tmp_path):
     """The window's lock call in real processes: the first takes the damaged lock over (editable), a second
     while it lives is read-only, and after the first is SIGKILLed a third takes over."""
     patient = tmp_path / "p1"
-    lock_path_for(patient).parent.mkdir(parents=True)
-    lock_path_for(patient).write_text(json.dumps(_record(pid=2**40)))
+    lock_path(patient).parent.mkdir(parents=True)
+    lock_path(patient).write_text(json.dumps(_record(pid=2**40)))
     code = ("import sys, time\nfrom core.store.journal import Journal\n"
             "lock, reason = Journal(sys.argv[1], sys.argv[1]).acquire_lock()\n"
             "print('editable' if lock is not None and reason is None else 'read-only: ' + str(reason), "

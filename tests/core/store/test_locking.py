@@ -17,15 +17,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import HeartsegError
-from core.store.locking import (
-    LockedError,
-    acquire_lock,
-    is_stale,
-    lock_path_for,
-    open_for_editing,
-    pid_alive,
-    read_lock,
-)
+from core.store.layout import lock_path
+from core.store.locking import LockedError, acquire_lock, is_stale, open_for_editing, pid_alive, read_lock
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -37,7 +30,7 @@ def dead_pid() -> int:
 
 
 def write_lock(folder: Path, **fields) -> Path:
-    path = lock_path_for(folder)
+    path = lock_path(folder)
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"format": "heartseg-lock", "version": 1, "pid": os.getpid(), "host": socket.gethostname(),
               "user": "someone", "created_at": "2026-01-02T03:04:05+00:00", "process_start": "", "token": "t"}
@@ -48,11 +41,11 @@ def write_lock(folder: Path, **fields) -> Path:
 
 def test_lock_file_records_pid_host_time_and_is_removed_on_release(tmp_path):
     with acquire_lock(tmp_path) as lock:
-        owner = read_lock(lock_path_for(tmp_path))
+        owner = read_lock(lock_path(tmp_path))
         assert owner.pid == os.getpid() and owner.host == socket.gethostname()
         assert owner.created_at.startswith("20") and owner.token == lock.owner.token
         assert lock.still_ours() and lock.took_over is None
-    assert not lock_path_for(tmp_path).exists()
+    assert not lock_path(tmp_path).exists()
 
 
 def test_second_opener_gets_read_only_with_the_reason(tmp_path):
@@ -64,7 +57,7 @@ def test_second_opener_gets_read_only_with_the_reason(tmp_path):
         assert f"process {os.getpid()}" in reason and socket.gethostname() in reason and "since" in reason
         with pytest.raises(LockedError) as info:
             acquire_lock(tmp_path)
-        assert str(lock_path_for(tmp_path)) in str(info.value) and "read-only" in str(info.value)
+        assert str(lock_path(tmp_path)) in str(info.value) and "read-only" in str(info.value)
         assert isinstance(info.value, HeartsegError)
     finally:
         first.release()
@@ -85,11 +78,11 @@ def test_lock_held_by_another_live_process_then_stale_after_sigkill(tmp_path):
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
-    assert lock_path_for(tmp_path).exists(), "a killed process cannot clean up: its lock stays"
-    assert is_stale(read_lock(lock_path_for(tmp_path)))
+    assert lock_path(tmp_path).exists(), "a killed process cannot clean up: its lock stays"
+    assert is_stale(read_lock(lock_path(tmp_path)))
     lock = acquire_lock(tmp_path)
     assert lock.took_over is not None and lock.took_over.pid == child.pid
-    assert read_lock(lock_path_for(tmp_path)).pid == os.getpid()
+    assert read_lock(lock_path(tmp_path)).pid == os.getpid()
     lock.release()
 
 
@@ -122,9 +115,9 @@ def test_release_never_removes_a_lock_that_is_no_longer_ours(tmp_path):
     mine = acquire_lock(tmp_path)
     theirs = acquire_lock(tmp_path, force=True)  # e.g. a user forced it from another window
     mine.release()
-    assert read_lock(lock_path_for(tmp_path)).token == theirs.owner.token
+    assert read_lock(lock_path(tmp_path)).token == theirs.owner.token
     theirs.release()
-    assert not lock_path_for(tmp_path).exists()
+    assert not lock_path(tmp_path).exists()
 
 
 def _race(folder: str, barrier, results) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.atomic import sha256_bytes
 from core.errors import HeartsegError
 from core.io.masks import encode_mask_png
 from core.store import _commit, writeback
@@ -83,7 +84,7 @@ def test_versions_are_deduplicated_by_content(patient):
     versions = list_versions(patient)
     assert len(versions) == 12 and all(v.n_masks == N for v in versions)
     blobs = list((patient / ".heartseg" / "blobs").glob("*.png"))
-    contents = {writeback._sha(f.read_bytes()) for v in versions for f in v.path.iterdir()}
+    contents = {sha256_bytes(f.read_bytes()) for v in versions for f in v.path.iterdir()}
     assert {b.stem for b in blobs} == contents  # each content stored once, none unused
     # the dataset's own files (at most 8 contents), heartseg's re-encoding of them (the first save rewrites
     # every slice: the bytes differ), then one new content per later save
@@ -206,7 +207,7 @@ def test_an_interrupted_restore_is_finished_on_open(patient):
     save_masks(patient, "p1", masks, names)
     (v0,) = list_versions(patient)
     # the state right after restore_version's commit point: blobs stored, commit.json written, no file replaced
-    wanted = {name: writeback._sha(data) for name, data in orig.items()}
+    wanted = {name: sha256_bytes(data) for name, data in orig.items()}
     (patient / ".heartseg" / "commit.json").write_text(json.dumps(
         {"format": "heartseg-commit", "op": "restore", "files": wanted, "remove": []}))
     (patient / "mask" / f"{names[0]}.png").write_bytes(orig[f"{names[0]}.png"])  # one file already renamed
