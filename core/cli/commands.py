@@ -14,7 +14,7 @@ from core.atomic import write_csv_atomic
 from core.cli.progress import ProgressBar, sigint_cancels
 from core.errors import Cancelled, HeartsegError
 from core.inference.predictor import Predictor
-from core.io import geometry_warnings, looks_like_dataset_root, open_scan
+from core.io import geometry_warnings, open_scan
 from core.io.common import kaggle_slice_names
 from core.io.dicom_seg import check_dicom_seg_source, seg_output_path, write_dicom_seg
 from core.io.masks import write_image_pngs, write_mask_nifti, write_mask_pngs, write_scan_nifti
@@ -26,7 +26,7 @@ from core.review.qc import describe, scan_flags, slice_flags
 from core.review.record import patient_rows
 from core.review.record import write_report as write_record
 from core.review.uncertainty import UncertaintyCollector, review_order
-from core.store.dataset import Dataset, is_nifti_dataset, open_dataset, output_name
+from core.store.dataset import Dataset, is_dataset_root, is_nifti_dataset, open_dataset, output_name
 from core.store.manifest import verify_dataset
 from core.store.outputs import check_output_path, staged_output
 from core.training.config import TrainConfig
@@ -159,7 +159,7 @@ def cmd_predict(args) -> int:
     check_output_path(args.out, [args.scan])
     scan = Path(args.scan)
     out = Path(args.out)
-    if scan.is_dir() and (is_nifti_dataset(scan) or looks_like_dataset_root(scan)):
+    if is_dataset_root(scan):
         nifti = is_nifti_dataset(scan)
         dataset = open_dataset_said("predict", scan)
         names = [output_name(e.pid) for e in dataset.patients]

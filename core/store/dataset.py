@@ -39,7 +39,14 @@ from core.io.masks import write_image_pngs, write_mask_pngs
 from core.metrics import dice
 from core.preprocess import to_kaggle_scale
 from core.store.layout import SOURCE_FILE, state_dir
-from core.store.listing import PatientEntry, _nifti_dataset, _patient_entry, _patients_in, is_nifti_dataset  # noqa: F401  (is_nifti_dataset: part of this module's API)
+from core.store.listing import (  # noqa: F401  (is_nifti_dataset, is_dataset_root: part of this module's API)
+    PatientEntry,
+    _nifti_dataset,
+    _patient_entry,
+    _patients_in,
+    is_dataset_root,
+    is_nifti_dataset,
+)
 from core.store.writeback import (  # noqa: F401
     REVIEW_STATES,
     MaskVersion,

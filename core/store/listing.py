@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from core.errors import HeartsegError
+from core.io import looks_like_dataset_root
 from core.io.common import is_hidden_name, list_dirs, list_files, natsort_paths, scan_folder
 from core.io.dicom import is_dicom_folder
 from core.io.kaggle import IMAGE_DIR, MASK_DIR, is_kaggle_patient
@@ -106,6 +107,15 @@ def is_nifti_dataset(root: Path) -> bool:
         return bool(_nifti_files(root)) and not list_dirs(root) and not list_files(root, (".png", ".dcm"))
     except HeartsegError:
         return False
+
+
+def is_dataset_root(path: Path) -> bool:
+    """The one rule for "this folder holds several scans, open it as a dataset" (``heartseg predict``, the window's
+    Open and drops): a Kaggle dataset root or a folder of Kaggle patients
+    (:func:`core.io.looks_like_dataset_root`) or a NIfTI dataset (:func:`is_nifti_dataset`), and not itself one
+    Kaggle patient's folder."""
+    path = Path(path)
+    return path.is_dir() and not is_kaggle_patient(path) and (looks_like_dataset_root(path) or is_nifti_dataset(path))
 
 
 def _nifti_cases(images: Path, labels: Optional[Path], split: str, hidden: list[Path]) -> list[PatientEntry]:

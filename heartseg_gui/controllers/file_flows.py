@@ -15,10 +15,9 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication
 
 from core.errors import HeartsegError
-from core.io import looks_like_dataset_root, write_mask_nifti, write_mask_pngs
+from core.io import write_mask_nifti, write_mask_pngs
 from core.io.common import kaggle_slice_names
-from core.io.kaggle import is_kaggle_patient
-from core.store.dataset import add_patient, sanitize_pid, save_masks
+from core.store.dataset import add_patient, is_dataset_root, sanitize_pid, save_masks
 from core.store.outputs import check_output_path, staged_output
 from heartseg_gui.controllers.controller import Controller
 from heartseg_gui.dialogs.prompts import DISCARD, SAVE, Prompts
@@ -27,11 +26,6 @@ from heartseg_gui.state.settings import Settings
 
 SCAN_FILTER = "Scans (*.nii *.nii.gz *.png *.dcm);;All files (*)"
 MODEL_FILTER = "Keras models (*.keras)"
-
-
-def is_dataset_root(path: Path) -> bool:
-    """A folder holding several patients (not itself one patient's scan)."""
-    return path.is_dir() and not is_kaggle_patient(path) and looks_like_dataset_root(path)
 
 
 class FileFlows(QObject):

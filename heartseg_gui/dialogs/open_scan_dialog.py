@@ -19,11 +19,11 @@ from pathlib import Path
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QPushButton, QWidget
 
 from core.errors import HeartsegError
-from core.io import looks_like_dataset_root
 from core.io.common import list_files
 from core.io.dicom import is_dicom_folder
 from core.io.kaggle import is_kaggle_patient
 from core.io.nifti import is_nifti_path
+from core.store.dataset import is_dataset_root
 
 SCAN_FILE_FILTERS = ["Scans (*.nii *.nii.gz *.dcm *.png)", "All files (*)"]
 
@@ -35,7 +35,7 @@ def is_scan_folder(folder: Path) -> bool:
         if not folder.is_dir():
             return False
         return (is_kaggle_patient(folder) or bool(list_files(folder, (".png",))) or is_dicom_folder(folder)
-                or looks_like_dataset_root(folder))
+                or is_dataset_root(folder))
     except (HeartsegError, OSError):
         return False
 

@@ -338,3 +338,23 @@ def test_folder_with_two_series_offers_a_picker(qtbot, tmp_path, settings_dir, a
     assert vol.n_slices == 3 and vol.metadata.get("SeriesInstanceUID") == other
     assert not w.prompts.errors
     assert w.controller.dataset is None and not w.patients_dock.isVisible()               # a scan on its own now
+
+
+# ------------------------------------------------------------------- a NIfTI dataset opened like any other folder
+@pytest.mark.shared
+def test_a_nifti_dataset_opened_or_dropped_opens_as_a_dataset(qtbot, tmp_path, settings_dir, chest_crop):
+    """One rule for "this folder is a dataset" (core.store.listing.is_dataset_root) in the CLI and the window: an
+    nnU-Net folder given to Open / a drop shows its cases as patients (it was refused: "no scan found")."""
+    import shutil
+
+    root = tmp_path / "Dataset001_Heart"
+    for sub in ("imagesTr", "labelsTr"):
+        (root / sub).mkdir(parents=True)
+    for case in ("c1", "c2"):
+        shutil.copy(chest_crop / "ct.nii.gz", root / "imagesTr" / f"{case}_0000.nii.gz")
+        shutil.copy(chest_crop / "heart.nii.gz", root / "labelsTr" / f"{case}.nii.gz")
+    w = _no_model_window(qtbot, _dataset(tmp_path / "ds"))
+    assert w.files.open_path(root, ask=False)
+    qtbot.waitUntil(lambda: w.controller.patient_id == "c1" and not w.controller.is_busy(), timeout=60_000)
+    assert w.controller.dataset.pids == ["c1", "c2"] and not w.prompts.errors
+    assert w.controller.session.volume.kind == "nifti" and w.controller.session.has_dataset_mask
