@@ -21,10 +21,6 @@ def bundled_model_path() -> Path:
     return resources_dir() / "model" / "heartseg_unet.keras"
 
 
-def model_card_path() -> Path:
-    return resources_dir() / "model" / "MODEL_CARD.md"
-
-
 def sample_dir() -> Path:
     """The bundled sample scan (TotalSegmentator chest crop, Apache-2.0; attribution in ``SOURCE.md``)."""
     return resources_dir() / "sample" / "ts_chest_crop"
@@ -38,11 +34,6 @@ def sample_scan_path() -> Path:
 def sample_mask_path() -> Path:
     """The sample's heart mask on the same grid (NIfTI, 0/1)."""
     return sample_dir() / "heart.nii.gz"
-
-
-def sample_kaggle_patient() -> Path:
-    """The same sample in the Kaggle dataset layout (``image/`` and ``mask/`` PNGs): a one-patient dataset."""
-    return sample_dir() / "kaggle_layout" / "ts_pulm"
 
 
 def kaggle_manifest_path() -> Path:

@@ -1,5 +1,6 @@
 """Small shared builders for tests (a tiny U-Net, a tiny Kaggle-layout dataset), a mask outline reference, window
-clean-up, and a child process killed at a chosen line (the crash-safety tests)."""
+clean-up, a child process killed at a chosen line (the crash-safety tests), and test-only helpers that used to live
+in the product (issue 10: test-only API leaves the product)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
+from core import resources
+from core.editing._brush import BBox, check_radius, disc_footprint
+from core.io.kaggle import read_mask_slice
 from core.preprocess import resize_image8, resize_mask
 from core.training.data import SliceSet
+from core.types import as_path
 
 TINY = dict(image_size=64, filters=(4, 8, 8, 8, 8), bottleneck=8)
 
@@ -236,3 +241,81 @@ def pump_until(cond, timeout=60):
 pump_until(lambda: w.controller.session is not None and not w.controller.is_busy())
 c, editor, journal = w.controller, w.controller.session.editor, w.safety.journal
 '''
+
+
+# --- test-only helpers that used to live in the product (issue 10) ------------------------------------------------
+def stamp_disc(mask2d: np.ndarray, row: float, col: float, radius: float, value: int) -> Optional[BBox]:
+    """Set a disc of ``mask2d`` to ``value`` (1 paints, 0 erases), in place (was ``core.editing.stamp_disc``).
+
+    ``mask2d`` is a ``(rows, cols)`` uint8 array of 0/1; ``(row, col)`` is the disc centre in pixels (sub-pixel
+    allowed, may lie outside the slice), ``radius`` in pixels (``>= 0.5``). Only the disc's bounding box is
+    touched. Returns the clipped half-open bounding box ``(r0, r1, c0, c1)`` that was stamped, or ``None`` when
+    the disc missed the slice entirely.
+    """
+    if mask2d.ndim != 2 or mask2d.dtype != np.uint8:
+        raise ValueError(f"stamp_disc needs a 2-D uint8 mask, got {mask2d.dtype} {mask2d.shape}")
+    radius = check_radius(radius)
+    hit = disc_footprint(mask2d.shape, row, col, radius)
+    if hit is None:
+        return None
+    (r0, r1, c0, c1), paint, keep = hit
+    sub = mask2d[r0:r1, c0:c1]
+    if value:
+        np.bitwise_or(sub, paint, out=sub)
+    else:
+        np.bitwise_and(sub, keep, out=sub)
+    return r0, r1, c0, c1
+
+
+def model_card_path() -> Path:
+    """The bundled model's card (was ``core.resources.model_card_path``)."""
+    return resources.resources_dir() / "model" / "MODEL_CARD.md"
+
+
+def sample_kaggle_patient() -> Path:
+    """The bundled sample in the Kaggle dataset layout (``image/`` and ``mask/`` PNGs): a one-patient dataset (was
+    ``core.resources.sample_kaggle_patient``)."""
+    return resources.sample_dir() / "kaggle_layout" / "ts_pulm"
+
+
+def predictor_from_engine(engine, *, name: str = "model"):
+    """A :class:`core.inference.predictor.Predictor` around an already built engine (see
+    :mod:`core.inference.engines`; was ``Predictor.from_engine``)."""
+    from core.inference.predictor import Predictor
+    from core.inference.runner import EngineRunner
+
+    predictor = Predictor.__new__(Predictor)
+    EngineRunner.__init__(predictor, engine, name=name)
+    predictor.model, predictor.ir, predictor._model_path = None, None, None
+    predictor.threads = getattr(engine, "threads", None)
+    return predictor
+
+
+def strict_ok(report) -> bool:
+    """A :class:`core.store.manifest.VerifyReport` is ``ok`` and lists no extra files either (was
+    ``VerifyReport.strict_ok``)."""
+    return report.ok and not report.extra
+
+
+def read_mask_png(path: str | Path, expected_shape: Optional[tuple[int, int]] = None) -> np.ndarray:
+    """Read one mask PNG -> ``(rows, cols)`` uint8 0/1 (``> 127`` is foreground; see
+    :func:`core.io.common.binarize_mask`). ``expected_shape = (rows, cols)`` is checked from the header first;
+    a mismatch raises :class:`HeartsegError` naming the file (was ``core.io.masks.read_mask_png``)."""
+    return read_mask_slice(as_path(path), expected_shape)
+
+
+def drawn_pixels(item) -> np.ndarray:
+    """What a :class:`heartseg_gui.views.mask_layer.MaskLayerItem` draws, ``(rows, cols)`` uint8 0/1 (the mask, or
+    its outline; was ``MaskLayerItem.drawn_pixels``)."""
+    rect = item.boundingRect()
+    rows, cols = int(rect.height()), int(rect.width())
+    return item._buffer[:rows, :cols].copy()
+
+
+def select_label(dialog, label: int) -> None:
+    """Select ``label``'s row in the label picker of File ▸ Attach mask… (was ``LabelPickerDialog.select_label``;
+    ``ValueError`` when the dialog does not list it)."""
+    from PySide6.QtCore import Qt
+
+    labels = [dialog.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(dialog.list.count())]
+    dialog.list.setCurrentRow(labels.index(int(label)))

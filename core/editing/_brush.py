@@ -96,29 +96,6 @@ def disc_footprint(shape: tuple[int, int], row: float, col: float, radius: float
     return (cr0, cr1, cc0, cc1), paint[ks], keep[ks]
 
 
-def stamp_disc(mask2d: np.ndarray, row: float, col: float, radius: float, value: int) -> Optional[BBox]:
-    """Set a disc of ``mask2d`` to ``value`` (1 paints, 0 erases), in place.
-
-    ``mask2d`` is a ``(rows, cols)`` uint8 array of 0/1; ``(row, col)`` is the disc centre in pixels (sub-pixel
-    allowed, may lie outside the slice), ``radius`` in pixels (``>= 0.5``). Only the disc's bounding box is
-    touched. Returns the clipped half-open bounding box ``(r0, r1, c0, c1)`` that was stamped, or ``None`` when
-    the disc missed the slice entirely.
-    """
-    if mask2d.ndim != 2 or mask2d.dtype != np.uint8:
-        raise ValueError(f"stamp_disc needs a 2-D uint8 mask, got {mask2d.dtype} {mask2d.shape}")
-    radius = check_radius(radius)
-    hit = disc_footprint(mask2d.shape, row, col, radius)
-    if hit is None:
-        return None
-    (r0, r1, c0, c1), paint, keep = hit
-    sub = mask2d[r0:r1, c0:c1]
-    if value:
-        np.bitwise_or(sub, paint, out=sub)
-    else:
-        np.bitwise_and(sub, keep, out=sub)
-    return r0, r1, c0, c1
-
-
 def line_points(p0: tuple[float, float], p1: tuple[float, float], step: float) -> np.ndarray:
     """Evenly spaced points from ``p0`` to ``p1`` (both included), at most ``step`` pixels apart.
 

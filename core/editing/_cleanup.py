@@ -69,13 +69,6 @@ def largest_3d_region(mask: np.ndarray) -> Optional[np.ndarray]:
     return labels == int(np.argmax(sizes))
 
 
-def voxels_for_ml(ml: float, spacing: Spacing) -> Optional[int]:
-    """How many voxels make ``ml`` millilitres (``None`` without spacing)."""
-    if spacing is None:
-        return None
-    return max(1, int(math.ceil(float(ml) * 1000.0 / float(np.prod(spacing)))))
-
-
 class CleanupMixin:
     """3-D clean-up tools for :class:`core.editing.MaskEditor` (uses ``_mask``, ``_finish_stroke``,
     ``_make_diff`` and ``_apply_new``)."""

@@ -219,14 +219,6 @@ class UndoHistory:
         self._undo_bytes += entry.nbytes
         return entry
 
-    def clear(self) -> None:
-        """Forget everything; the current state becomes the new base."""
-        current = self.revision
-        self._undo.clear()
-        self._redo.clear()
-        self._undo_bytes = self._redo_bytes = 0
-        self.base_revision = current
-
     def _evict(self) -> None:
         # Oldest first: over the soft bound, drop entries beyond the newest ``min_steps``; over the hard bound,
         # drop anything but the newest entry.

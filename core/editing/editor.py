@@ -35,7 +35,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from core.editing._brush import check_radius, line_points, stamp_disc
+from core.editing._brush import check_radius, line_points
 from core.editing._cleanup import CleanupMixin
 from core.editing._history import PackedBits, Region, SliceDiff, UndoEntry, UndoHistory, make_slice_diff, new_revision
 from core.editing._interpolate import InterpolateMixin
@@ -47,7 +47,7 @@ from core.editing._stroke import Stroke
 from core.editing._threshold import ThresholdMixin
 from core.editing._tools import as_binary
 
-__all__ = ["REVIEW_STATES", "Region", "MaskEditor", "stamp_disc", "line_points"]
+__all__ = ["REVIEW_STATES", "Region", "MaskEditor", "line_points"]
 
 
 class MaskEditor(SliceToolsMixin, InterpolateMixin, ThresholdMixin, CleanupMixin, ReviewStatesMixin,
@@ -292,11 +292,6 @@ class MaskEditor(SliceToolsMixin, InterpolateMixin, ThresholdMixin, CleanupMixin
     def undo_bytes(self) -> int:
         """Bytes held by the undo and redo stacks (pixel payloads plus a fixed per-entry overhead)."""
         return self._history.nbytes
-
-    def clear_history(self) -> None:
-        """Forget all undo/redo steps (e.g. after loading another scan into this editor)."""
-        self._finish_stroke()
-        self._history.clear()
 
     # ------------------------------------------------------------------------------------- saved / unsaved
     @property

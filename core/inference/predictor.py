@@ -95,17 +95,6 @@ class Predictor(EngineRunner):
             self._engine = None
         self.dtype = "float32" if dtype == "auto" else dtype
 
-
-
-    @classmethod
-    def from_engine(cls, engine, *, name: str = "model") -> "Predictor":
-        """A predictor around an already built engine (see :mod:`core.inference.engines`)."""
-        self = cls.__new__(cls)
-        EngineRunner.__init__(self, engine, name=name)
-        self.model, self.ir, self._model_path = None, None, None
-        self.threads = getattr(engine, "threads", None)
-        return self
-
     @property
     def engine(self):
         """The compiled engine (OpenVINO compiles on first use, ~0.1 s; TensorFlow traces on first call)."""

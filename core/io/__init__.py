@@ -33,11 +33,11 @@ from core.io.common import MAX_SLICE_SIDE, MAX_TOTAL_VOXELS, list_dirs, list_fil
 from core.io.dicom import is_dicom_folder, read_dicom_series
 from core.io.dicom_seg import is_dicom_seg_path, read_dicom_seg
 from core.io.kaggle import is_kaggle_patient, read_kaggle_patient, read_mask_folder, read_png_folder
-from core.io.masks import read_mask_png, write_mask_nifti, write_mask_png, write_mask_pngs, write_scan_nifti
+from core.io.masks import write_mask_nifti, write_mask_png, write_mask_pngs, write_scan_nifti
 from core.io.nifti import is_nifti_path, read_nifti, read_nifti_mask
 from core.types import CancelToken, PreviewFn, ProgressFn, Volume, as_path
 
-__all__ = ["open_scan", "MAX_SLICE_SIDE", "MAX_TOTAL_VOXELS", "read_mask_png", "write_mask_png",
+__all__ = ["open_scan", "MAX_SLICE_SIDE", "MAX_TOTAL_VOXELS", "write_mask_png",
            "write_mask_pngs", "write_mask_nifti", "write_scan_nifti", "read_nifti_mask", "looks_like_dataset_root",
            "geometry_warnings"]
 

@@ -1,7 +1,7 @@
 """Mask files: 0/255 8-bit PNG slices (the Kaggle format) and NIfTI volumes. Every write is atomic.
 
-Round trips are exact: ``read_mask_png(write_mask_png(m))`` and ``read_nifti_mask(write_mask_nifti(m))`` give the
-same 0/1 array back.
+Round trips are exact: :func:`core.io.kaggle.read_mask_slice` of a :func:`write_mask_png` file and
+``read_nifti_mask(write_mask_nifti(m))`` give the same 0/1 array back.
 
 Label maps (:func:`binary_from_labels`): a mask volume whose non-zero values are not just 1 / 255 (TotalSegmentator,
 nnU-Net and MONAI write one integer per structure) is read as heart where its only non-zero label is; with several
@@ -20,7 +20,6 @@ import numpy as np
 
 from core.atomic import write_bytes_atomic, write_with_atomic
 from core.errors import HeartsegError, LabelChoiceNeeded
-from core.io.kaggle import read_mask_slice
 from core.types import Volume, as_path
 
 
@@ -47,13 +46,6 @@ def encode_mask_png(mask01: np.ndarray) -> bytes:
 def write_mask_png(path: str | Path, mask01: np.ndarray) -> None:
     """Write one mask slice ``(rows, cols)`` 0/1 as a 0/255 8-bit greyscale PNG at ``path`` (atomically)."""
     write_bytes_atomic(as_path(path), encode_mask_png(mask01))
-
-
-def read_mask_png(path: str | Path, expected_shape: Optional[tuple[int, int]] = None) -> np.ndarray:
-    """Read one mask PNG -> ``(rows, cols)`` uint8 0/1 (``> 127`` is foreground; see
-    :func:`core.io.common.binarize_mask`). ``expected_shape = (rows, cols)`` is checked from the header first;
-    a mismatch raises :class:`HeartsegError` naming the file."""
-    return read_mask_slice(as_path(path), expected_shape)
 
 
 def encode_grey_png(image8: np.ndarray) -> bytes:

@@ -246,8 +246,3 @@ def check_model_io(model, path: str | Path | None = None) -> int:
         raise HeartsegError(f"model does not fit heartseg: expects input (N, S, S, 3) -> output (N, S, S, 1), "
                             f"this one maps {shape_in} -> {shape_out}", path)
     return int(shape_in[1])
-
-
-def model_image_size(model) -> int:
-    """The square input size of a heartseg model."""
-    return check_model_io(model)

@@ -38,8 +38,7 @@ class ManifestEntry:
 class VerifyReport:
     """Result of :func:`verify_dataset`. Paths are manifest-style (``data/...``).
 
-    ``ok``: every manifest file is present and identical (extra files are allowed: added patients, notes);
-    ``strict_ok``: ``ok`` and no extra files either.
+    ``ok``: every manifest file is present and identical (extra files are allowed: added patients, notes).
     """
 
     root: Path
@@ -52,10 +51,6 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not self.missing and not self.altered
-
-    @property
-    def strict_ok(self) -> bool:
-        return self.ok and not self.extra
 
     def summary(self, max_listed: int = 10) -> str:
         """A short multi-line text: one headline, then up to ``max_listed`` files per problem kind."""

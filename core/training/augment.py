@@ -12,7 +12,7 @@ geometric transforms that move image and mask together:
 
 Inputs and outputs: image ``(rows, cols, 3)`` uint8 0..255 (grey repeated to 3 channels, see
 :mod:`core.preprocess`), mask ``(rows, cols)`` uint8 0/1. Results are deterministic for a given sample seed:
-:func:`augment_sample` reseeds a thread-local pipeline before each call, so parallel workers give the same
+:class:`Augmenter` reseeds a thread-local pipeline before each call, so parallel workers give the same
 results in any order.
 """
 
@@ -87,9 +87,3 @@ class Augmenter:
         pipe.set_random_seed(int(sample_seed) % (2 ** 32))
         out = pipe(image=image, mask=mask)
         return out["image"], out["mask"]
-
-
-def augment_sample(image: np.ndarray, mask: np.ndarray, sample_seed: int,
-                   geometric: Geometric = "none") -> tuple[np.ndarray, np.ndarray]:
-    """One-off convenience wrapper around :class:`Augmenter` (builds a pipeline per call)."""
-    return Augmenter(geometric)(image, mask, sample_seed)

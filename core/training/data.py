@@ -163,11 +163,11 @@ def make_dataset(data: SliceSet, config: TrainConfig, *, training: bool, input_c
     ``R`` thus trains on positions ``[r*b, (r+1)*b)`` of every global batch (``b = batch_size / R``), whatever
     the mix of workers and local devices, and every sample keeps the augmentation seed it has without a strategy.
     """
-    import keras
+    import keras  # lazy: Keras (TensorFlow) takes ~3 s to import; only training needs it
 
     if keras.backend.backend() != "tensorflow":
         return SlicePyDataset(data, config, training=training)
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow takes ~3 s to import; only training needs it
 
     from core.training.augment import Augmenter  # lazy: albumentations loads only to train
 
@@ -235,7 +235,7 @@ def _sample(data: SliceSet, i: int, position: int, augmenter, seed: int):
 
 
 def _py_dataset_class():
-    import keras
+    import keras  # lazy: Keras (TensorFlow) takes ~3 s to import; only training needs it
 
     class _SlicePyDataset(keras.utils.PyDataset):
         """The same pipeline as :func:`make_dataset` for Keras backends other than TensorFlow (JAX, torch):

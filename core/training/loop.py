@@ -39,7 +39,7 @@ from core.types import CancelToken, Progress, ProgressFn, check_cancel, report
 
 
 def _callbacks(config, out_dir, total_steps_per_epoch, progress, cancel, state):
-    import keras
+    import keras  # lazy: Keras (TensorFlow) takes ~3 s to import; only training needs it
 
 
     class Driver(keras.callbacks.Callback):
@@ -158,7 +158,7 @@ def compile_model(model, config: TrainConfig, replicas: int = 1) -> None:
     gradient would be the *sum* over replicas and the logged loss ``replicas`` times too high (measured: 3.74 for
     1.78 on 2 replicas). The mean of the repeated value is the value, so nothing else changes.
     """
-    import keras
+    import keras  # lazy: Keras (TensorFlow) takes ~3 s to import; only training needs it
 
     from core.model.losses import get_loss  # lazy: imports Keras (TensorFlow)
     from core.model.train_metrics import training_metrics  # lazy: imports Keras (TensorFlow)
@@ -170,7 +170,7 @@ def compile_model(model, config: TrainConfig, replicas: int = 1) -> None:
 
 
 def _per_sample(loss_fn):
-    import keras
+    import keras  # lazy: Keras (TensorFlow) takes ~3 s to import; only training needs it
 
     def loss(y_true, y_pred):
         value = loss_fn(y_true, y_pred)
@@ -194,7 +194,7 @@ def train(train_data: SliceSet, val_data: Optional[SliceSet], config: TrainConfi
     the end) and returns ``chief`` False with no model. ``backup`` (default: in multi-worker runs): keep a
     ``BackupAndRestore`` backup in ``out_dir/backup/<task>-<index>/`` and resume from it (module docstring).
     """
-    import keras
+    import keras  # lazy: Keras (TensorFlow) takes ~3 s to import; only training needs it
 
     out_dir = Path(out_dir)
     check_cancel(cancel)
@@ -230,8 +230,6 @@ def _build_before_fit(model, strategy, train_data: SliceSet, config: TrainConfig
     ``MultiWorkerMirroredStrategy`` ("Attempt to convert a value (PerReplica...) to a Tensor"); it works under
     ``MirroredStrategy``. Only shapes and dtypes matter to that build, so the instance's hook builds from zeros.
     """
-    import numpy as np
-
     b = config.batch_size // int(strategy.num_replicas_in_sync)
     s = config.image_size
     sample = [np.zeros((b, s, s, 3), np.float32), np.zeros((b, s, s, 1), np.float32)]

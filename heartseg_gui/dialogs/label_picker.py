@@ -47,9 +47,6 @@ class LabelPickerDialog(QDialog):
     def rows(self) -> list[str]:
         return [self.list.item(i).text() for i in range(self.list.count())]
 
-    def select_label(self, label: int) -> None:
-        self.list.setCurrentRow(self._labels.index(int(label)))
-
     def chosen_label(self) -> Optional[int]:
         item = self.list.currentItem()
         return None if item is None else int(item.data(Qt.ItemDataRole.UserRole))

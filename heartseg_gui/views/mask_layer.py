@@ -107,11 +107,6 @@ class MaskLayerItem(pg.GraphicsObject):
         """The mask this layer shows (read-only copy for tests)."""
         return None if self._source is None else self._source.copy()
 
-    def drawn_pixels(self) -> np.ndarray:
-        """What is drawn, ``(rows, cols)`` uint8 0/1 (the mask, or its outline)."""
-        rows, cols = self._shape
-        return self._buffer[:rows, :cols].copy()
-
     # --- style --------------------------------------------------------------------------------------------------
     def set_outline(self, on: bool) -> None:
         if on != self._outline:

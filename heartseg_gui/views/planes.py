@@ -47,25 +47,6 @@ def plane_of(volume: np.ndarray, plane: str, index: int) -> np.ndarray:
     return volume[:, :, index]
 
 
-def plane_point(plane: str, point: tuple[int, int, int]) -> tuple[int, int]:
-    """Where voxel ``point`` ``(slice, row, col)`` lies in ``plane``'s 2-D array ``(row, col)``."""
-    s, r, c = point
-    if plane == AXIAL:
-        return r, c
-    if plane == CORONAL:
-        return s, c
-    return s, r
-
-
-def voxel_of(plane: str, index: int, row: int, col: int) -> tuple[int, int, int]:
-    """The voxel ``(slice, row, col)`` at ``(row, col)`` of ``plane``'s 2-D array at ``index``."""
-    if plane == AXIAL:
-        return index, row, col
-    if plane == CORONAL:
-        return row, index, col
-    return row, col, index
-
-
 def pixel_aspect(spacing: tuple[float, float, float] | None, plane: str) -> float:
     """Width / height of one plane pixel on screen, from ``spacing`` ``(slice, row, col)`` mm (1.0 unknown)."""
     if spacing is None or min(spacing) <= 0:

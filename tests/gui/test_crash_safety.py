@@ -30,7 +30,7 @@ import pytest
 from core.errors import HeartsegError
 from core.io.masks import encode_mask_png
 from tests.corpus import SAMPLE_PATIENT
-from tests.helpers import WINDOW_CHILD_PRELUDE, dispose_windows, kill_after, kill_at_line
+from tests.helpers import WINDOW_CHILD_PRELUDE, dispose_windows, kill_after, kill_at_line, read_mask_png
 
 ROOT = Path(__file__).resolve().parents[2]
 N_SLICES = 10
@@ -188,7 +188,6 @@ def _fail_writes(monkeypatch, err: int, text: str) -> None:
 @pytest.mark.parametrize("failure", ["read-only folder", "full disk (patched write)", "missing folder"])
 def test_failed_save_says_why_and_changes_nothing(pristine, tmp_path, monkeypatch, failure):
     from core.io import write_mask_pngs
-    from core.io.masks import read_mask_png
     from core.store.dataset import save_masks
 
     names, orig, a, b = versions_of(pristine)
@@ -442,8 +441,6 @@ def test_window_save_failure_keeps_edits_and_allows_saving_elsewhere(pristine, t
     assert not [p for p in after_root.rglob(".*tmp*")]
     out = tmp_path / "elsewhere"
     assert w.files.export_pngs(out)
-    from core.io.masks import read_mask_png
-
     for i, name in enumerate(c.session.volume.slice_names):
         np.testing.assert_array_equal(read_mask_png(out / f"{name}.png"), working[i])
     for box in w.prompts.open_error_boxes():

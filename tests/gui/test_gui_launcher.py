@@ -47,11 +47,11 @@ def test_screenshot_after_prediction(tmp_path, tiny_model):
 
 
 def test_screenshot_of_a_kaggle_patient(tmp_path, tiny_model):
-    from core import resources
+    from tests.helpers import sample_kaggle_patient
 
     shot = tmp_path / "patient.png"
     proc = subprocess.run([sys.executable, "-m", "heartseg_gui.launcher", "open",
-                           str(resources.sample_kaggle_patient()), "--model", str(tiny_model),
+                           str(sample_kaggle_patient()), "--model", str(tiny_model),
                            "--screenshot", str(shot)], cwd=ROOT, env=_env(tmp_path), capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

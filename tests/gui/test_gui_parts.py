@@ -11,7 +11,7 @@ pytest.importorskip("pytestqt")
 
 from core.errors import Cancelled, HeartsegError  # noqa: E402
 from heartseg_gui import display  # noqa: E402
-from tests.helpers import outline  # noqa: E402
+from tests.helpers import drawn_pixels, outline  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -29,7 +29,7 @@ def test_outline_marks_only_boundary_pixels(qtbot):
     for mask in (m, full):  # the mask layer's outline mode draws exactly these pixels
         item = MaskLayerItem((0, 255, 0), outline_mode=True)
         item.set_mask(mask)
-        assert np.array_equal(item.drawn_pixels(), outline(mask))
+        assert np.array_equal(drawn_pixels(item), outline(mask))
 
 
 def test_window_helpers():
@@ -60,12 +60,12 @@ def test_mask_layer_region_update_matches_full_redraw(qtbot, outline_mode):
     reference = MaskLayerItem((0, 255, 0), outline_mode=outline_mode)
     reference.set_mask(changed)
     assert np.array_equal(item.mask, changed)
-    assert np.array_equal(item.drawn_pixels(), reference.drawn_pixels())
+    assert np.array_equal(drawn_pixels(item), drawn_pixels(reference))
     assert item.last_repaint.width() <= 12 and item.last_repaint.height() <= 12
     # changing the mode redraws from the kept copy
     item.set_outline(not outline_mode)
     reference.set_outline(not outline_mode)
-    assert np.array_equal(item.drawn_pixels(), reference.drawn_pixels())
+    assert np.array_equal(drawn_pixels(item), drawn_pixels(reference))
 
 
 @pytest.mark.parametrize("outline_mode", [False, True])
@@ -85,7 +85,7 @@ def test_mask_layer_reused_for_new_slices_draws_each_exactly_and_paints_nothing_
         fresh = MaskLayerItem((255, 0, 0), outline_mode=outline_mode)
         fresh.set_mask(sl.copy())
         assert np.array_equal(item.mask, sl != 0)
-        assert np.array_equal(item.drawn_pixels(), fresh.drawn_pixels())
+        assert np.array_equal(drawn_pixels(item), drawn_pixels(fresh))
         canvas = QImage(40, 40, QImage.Format.Format_ARGB32)
         canvas.fill(0)
         painter = QPainter(canvas)

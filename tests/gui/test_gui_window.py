@@ -15,7 +15,7 @@ from PySide6.QtGui import QMouseEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from core import resources  # noqa: E402
-from tests.helpers import image_to_widget, patient_ids  # noqa: E402
+from tests.helpers import image_to_widget, patient_ids, sample_kaggle_patient  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -264,7 +264,7 @@ def test_layers_compare_and_window_level(qtbot, make_window):
 
 def _kaggle_copy(tmp_path) -> Path:
     root = tmp_path / "dataset"
-    shutil.copytree(resources.sample_kaggle_patient(), root / "ts_pulm")
+    shutil.copytree(sample_kaggle_patient(), root / "ts_pulm")
     for p in root.rglob("*"):
         p.chmod(0o755 if p.is_dir() else 0o644)
     return root

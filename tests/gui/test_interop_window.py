@@ -21,6 +21,7 @@ from core.io.masks import to_source_grid  # noqa: E402
 from core.io.nifti import read_nifti_mask  # noqa: E402
 from tests.core.io.test_dicom_seg import make_uid_series  # noqa: E402
 from tests.gui import test_gui_window  # noqa: E402
+from tests.helpers import select_label  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.shared]
 settings_dir = test_gui_window.settings_dir   # the window tests' fixture
@@ -256,7 +257,7 @@ def test_label_picker_lists_label_and_voxel_count(qtbot):
     qtbot.addWidget(dialog)
     assert dialog.rows() == ["label 2 — 198,176 voxels", "label 7 — 1,000 voxels"]
     assert dialog.chosen_label() == 2
-    dialog.select_label(7)
+    select_label(dialog, 7)
     assert dialog.chosen_label() == 7
 
 

@@ -20,6 +20,7 @@ from heartseg_gui.dialogs import open_scan_dialog
 from heartseg_gui.dialogs.open_scan_dialog import OpenScanDialog, is_scan_folder, scan_path_for
 from tests.gui import test_gui_window
 from tests.gui.test_gui_window import wait_idle
+from tests.helpers import sample_kaggle_patient
 
 pytestmark = pytest.mark.gui
 # the window fixtures of the window tests
@@ -33,7 +34,7 @@ def scans(tmp_path) -> Path:
     root = tmp_path / "scans"
     root.mkdir()
     shutil.copy(resources.sample_scan_path(), root / "sample.nii.gz")
-    shutil.copytree(resources.sample_kaggle_patient(), root / "patient")
+    shutil.copytree(sample_kaggle_patient(), root / "patient")
     (root / "plain" / "deeper").mkdir(parents=True)
     (root / "notes.txt").write_text("not a scan")
     return root

@@ -33,7 +33,8 @@ def test_wheel_installs_and_predicts_on_bundled_sample(tmp_path):
     where = subprocess.check_output([py, "-c", "import core.resources as r; print(r.bundled_model_path())"],
                                     cwd=work, env=env, text=True).strip()
     assert where.startswith(str(venv)) and Path(where).is_file()
-    sample = subprocess.check_output([py, "-c", "import core.resources as r; print(r.sample_kaggle_patient())"],
+    sample = subprocess.check_output([py, "-c", "import core.resources as r; "
+                                      "print(r.sample_dir() / 'kaggle_layout' / 'ts_pulm')"],
                                      cwd=work, env=env, text=True).strip()
     r = subprocess.run([venv / "bin" / "heartseg", "predict", sample, "--out", work / "out"], cwd=work, env=env,
                        capture_output=True, text=True, timeout=600)

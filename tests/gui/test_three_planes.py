@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from core import resources  # noqa: E402
 from heartseg_gui.views.planes import pixel_aspect  # noqa: E402
 from tests.gui.test_gui_window import _mouse, drag, make_window, settings_dir, tiny_model, wait_idle  # noqa: E402,F401
-from tests.helpers import image_to_widget  # noqa: E402
+from tests.helpers import image_to_widget, sample_kaggle_patient  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -185,7 +185,7 @@ def test_aspect_ratio_from_spacing(qtbot, make_window, tmp_path):
 
 def test_kaggle_png_square_pixels_and_gaps(qtbot, make_window, tmp_path):
     patient = tmp_path / "p1"
-    shutil.copytree(resources.sample_kaggle_patient(), patient)
+    shutil.copytree(sample_kaggle_patient(), patient)
     missing = ["1-050", "1-051", "1-052", "1-080"]
     for stem in missing:
         (patient / "image" / f"{stem}.png").unlink()

@@ -65,7 +65,7 @@ _convert_lock = threading.Lock()
 def openvino_available() -> bool:
     """True when the ``openvino`` package imports (it is a dependency; this guards odd installs)."""
     try:
-        import openvino  # noqa: F401
+        import openvino  # noqa: F401  # lazy: only probes whether the package imports
     except Exception:  # a broken native install raises more than ImportError
         return False
     return True
@@ -161,8 +161,8 @@ def export_ir(model, folder: Path, *, keras_sha: str, check: Optional[PrecisionC
     ``check``: the bfloat16 check to run and record (:func:`core.inference.precision.precision_check`, ~3 s);
     None records none, so ``precision="auto"`` keeps this IR at float32.
     """
-    import keras
-    import openvino as ov
+    import keras  # lazy: Keras (TensorFlow, ~3 s) loads only to convert a model
+    import openvino as ov  # lazy: OpenVINO loads only when a model is converted
 
 
     size = check_model_io(model)
@@ -285,7 +285,7 @@ class OpenVinoEngine:
 
     def __init__(self, xml: str | Path, *, batch_size: int, precision: str = "float32",
                  threads: Optional[int] = None):
-        import openvino as ov
+        import openvino as ov  # lazy: OpenVINO loads only when a model is run
 
         if precision not in _PRECISION_HINT:
             raise ValueError(f"precision must be one of {tuple(_PRECISION_HINT)}, got {precision!r}")

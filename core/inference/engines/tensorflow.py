@@ -25,7 +25,7 @@ class TensorFlowEngine:
 
     def _compiled(self):
         if self._fn is None:
-            import tensorflow as tf
+            import tensorflow as tf  # lazy: TensorFlow takes ~3 s to import; loaded on the first call only
 
             model = self.model
             spec = tf.TensorSpec((self.batch_size, self.image_size, self.image_size, 3), tf.float32)

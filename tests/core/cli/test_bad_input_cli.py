@@ -145,7 +145,7 @@ def test_unusual_but_valid_input_is_accepted(case, tmp_path):
 def test_names_with_spaces_and_non_ascii_round_trip_through_export(tmp_path):
     """Masks written for slices with such names land beside each other under the same names."""
     from core.io import open_scan, write_mask_pngs
-    from core.io.masks import read_mask_png
+    from tests.helpers import read_mask_png
 
     built = by_name("names_with_spaces_non_ascii").build(tmp_path)
     vol = open_scan(built.path)

@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from core.resources import bundled_model_path, sample_kaggle_patient, sample_mask_path, sample_scan_path
+from core.resources import bundled_model_path, sample_mask_path, sample_scan_path
+from tests.helpers import sample_kaggle_patient
 
 ROOT = Path(__file__).resolve().parents[3]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

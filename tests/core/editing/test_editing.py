@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from core.editing import REVIEW_STATES, MaskEditor, Region, line_points, stamp_disc
+from core.editing import REVIEW_STATES, MaskEditor, Region, line_points
 from core.errors import HeartsegError
+from tests.helpers import stamp_disc
 
 
 def _stroke(editor: MaskEditor, i: int, points, *, erase=False, radius=3.0):

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from core.errors import HeartsegError
-from core.io import open_scan, read_mask_png, write_mask_nifti, write_mask_png, write_mask_pngs
+from core.io import open_scan, write_mask_nifti, write_mask_png, write_mask_pngs
 from core.io.nifti import read_nifti_mask
 from core.types import Volume
+from tests.helpers import read_mask_png
 
 
 def _random_mask(shape, seed=0):

@@ -11,7 +11,6 @@ import pytest
 
 from core.errors import HeartsegError
 from core.io import open_scan
-from core.io.masks import read_mask_png
 from core.store.dataset import (
     CORRECTED_WEIGHT_HINT,
     add_patient,
@@ -24,6 +23,7 @@ from core.store.dataset import (
     sanitize_pid,
     save_masks,
 )
+from tests.helpers import read_mask_png
 
 N_SLICES = 12
 

@@ -14,6 +14,7 @@ import pytest
 
 from core.errors import HeartsegError
 from core.store.manifest import read_manifest, verify_dataset
+from tests.helpers import strict_ok
 
 ROOT = Path(__file__).resolve().parents[3]
 ENV = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
@@ -93,4 +94,4 @@ def test_a_folder_as_manifest_is_one_line(root, tmp_path):
 def test_a_valid_manifest_still_verifies(root, tmp_path):
     manifest = tmp_path / "m.tsv"
     manifest.write_text("path\tsize_bytes\tsha256\n" + _line("data/train/1/image/1-001.png", b"image one") + "\n")
-    assert verify_dataset(root, manifest).strict_ok
+    assert strict_ok(verify_dataset(root, manifest))

@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 
 from core.errors import HeartsegError
-from core.resources import sample_kaggle_patient
 from core.training import distribute
 from core.training.config import TrainConfig
-from tests.helpers import TINY, kaggle_root_from_patient, slice_set_from_arrays
+from tests.helpers import TINY, kaggle_root_from_patient, sample_kaggle_patient, slice_set_from_arrays
 
 ROOT = Path(__file__).resolve().parents[3]
 TRAIN = ["--image-size", "64", "--batch-size", "8", "--steps-per-epoch", "2", "--val-patients", "p2",

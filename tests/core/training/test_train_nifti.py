@@ -23,7 +23,7 @@ from core.training.config import TrainConfig
 from core.training.data import load_volume_cases, make_dataset
 from core.versions.registry import ModelRegistry
 from core.versions.retrain import plan_retraining, read_training_slices
-from tests.helpers import tiny_model
+from tests.helpers import predictor_from_engine, tiny_model
 
 pytestmark = [pytest.mark.shared, pytest.mark.timeout(240)]
 
@@ -140,8 +140,6 @@ class RecordingEngine:
 
 def test_training_input_of_a_slice_is_the_predictors_input(world):
     """The tf.data pipeline (no augmentation) feeds each NIfTI slice to the network exactly as the Predictor does."""
-    from core.inference.predictor import Predictor
-
     dataset = open_dataset(world["plain"])
     data = read_training_slices(dataset, ["c02"], SIZE)
     assert data.ids == [f"c02/1-{i + 1:03d}" for i in range(N_SLICES)]
@@ -151,7 +149,7 @@ def test_training_input_of_a_slice_is_the_predictors_input(world):
 
     volume = open_scan(dataset.entry("c02").path, dataset.entry("c02").mask_path)
     engine = RecordingEngine(SIZE)
-    Predictor.from_engine(engine).predict_volume(volume)
+    predictor_from_engine(engine).predict_volume(volume)
     fed = np.concatenate(engine.batches)[:N_SLICES]  # slices in order (no current slice), the last batch padded
     assert x.shape == fed.shape == (N_SLICES, SIZE, SIZE, 3) and x.dtype == fed.dtype == np.float32
     assert np.array_equal(x, fed)  # bit for bit

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.postprocess import DEFAULT_POSTPROCESS
-from core.resources import model_card_path
+from tests.helpers import model_card_path
 
 ROOT = Path(__file__).resolve().parents[3]
 RECORD = ROOT / "resources" / "model" / "cv_record.json"
