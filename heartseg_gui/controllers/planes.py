@@ -30,6 +30,8 @@ from heartseg_gui.views.planes import (
     LETTERS,
     PLANES,
     SAGITTAL,
+    ColumnMajorCopy,
+    MaskBounds,
     StackRows,
     pixel_aspect,
     plane_axis,
@@ -53,6 +55,8 @@ class PlaneViewer(ZoomLinkMixin, QObject):
         self.views = planes.views
         self.point = (0, 0, 0)
         self.rows = StackRows.contiguous(1)
+        self.bounds: dict[str, MaskBounds] = {}   # working / ai / dataset: where each mask can be non-zero
+        self.column_copy: ColumnMajorCopy | None = None   # the open scan's voxels columns first (big scans)
         self.crosshair = True
         self.confidence_visible = False
         self.area_dock = None        # set by install_planes: the dock that lends its plot to the grid,
@@ -83,11 +87,16 @@ class PlaneViewer(ZoomLinkMixin, QObject):
     def on_session(self) -> None:
         s = self.c.session
         if s is None:
+            self.column_copy = None
             for plane in REFORMATTED:
                 self.views[plane].clear()
             return
         v = s.volume
         self.rows = stack_rows(v)
+        self.column_copy = None   # the previous scan's copy goes with it
+        self.bounds = {"working": MaskBounds(s.editor.mask), "ai": MaskBounds(s.ai_mask)}
+        if s.has_dataset_mask:
+            self.bounds["dataset"] = MaskBounds(s.dataset_mask)
         _, rows, cols = v.voxels.shape
         self.point = (self.c.current_slice, rows // 2, cols // 2)
         for plane in PLANES:
@@ -242,6 +251,9 @@ class PlaneViewer(ZoomLinkMixin, QObject):
         self._place_crosshair()
         if not self.shown:
             return
+        voxels = self.c.session.volume.voxels
+        if self.column_copy is None and ColumnMajorCopy.wanted(voxels):
+            self.column_copy = ColumnMajorCopy(voxels)   # built in the background; read in place until then
         for plane in REFORMATTED:
             self._draw(plane)
             if reset_zoom:
@@ -253,15 +265,27 @@ class PlaneViewer(ZoomLinkMixin, QObject):
         """``plane``'s 2-D image of ``volume`` at the point, its rows spread over the stack's gaps."""
         return self.rows.spread(plane_of(volume, plane, self.point[plane_axis(plane)]), fill)
 
+    def _mask_plane(self, key: str, mask: np.ndarray, plane: str) -> np.ndarray:
+        """:meth:`_plane` of layer ``key``'s mask; a sagittal plane reads only inside the mask's per-slice boxes
+        (:class:`~heartseg_gui.views.planes.MaskBounds`)."""
+        bounds = self.bounds.get(key)
+        if plane != SAGITTAL or bounds is None or bounds.shape != mask.shape:
+            return self._plane(mask, plane)
+        return self.rows.spread(bounds.sagittal(mask, self.point[2]), 0)
+
     def _draw(self, plane: str) -> None:
         s = self.c.session
         view = self.views[plane]
-        image = self.rows.spread(display.as_display_image(plane_of(s.volume.voxels, plane,
-                                                                   self.point[plane_axis(plane)])), np.nan)
+        index = self.point[plane_axis(plane)]
+        copy = self.column_copy
+        pixels = copy.sagittal(index) if plane == SAGITTAL and copy is not None and copy.source is s.volume.voxels \
+            else plane_of(s.volume.voxels, plane, index)
+        image = self.rows.spread(display.as_display_image(pixels), np.nan)
         view.set_image(image, self.viewer.levels)
-        view.set_layer_mask("working", self._plane(s.editor.mask, plane))
-        view.set_layer_mask("ai", self._plane(s.ai_mask, plane) if s.has_prediction else None)
-        view.set_layer_mask("dataset", self._plane(s.dataset_mask, plane) if s.has_dataset_mask else None)
+        view.set_layer_mask("working", self._mask_plane("working", s.editor.mask, plane))
+        view.set_layer_mask("ai", self._mask_plane("ai", s.ai_mask, plane) if s.has_prediction else None)
+        view.set_layer_mask("dataset", self._mask_plane("dataset", s.dataset_mask, plane)
+                            if s.has_dataset_mask else None)
         self._draw_confidence(plane)
 
     def _draw_confidence(self, plane: str) -> None:
@@ -296,11 +320,11 @@ class PlaneViewer(ZoomLinkMixin, QObject):
     def on_prediction(self, indices) -> None:
         """A prediction batch arrived for axial slices ``indices``: in each reformatted plane only the display rows
         they span are copied and repainted (a full AI layer per batch cost a strided read of the whole plane)."""
-        if not self.shown:
-            return
         s = self.c.session
         idx = np.asarray(list(indices), dtype=np.intp)
-        if idx.size == 0:
+        if s is not None and "ai" in self.bounds:
+            self.bounds["ai"].recompute(s.ai_mask, idx)   # kept exact while the planes are hidden too
+        if not self.shown or idx.size == 0:
             return
         d = self.rows.row_of_slice[idx[(idx >= 0) & (idx < self.rows.row_of_slice.size)]]
         for plane in REFORMATTED:
@@ -311,12 +335,13 @@ class PlaneViewer(ZoomLinkMixin, QObject):
 
     def on_mask_changed(self, regions) -> None:
         """Repaint the working layer of each plane where ``regions`` (axial Regions, a list, or None) cut it."""
+        s = self.c.session
+        self._track_working(regions)
         if not self.shown:
             return
-        s = self.c.session
         if regions is None:
             for plane in REFORMATTED:
-                self.views[plane].set_layer_mask("working", self._plane(s.editor.mask, plane))
+                self.views[plane].set_layer_mask("working", self._mask_plane("working", s.editor.mask, plane))
             return
         items = [r for r in (regions if isinstance(regions, (list, tuple)) else [regions]) if r is not None]
         if not items:
@@ -335,6 +360,19 @@ class PlaneViewer(ZoomLinkMixin, QObject):
             self.views[plane].update_layer_region("working", self._plane(s.editor.mask, plane), int(d.min()),
                                                   int(d.max()) + 1, min(a for a, _ in spans),
                                                   max(b for _, b in spans))
+
+    def _track_working(self, regions) -> None:
+        """Widen the working mask's boxes by every changed region (all slices measured again for None)."""
+        s = self.c.session
+        bounds = self.bounds.get("working")
+        if s is None or bounds is None:
+            return
+        if regions is None:
+            bounds.recompute(s.editor.mask)
+            return
+        for r in (regions if isinstance(regions, (list, tuple)) else [regions]):
+            if r is not None:
+                bounds.grow(r.slice_index, r.row0, r.row1, r.col0, r.col1)
 
     # --- painting -----------------------------------------------------------------------------------------------
     def begin_stroke(self, plane: str, row: float, col: float, erase: bool) -> None:
