@@ -132,4 +132,8 @@ class MaskLayerItem(pg.GraphicsObject):
         if exposed.isEmpty():
             return
         r: QRect = exposed.toAlignedRect().intersected(QRect(0, 0, self._shape[1], self._shape[0]))
-        painter.drawImage(QRectF(r), self._image, QRectF(r))
+        # drawn from an ARGB32 copy of the exposed part: Qt scales an indexed image about 7x slower (1.63 against
+        # 0.22 ms for 512² into 500 x 850 px on the build machine); the copy costs about 0.2 ms for 512², and the
+        # crosshair move (9 layers repainted) measured 7.8 -> 7.2 ms median in a same-process A/B
+        part = self._image.copy(r).convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+        painter.drawImage(QRectF(r), part)
