@@ -117,6 +117,22 @@ def select_version(dialog, version: int) -> None:
             dialog.table.selectRow(row)
 
 
+def model_less_window(base: Path, monkeypatch):
+    """The real window on nothing, as at launch with a path to open: settings and state under ``base``
+    (``monkeypatch`` sets the environment), no model (nothing predicts), "discard" for unsaved edits and no journal
+    recovery; close it with :func:`dispose_windows`."""
+    from heartseg_gui.app import create_window
+
+    monkeypatch.setenv("HEARTSEG_SETTINGS_DIR", str(base / "settings"))
+    monkeypatch.setenv("HEARTSEG_STATE_DIR", str(base / "state"))
+    w = create_window(None, None, base / "no-model.keras", sample_when_empty=False)
+    w.controller.auto_predict = False
+    w.prompts.save_discard_cancel = lambda question: "discard"
+    if hasattr(w.prompts, "ask_recover"):
+        w.prompts.ask_recover = lambda text: False
+    return w
+
+
 def dispose_windows(*windows) -> None:
     """Close and delete windows now, while the QApplication runs (PySide6 can crash at interpreter exit on
     windows whose deferred deletion never ran); unsaved edits are dropped, not asked about."""

@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from tests.corpus import ABDOMEN_DICOM, BAD, DICOM_NO_DECODER, GOOD, by_name, deny_reading, png_folder, tree_state  # noqa: E402
+from tests.helpers import dispose_windows, model_less_window  # noqa: E402
 
 pytestmark = pytest.mark.gui
 WAIT_MS = 60_000
@@ -22,26 +23,11 @@ def window(qapp, tmp_path_factory):
     """One window for the whole module: it must survive every bad input in turn."""
     mp = pytest.MonkeyPatch()
     base = tmp_path_factory.mktemp("gui-bad-input")
-    mp.setenv("HEARTSEG_SETTINGS_DIR", str(base / "settings"))
-    mp.setenv("HEARTSEG_STATE_DIR", str(base / "state"))
-    from heartseg_gui.app import create_window
-
-    w = create_window(None, None, base / "no-model-yet.keras", sample_when_empty=False)
-    w.controller.auto_predict = False
-    w.prompts.save_discard_cancel = lambda question: "discard"
-    if hasattr(w.prompts, "ask_recover"):
-        w.prompts.ask_recover = lambda text: False
-    good = png_folder(base / "good scan", 3, 64, 64)
-    w.good_scan = good
+    w = model_less_window(base, mp)
+    w.good_scan = png_folder(base / "good scan", 3, 64, 64)
     yield w
-    from PySide6.QtCore import QCoreApplication
-
     _close_boxes(w)
-    w.controller.shutdown()
-    w.close()
-    w.deleteLater()  # delete it while the QApplication lives (else a crash at interpreter exit)
-    QCoreApplication.sendPostedEvents()
-    qapp.processEvents()
+    dispose_windows(w)  # while the QApplication lives (else a crash at interpreter exit)
     mp.undo()
 
 

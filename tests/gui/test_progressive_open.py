@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from heartseg_gui.display import as_display_image  # noqa: E402
+from tests.helpers import dispose_windows, model_less_window  # noqa: E402
 
 pytestmark = pytest.mark.gui
 WAIT_MS = 60_000
@@ -20,24 +21,11 @@ WAIT_MS = 60_000
 def window(qapp, tmp_path_factory):
     """A window as at launch with a scan to open: no scan open yet."""
     mp = pytest.MonkeyPatch()
-    base = tmp_path_factory.mktemp("gui-preview")
-    mp.setenv("HEARTSEG_SETTINGS_DIR", str(base / "settings"))
-    mp.setenv("HEARTSEG_STATE_DIR", str(base / "state"))
-    from heartseg_gui.app import create_window
-
-    w = create_window(None, None, base / "no-model.keras", sample_when_empty=False)
-    w.controller.auto_predict = False
-    w.prompts.save_discard_cancel = lambda question: "discard"
+    w = model_less_window(tmp_path_factory.mktemp("gui-preview"), mp)
     yield w
-    from PySide6.QtCore import QCoreApplication
-
     for box in w.prompts.open_error_boxes():
         box.done(0)
-    w.controller.shutdown()
-    w.close()
-    w.deleteLater()
-    QCoreApplication.sendPostedEvents()
-    qapp.processEvents()
+    dispose_windows(w)
     mp.undo()
 
 
