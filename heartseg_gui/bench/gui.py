@@ -101,10 +101,9 @@ def _sample_while_predicting(app, c, n_samples: int, first, second) -> tuple[lis
 
 # --------------------------------------------------------------------------------------------- interactive
 def interactive(quick: bool) -> dict:
-    from PySide6.QtWidgets import QApplication
 
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = _application()  # as the heartseg command makes it (a 1 ms GIL switch interval)
     window = create_window(None, sample_when_empty=False)
     window.resize(1400, 900)
     if "--no-fixes" in sys.argv:  # what the window did before the bench's fixes (for comparison by hand)
@@ -160,9 +159,8 @@ def interactive(quick: bool) -> dict:
 # --------------------------------------------------------------------------------------------- three planes
 def planes(quick: bool) -> dict:
     import numpy as np
-    from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = _application()  # as the heartseg command makes it (a 1 ms GIL switch interval)
     window = create_window(None, sample_when_empty=False)
     window.resize(1500, 900)
     window.files.has_unsaved = lambda: False
@@ -317,10 +315,9 @@ def peak_rss_bytes() -> int:
 def memory(quick: bool, scan: Path) -> dict:
     import cv2
     import numpy as np
-    from PySide6.QtWidgets import QApplication
 
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = _application()  # as the heartseg command makes it (a 1 ms GIL switch interval)
     window = create_window(None, sample_when_empty=False)
     window.files.has_unsaved = lambda: False
     window.prompts.quiet = True

@@ -19,7 +19,8 @@ NOT_REVIEWED, ACCEPTED, CORRECTED, FLAGGED = REVIEW_STATES
 
 
 class EditingIntents:
-    """Mixed into the controller (a QObject with its signals); needs ``session`` and ``current_slice``."""
+    """Mixed into the controller (a QObject with its signals); needs ``session``, ``current_slice`` and
+    ``flush_held_batches`` (:class:`~heartseg_gui.controllers.model_jobs.ModelJobs`)."""
 
     _stroking = False
     _stroke_plane = None   # "coronal" / "sagittal" while a drag in that plane is open (None: axial)
@@ -30,6 +31,11 @@ class EditingIntents:
     #: the plane the user last clicked, painted or scrolled in ("axial", "coronal", "sagittal"; set by the plane
     #: viewer, "axial" in the axial-only layout): Fill between slices works along its axis
     active_plane: str = AXIAL
+
+    @property
+    def stroke_in_progress(self) -> bool:
+        """A brush or eraser drag is open (prediction batches wait for its end: ModelJobs)."""
+        return self._stroking
 
     @property
     def editor(self):
@@ -104,6 +110,7 @@ class EditingIntents:
         self.session.editor.end_stroke()
         self.historyChanged.emit()
         self.reviewChanged.emit()
+        self.flush_held_batches()   # prediction batches that arrived during the stroke
 
     def _edited(self, regions) -> None:
         if self.session is not None:

@@ -8,6 +8,7 @@ controller's (a newer scan or model supersedes it). Prediction batches arrive th
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -21,7 +22,8 @@ ERROR_TITLES = {LOAD: "Could not open the scan", PREDICT: "Prediction failed"}
 
 
 class ModelJobs:
-    """Mixed into the controller (a QObject with its signals); needs ``runner``, ``session`` and ``current_slice``."""
+    """Mixed into the controller (a QObject with its signals); needs ``runner``, ``session``, ``current_slice`` and
+    ``stroke_in_progress`` (:class:`~heartseg_gui.controllers.editing.EditingIntents`)."""
 
     def _init_jobs(self) -> None:
         self._generation = 0
@@ -34,6 +36,8 @@ class ModelJobs:
         self.precision = "auto"
         self.model_jobs_blocked: Optional[str] = None  # set while a retraining runs (one model job at a time)
         self._prediction_waiting = False
+        self._held_batches: list = []   # prediction batches that arrived during a stroke (applied when it ends)
+        self._held_since = 0.0
         self._missing_reported = False  # "no model" was said once in a dialog; the status bar repeats it
 
     # --- generations and jobs -----------------------------------------------------------------------------------
@@ -164,17 +168,48 @@ class ModelJobs:
         fn = jobs.predict_job(self._predictors, self.model_path, volume, self.current_slice, self.precision)
         return self._start(PREDICT, "prediction", fn, f"Predicting with {self.model_path.name}…")
 
+    #: a batch is held back during a stroke for at most this long (a stroke whose release never came)
+    HOLD_BATCHES_S = 1.0
+
     def _on_prediction_batch(self, job: Job, batch) -> None:
+        """A prediction batch. While a brush stroke is in progress it is held back and applied when the stroke
+        ends (:meth:`flush_held_batches`), so applying it and repainting the layers and panels never delays a
+        stamp (the sagittal stamp's slow samples were those that handled a batch in the same turn)."""
         if not self._current(PREDICT, job) or self.session is None:
             return
+        if self.stroke_in_progress:
+            now = time.monotonic()
+            if not self._held_batches:
+                self._held_since = now
+            if now - self._held_since < self.HOLD_BATCHES_S:
+                self._held_batches.append((job, batch))
+                return
+        self.flush_held_batches()
+        self._apply_batch(batch)
+
+    def flush_held_batches(self) -> None:
+        """Apply the batches held back during a stroke, with one :attr:`predictionChanged` for all of them (those
+        of a job that is no longer current are dropped)."""
+        held, self._held_batches = self._held_batches, []
+        indices = []
+        for job, batch in held:
+            if self._current(PREDICT, job) and self.session is not None:
+                indices += self._apply_batch(batch, emit=False)
+        if indices:
+            self.predictionChanged.emit(indices)
+
+    def _apply_batch(self, batch, emit: bool = True) -> list:
         indices, masks, scores, maps = batch
         self.session.set_prediction(indices, masks)
         self.session.set_uncertainty(indices, scores, maps)
-        self.predictionChanged.emit(list(indices))
+        if emit:
+            self.predictionChanged.emit(list(indices))
+        return list(indices)
 
     def _on_prediction_done(self, job: Job, result) -> None:
         if not self._current(PREDICT, job) or self.session is None:
             return
+        self.flush_held_batches()   # before the final masks: a held batch must not land over them
         self._jobs.pop(PREDICT, None)
         name, masks, changed, review = result
         # every batch arrived already (same generation); apply what the whole-volume clean-up changed since, and

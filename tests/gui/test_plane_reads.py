@@ -80,3 +80,34 @@ def test_sagittal_plane_follows_strokes_undo_and_predictions(qtbot, make_window,
     # the AI layer after the prediction, in columns with and without heart
     for k in range(0, cols, max(1, cols // 9)):
         check(k)
+
+
+def test_prediction_batches_wait_for_the_end_of_a_stroke(qtbot, make_window):
+    """Batches arriving while a drag is open are applied when it ends, in one update, and none is lost; the
+    finished prediction applies held batches before its final masks (issue 14: the sagittal stamp's p95)."""
+    w = make_window()
+    wait_idle(qtbot, w)
+    c, s = w.controller, w.controller.session
+    changes, flushed = [], []
+    c.predictionChanged.connect(lambda idx: changes.append(list(idx)))
+    flush = c.flush_held_batches
+
+    def spy():
+        flushed.append(len(c._held_batches))
+        flush()
+
+    c.flush_held_batches = spy
+    s.reset_prediction()
+    c.begin_stroke(10.0, 10.0, False, 2.0)
+    c.start_prediction()
+    qtbot.waitUntil(lambda: len(c._held_batches) >= 2 or not c.is_busy(), timeout=60_000)
+    if c.is_busy():   # the stroke is still open: nothing applied or announced yet
+        held = [i for _job, batch in c._held_batches for i in batch[0]]
+        assert not s.ai_done[held].any() and changes == []
+        c.end_stroke()
+        assert s.ai_done[held].all() and set(held) <= set(changes[0])   # one announcement for all of them
+    else:             # every batch came in one turn: the finished job applied the held ones first
+        assert max(flushed) >= 2
+        c.end_stroke()
+    wait_idle(qtbot, w)
+    assert s.prediction_complete and s.ai_done.all() and max(flushed) >= 2
