@@ -147,8 +147,10 @@ class SlicePreview:
     """One slice of a scan still being read, to show at once (progressive loading of a DICOM series).
 
     ``image`` is slice ``index`` of ``n_slices`` exactly as :attr:`Volume.voxels` will hold it (same values,
-    dtype and in-plane orientation); ``pixel_aspect`` is the display width / height of one pixel (column spacing /
-    row spacing). A preview is display only: the scan is not open until the whole :class:`Volume` is returned.
+    dtype and in-plane orientation; only voxels that hold no number, NaN or infinite float data, show as this
+    slice's lowest value where the volume will use the whole scan's); ``pixel_aspect`` is the display width /
+    height of one pixel (column spacing / row spacing). A preview is display only: the scan is not open until the
+    whole :class:`Volume` is returned.
     """
 
     name: str

@@ -98,10 +98,13 @@ def copy_volume(volume: Volume) -> Volume:
                                mask_present=_read_only(volume.mask_present), metadata=dict(volume.metadata))
 
 
-def open_scan_job(path: Path, mask_path: Optional[Path] = None, label: Optional[int] = None):
-    """Open a scan; a DICOM series yields a :class:`core.types.SlicePreview` of its middle slice first."""
+def open_scan_job(path: Path, mask_path: Optional[Path] = None, label: Optional[int] = None,
+                  series_uid: Optional[str] = None):
+    """Open a scan (``series_uid``: that series of a DICOM folder holding several); a DICOM series yields a
+    :class:`core.types.SlicePreview` of its middle slice first."""
     def run(*, progress, cancel, yielded):
-        return open_scan(path, mask_path, progress=progress, cancel=cancel, label=label, preview=yielded)
+        return open_scan(path, mask_path, progress=progress, cancel=cancel, label=label, preview=yielded,
+                         series_uid=series_uid)
 
     return run
 

@@ -86,14 +86,16 @@ def looks_like_dataset_root(folder: Path) -> bool:
 
 def open_scan(path: str | Path, mask_path: str | Path | None = None, *,
               progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
-              label: Optional[int] = None, preview: Optional[PreviewFn] = None) -> Volume:
+              label: Optional[int] = None, preview: Optional[PreviewFn] = None,
+              series_uid: Optional[str] = None) -> Volume:
     """Open one scan (see the module docstring for what ``path`` may be) -> :class:`~core.types.Volume`.
 
     ``voxels`` is ``(n_slices, rows, cols)`` with slice 0 the most superior slice, rows anterior -> posterior,
     columns patient right -> left. ``progress`` receives :class:`~core.types.Progress` per batch of slices;
     ``cancel`` is checked per batch (raises :class:`~core.errors.Cancelled`). ``label``: which label of a NIfTI
     label-map mask is the heart (default: the only one; several are refused naming them). ``preview``: for a DICOM
-    series, called with the middle slice as soon as it is decoded (:func:`core.io.dicom.read_dicom_series`).
+    series, called with the middle slice as soon as it is decoded (:func:`core.io.dicom.read_dicom_series`);
+    ``series_uid``: which series of a DICOM folder holding several.
     """
     path = as_path(path)
     mask_path = None if mask_path is None else as_path(mask_path)
@@ -119,10 +121,10 @@ def open_scan(path: str | Path, mask_path: str | Path | None = None, *,
     elif list_files(path, (".png",)):
         vol = read_png_folder(path, progress=progress, cancel=cancel)
     elif is_dicom_folder(path):
-        vol = read_dicom_series(path, progress=progress, cancel=cancel, preview=preview)
+        vol = read_dicom_series(path, progress=progress, cancel=cancel, preview=preview, series_uid=series_uid)
     elif _single_subfolder(path) is not None:  # Kaggle test patient: <pid>/<series folder>/*.dcm
         return open_scan(_single_subfolder(path), mask_path, progress=progress, cancel=cancel, label=label,
-                         preview=preview)
+                         preview=preview, series_uid=series_uid)
     elif looks_like_dataset_root(path):
         raise HeartsegError("this is a dataset folder holding many patients; open it as a dataset "
                             "(core.store.dataset.open_dataset / File > Open dataset) or pick one patient folder", path)

@@ -113,9 +113,14 @@ def is_dataset_root(path: Path) -> bool:
     """The one rule for "this folder holds several scans, open it as a dataset" (``heartseg predict``, the window's
     Open and drops): a Kaggle dataset root or a folder of Kaggle patients
     (:func:`core.io.looks_like_dataset_root`) or a NIfTI dataset (:func:`is_nifti_dataset`), and not itself one
-    Kaggle patient's folder."""
+    scan: not a Kaggle patient's folder, and not a DICOM series folder (whose slices often have no suffix, so a
+    NIfTI conversion saved beside them must not turn the series into a "folder of NIfTI files")."""
     path = Path(path)
-    return path.is_dir() and not is_kaggle_patient(path) and (looks_like_dataset_root(path) or is_nifti_dataset(path))
+    if not path.is_dir() or is_kaggle_patient(path):
+        return False
+    if looks_like_dataset_root(path):
+        return True
+    return is_nifti_dataset(path) and not is_dicom_folder(path)
 
 
 def _nifti_cases(images: Path, labels: Optional[Path], split: str, hidden: list[Path]) -> list[PatientEntry]:

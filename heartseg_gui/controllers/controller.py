@@ -17,7 +17,6 @@ from typing import Optional
 from PySide6.QtCore import QObject, Signal
 
 from core.errors import HeartsegError, LabelChoiceNeeded, SeriesChoiceNeeded
-from core.io.dicom import read_dicom_series
 from core.review.uncertainty import review_order
 from core.store.dataset import Dataset, open_dataset
 from core.store.layout import state_dir
@@ -97,12 +96,7 @@ class Controller(EditingIntents, ModelJobs, QObject):
         self._pending_origin = path
         self._pending_patient = None  # a scan on its own: the dataset closes once it has opened
         self._pending_mask = None if mask_path is None else Path(mask_path)
-        if series_uid is not None:
-            def job(*, progress, cancel, yielded):
-                return read_dicom_series(path, progress=progress, cancel=cancel, series_uid=series_uid,
-                                         preview=yielded)
-        else:
-            job = jobs.open_scan_job(path, self._pending_mask, label)
+        job = jobs.open_scan_job(path, self._pending_mask, label, series_uid)   # the mask too, series chosen or not
         return self._start(LOAD, "open scan", job, f"Opening {path.name}…", on_error=self._ask_choice)
 
     def _ask_choice(self, exc: BaseException) -> bool:
@@ -154,6 +148,9 @@ class Controller(EditingIntents, ModelJobs, QObject):
     def set_volume(self, volume: Volume, origin: Path | None = None,
                    save_target: Optional[SaveTarget] = None) -> None:
         """Show ``volume`` (main thread). Starts the prediction when a model is set."""
+        self._stroking = False   # a drag still open belonged to the scan being left (its editor goes with it)
+        self._stroke_plane = None
+        self._held_batches = []
         self._bump()
         self.cancel_job(PREDICT)
         self.session = ScanSession(volume, origin, save_target)

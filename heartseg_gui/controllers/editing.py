@@ -237,10 +237,14 @@ class EditingIntents:
 
     # --- history ----------------------------------------------------------------------------------------------
     def undo(self) -> None:
+        """Undo the last step; a drag still open is finished first (it is the step undone: a Ctrl+Z pressed
+        mid-drag left the drag open on an undone stroke, and the next mouse move raised)."""
+        self.end_stroke()
         if self.session is not None and self.session.editor.can_undo:
             self._after_history(self.session.editor.undo())
 
     def redo(self) -> None:
+        self.end_stroke()
         if self.session is not None and self.session.editor.can_redo:
             self._after_history(self.session.editor.redo())
 

@@ -497,3 +497,24 @@ def test_drop_a_folder_opens_it(qtbot, make_window, tmp_path):
     qtbot.waitUntil(lambda: w.controller.session is not None, timeout=WAIT_MS)
     assert w.controller.session.volume.name == "ts_pulm"
     assert w.recent_menu.actions() and w.recent_menu.actions()[0].text().endswith("ts_pulm")
+
+
+def test_undo_in_the_middle_of_a_drag_undoes_the_drag_and_the_next_move_is_harmless(qtbot, make_window):
+    """Ctrl+Z while the mouse button is still down: the drag so far is the step undone, and the mouse moves that
+    follow (until the release) paint nothing and raise nothing (they raised "stroke_to() called without
+    begin_stroke()")."""
+    w = make_window()
+    wait_idle(qtbot, w)
+    c = w.controller
+    editor = c.session.editor
+    before = editor.copy_mask()
+    c.begin_stroke(10.0, 10.0, False, 3.0)
+    c.continue_stroke(10.0, 30.0)
+    assert not np.array_equal(editor.mask, before)
+    c.undo()
+    np.testing.assert_array_equal(editor.mask, before)
+    c.continue_stroke(12.0, 40.0)   # the user is still dragging
+    c.end_stroke()
+    np.testing.assert_array_equal(editor.mask, before)
+    c.redo()
+    assert not np.array_equal(editor.mask, before)

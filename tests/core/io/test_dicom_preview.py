@@ -81,3 +81,17 @@ def test_several_series_say_which_ones_in_the_error(tmp_path, abdomen_dicom):
     assert "holds 2 DICOM series" in str(info.value) and "\n" not in str(info.value)
     chosen = read_dicom_series(built.path, series_uid=info.value.series[1][0])
     assert chosen.n_slices == info.value.series[1][2]
+
+
+def test_open_scan_takes_the_series_to_read(tmp_path, abdomen_dicom):
+    """The window reopens a folder of several series with the one picked through open_scan (so a mask given
+    with it is read too)."""
+    from core.errors import SeriesChoiceNeeded
+    from tests.corpus import by_name
+
+    built = by_name("dicom_two_series").build(tmp_path)
+    with pytest.raises(SeriesChoiceNeeded) as info:
+        open_scan(built.path)
+    for uid, _label, n in info.value.series:   # one has no SeriesInstanceUID in the anonymised source ("")
+        vol = open_scan(built.path, series_uid=uid)
+        assert vol.n_slices == n and vol.metadata.get("SeriesInstanceUID", "") == uid
