@@ -116,11 +116,6 @@ def _check_header(path: Path, ds) -> None:
                             f"{str(exc).splitlines()[0][:80] if str(exc) else 'bad value'})", path) from None
 
 
-def find_dicom_headers(folder: Path) -> list[tuple[Path, object]]:
-    """``(path, header dataset)`` for every DICOM file directly in ``folder`` (natural name order)."""
-    return [(p, ds) for p, ds, _ in _scan_headers(folder)]
-
-
 def _scan_headers(folder: Path) -> list[tuple[Path, object, Optional[int]]]:
     """``(path, header dataset, Pixel Data offset or None)`` for every DICOM file directly in ``folder``."""
     files = list_files(folder)

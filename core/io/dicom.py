@@ -40,7 +40,6 @@ from core.io._dicom_headers import (
     _SERIES_KEYS,
     _check_header,
     _scan_headers,
-    find_dicom_headers,
     is_dicom_folder,  # noqa: F401 - re-exported: callers import it from here
 )
 from core.io._dicom_pixels import _decode_all
@@ -91,13 +90,9 @@ def _check_decodable(ds, path: Path) -> None:
                             "installed (install pylibjpeg-libjpeg / pylibjpeg-openjpeg / gdcm)", path)
 
 
-def list_dicom_series(folder: Path) -> list[tuple[str, str, int]]:
-    """The DICOM series in ``folder``: ``(SeriesInstanceUID, "SeriesNumber SeriesDescription", file count)`` each,
-    in the order their first file is met ("" for a missing UID). Reads headers only."""
-    return _series_list(_series_groups(find_dicom_headers(folder)))
-
-
 def _series_list(groups: dict) -> list[tuple[str, str, int]]:
+    """``(SeriesInstanceUID, "SeriesNumber SeriesDescription", file count)`` of each series, in the order their
+    first file is met ("" for a missing UID)."""
     out = []
     for uid, members in groups.items():
         ds = members[0][1]
@@ -110,7 +105,7 @@ def read_dicom_series(folder: Path, *, progress: Optional[ProgressFn] = None,
                       cancel: Optional[CancelToken] = None, series_uid: Optional[str] = None,
                       workers: Optional[int] = None, preview: Optional[PreviewFn] = None) -> Volume:
     """Read the one DICOM series in ``folder`` (or, with ``series_uid``, that one of several; see
-    :func:`list_dicom_series`; several series and no ``series_uid``: :class:`~core.errors.SeriesChoiceNeeded`).
+    several series and no ``series_uid``: :class:`~core.errors.SeriesChoiceNeeded`, which lists them).
 
     Returns a :class:`Volume`: ``voxels`` ``(n_slices, rows, cols)`` int16 or float32 HU, slice 0 most superior;
     ``spacing`` ``(slice, row, col)`` mm; ``affine`` ``(col, row, slice) -> RAS`` mm; ``kind="dicom"``,

@@ -85,7 +85,7 @@ class Controller(EditingIntents, ModelJobs, QObject):
                   save_target: Optional[SaveTarget] = None, *, series_uid: Optional[str] = None,
                   label: Optional[int] = None) -> Job:
         """Read a scan in the background (Kaggle patient folder, PNG folder, DICOM series folder, NIfTI file);
-        ``series_uid``: which series of a DICOM folder holding several (:func:`core.io.dicom.list_dicom_series`);
+        ``series_uid``: which series of a DICOM folder holding several (:class:`core.errors.SeriesChoiceNeeded`);
         ``label``: which label of a label-map mask is the heart (a mask of several labels opened without one emits
         :attr:`labelNeeded` instead of an error; a folder of several series opened without ``series_uid`` emits
         :attr:`seriesNeeded`: the headers are read once, in the job, never on the window's thread)."""

@@ -69,15 +69,18 @@ def test_no_preview_without_a_callback_decodes_the_same(series):
 
 def test_several_series_say_which_ones_in_the_error(tmp_path, abdomen_dicom):
     """The window's series picker is fed by the open job's own header pass (never a second pass on the GUI
-    thread): the refusal carries what :func:`list_dicom_series` would list, and its one-line message is unchanged."""
+    thread): the refusal lists each series (UID, label, file count) in the order its first file is met, and its
+    one-line message is unchanged."""
     from core.errors import SeriesChoiceNeeded
-    from core.io.dicom import list_dicom_series
     from tests.corpus import by_name
 
     built = by_name("dicom_two_series").build(tmp_path)
+    files = sorted(built.path.iterdir())
+    uids = [str(pydicom.dcmread(f, stop_before_pixels=True).get("SeriesInstanceUID", "") or "") for f in files]
     with pytest.raises(SeriesChoiceNeeded) as info:
         open_scan(built.path)
-    assert info.value.series == list_dicom_series(built.path) and len(info.value.series) == 2
+    assert [(uid, n) for uid, _label, n in info.value.series] == [(u, uids.count(u)) for u in dict.fromkeys(uids)]
+    assert len(info.value.series) == 2
     assert "holds 2 DICOM series" in str(info.value) and "\n" not in str(info.value)
     chosen = read_dicom_series(built.path, series_uid=info.value.series[1][0])
     assert chosen.n_slices == info.value.series[1][2]
