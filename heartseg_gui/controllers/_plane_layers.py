@@ -98,14 +98,15 @@ class PlaneLayersMixin:
     def on_mask_changed(self, regions) -> None:
         """Repaint the working layer of each plane where ``regions`` (axial Regions, a list, or None) cut it."""
         s = self.c.session
-        self._track_working(regions)
+        items = None if regions is None else \
+            [r for r in (regions if isinstance(regions, (list, tuple)) else [regions]) if r is not None]
+        self._track_working(items)
         if not self.shown:
             return
-        if regions is None:
+        if items is None:
             for plane in REFORMATTED:
                 self.views[plane].set_layer_mask("working", self._mask_plane("working", s.editor.mask, plane))
             return
-        items = [r for r in (regions if isinstance(regions, (list, tuple)) else [regions]) if r is not None]
         if not items:
             return
         _, row, col = self.point
@@ -124,7 +125,7 @@ class PlaneLayersMixin:
                                                   max(b for _, b in spans))
 
     def _track_working(self, regions) -> None:
-        """Widen the working mask's boxes by every changed region (all slices measured again for None)."""
+        """Widen the working mask's boxes by every changed region (a list; None: all slices measured again)."""
         s = self.c.session
         bounds = self.bounds.get("working")
         if s is None or bounds is None:
@@ -132,6 +133,5 @@ class PlaneLayersMixin:
         if regions is None:
             bounds.recompute(s.editor.mask)
             return
-        for r in (regions if isinstance(regions, (list, tuple)) else [regions]):
-            if r is not None:
-                bounds.grow(r.slice_index, r.row0, r.row1, r.col0, r.col1)
+        for r in regions:
+            bounds.grow(r.slice_index, r.row0, r.row1, r.col0, r.col1)
